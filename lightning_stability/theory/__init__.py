@@ -1,0 +1,56 @@
+"""The functional core: pure tensor functions for every quantity of THEORY.md §1–§8.
+
+Nothing here knows about Lightning. All results are float64; weights default to uniform ``1/N``.
+"""
+
+from .certificate import (
+    CertificateGrid,
+    StabilityReport,
+    TheoremAFloor,
+    TheoremBFloor,
+    certify,
+    theorem_a_floor,
+    theorem_b_floor,
+)
+from .condition_a import condition_a_constant, condition_a_envelope
+from .condition_b import ConditionBResult, condition_b_constant, condition_b_envelope
+from .envelope import envelope_loss_bound
+from .loss import (
+    binary_margin_loss,
+    loss_bounds,
+    loss_floor,
+    multiclass_margin_loss,
+    multiclass_margin_loss_slope,
+)
+from .margins import accuracy, bad_mass, good_mass, margin_cdf, margins, per_sample_cross_entropy
+from .monitoring import flip_masses, instability_event, loss_rose
+
+__all__ = [
+    "CertificateGrid",
+    "ConditionBResult",
+    "StabilityReport",
+    "TheoremAFloor",
+    "TheoremBFloor",
+    "accuracy",
+    "bad_mass",
+    "binary_margin_loss",
+    "certify",
+    "condition_a_constant",
+    "condition_a_envelope",
+    "condition_b_constant",
+    "condition_b_envelope",
+    "envelope_loss_bound",
+    "flip_masses",
+    "good_mass",
+    "instability_event",
+    "loss_bounds",
+    "loss_floor",
+    "loss_rose",
+    "margin_cdf",
+    "margins",
+    "multiclass_margin_loss",
+    "multiclass_margin_loss_slope",
+    "per_sample_cross_entropy",
+    "theorem_a_floor",
+    "theorem_b_floor",
+]

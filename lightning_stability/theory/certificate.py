@@ -1,0 +1,383 @@
+"""Theorems A and B as floors, and the best certificate of an epoch (THEORY.md §5–§7)."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from .condition_a import condition_a_constants, condition_a_envelope
+from .condition_b import condition_b_constant, condition_b_envelope, condition_b_jumps
+from .envelope import DEFAULT_PARTITION_SIZE, envelope_loss_bound
+from .loss import loss_bounds, loss_floor
+from .margins import SortedMargins
+from .validation import check_finite_number, check_num_classes, check_positive, check_values
+
+__all__ = [
+    "CertificateGrid",
+    "TheoremAFloor",
+    "TheoremBFloor",
+    "StabilityReport",
+    "theorem_a_floor",
+    "theorem_b_floor",
+    "certify",
+]
+
+_LOG2 = math.log(2.0)
+
+
+@dataclass(frozen=True)
+class CertificateGrid:
+    """The documented parameter grids over which :func:`certify` searches (THEORY.md §7).
+
+    Attributes:
+        zetas: targets for ``ζ``; ``η0`` is the smallest margin with ``F(η0) ≥ ζ`` and ``ζ = F(η0)``.
+        tau_fractions: ``η = −min δ + τ`` with ``τ = fraction × s``, ``s = (median δ − min δ)``
+            (or the margin range, or 1, if that is zero); ``B_η = ∅`` by construction.
+        gammas: exponents ``γ`` of Condition A, with ``λ0 = D = η + η0``.
+        dilation: ``Λ`` of Condition B; ``m = ζ`` and the window ends at ``w = η0``.
+        width_fractions: resolutions ``h = fraction × (η0 − min δ)`` of Condition B.
+        cluster_mass_fractions: smallest cluster masses ``m_min = fraction × ζ``.
+        radius_ratio: ratio ``q`` of the radius grid of the Condition B bracket.
+        centre_spacing_fraction: centres of the Condition B bracket run over the grid ``(fraction × h)ℤ``
+            (a certified bracket costing ``O(R · span / (fraction × h))``, see
+            :func:`~lightning_stability.theory.condition_b_constant`); ``None`` uses exact breakpoints.
+        mass_etas: thresholds ``η`` at which good and bad masses are reported.
+        partition_size: pieces of the upper sum of ``Φ`` (THEORY.md §4).
+    """
+
+    zetas: tuple[float, ...] = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5)
+    tau_fractions: tuple[float, ...] = (1 / 1024, 1 / 256, 1 / 64, 1 / 16, 1 / 4)
+    gammas: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0, 8.0)
+    dilation: float = 2.0
+    width_fractions: tuple[float, ...] = (1 / 32, 1 / 8)
+    cluster_mass_fractions: tuple[float, ...] = (0.05,)
+    radius_ratio: float = 1.05
+    centre_spacing_fraction: float | None = 1 / 8
+    mass_etas: tuple[float, ...] = (0.0, 0.5, 1.0, 2.0, 4.0)
+    partition_size: int = DEFAULT_PARTITION_SIZE
+
+    def __post_init__(self) -> None:
+        for name in ("zetas", "tau_fractions", "gammas", "width_fractions", "cluster_mass_fractions", "mass_etas"):
+            value = getattr(self, name)
+            if not isinstance(value, tuple | list) or len(value) == 0:
+                raise ValueError(f"grid `{name}` must be a non-empty sequence of numbers, got {value!r}.")
+            object.__setattr__(self, name, tuple(check_finite_number(v, name) for v in value))
+        if any(not 0 < z <= 1 for z in self.zetas):
+            raise ValueError(f"grid `zetas` must lie in (0, 1], got {self.zetas}.")
+        if any(f <= 0 for f in self.tau_fractions + self.gammas + self.width_fractions):
+            raise ValueError("grids `tau_fractions`, `gammas` and `width_fractions` must be positive.")
+        if any(not 0 <= f <= 1 for f in self.cluster_mass_fractions):
+            raise ValueError(f"grid `cluster_mass_fractions` must lie in [0, 1], got {self.cluster_mass_fractions}.")
+        if not self.dilation > 1:
+            raise ValueError(f"grid `dilation` must be > 1, got {self.dilation}.")
+        if not 1 < self.radius_ratio < self.dilation:
+            raise ValueError(f"grid `radius_ratio` must lie in (1, dilation), got {self.radius_ratio}.")
+        if self.centre_spacing_fraction is not None and not 0 < self.centre_spacing_fraction <= 1:
+            raise ValueError(f"grid `centre_spacing_fraction` must be None or in (0, 1], got {self.centre_spacing_fraction}.")
+        if int(self.partition_size) < 1:
+            raise ValueError(f"grid `partition_size` must be a positive integer, got {self.partition_size}.")
+
+
+@dataclass(frozen=True)
+class TheoremAFloor:
+    """Theorem A: ``A(t) ≥ 1 − Φ(U_A)/log 2`` at every later epoch whose loss does not exceed today's."""
+
+    floor: float
+    eta: float
+    eta0: float
+    zeta: float
+    gamma: float
+    lam0: float
+    condition_a_constant: float
+    envelope_bound: float
+
+
+@dataclass(frozen=True)
+class TheoremBFloor:
+    """Theorem B: ``A(t) ≥ 1 − Φ(U_B)/log 2``, with ``U_B`` built on the certified ``κ_lo``."""
+
+    floor: float
+    eta: float
+    eta0: float
+    zeta: float
+    dilation: float
+    max_mass: float
+    min_cluster_mass: float
+    min_width: float
+    kappa_lower: float
+    kappa_upper: float
+    envelope_bound: float
+
+
+@dataclass(frozen=True)
+class StabilityReport:
+    """Everything THEORY.md §1–§7 says about one parameter vector's margins.
+
+    Attributes:
+        num_samples, num_classes: ``N`` and ``K``.
+        accuracy: ``A = μ(δ > 0)``.
+        loss: the exact loss if it was given, else ``None``.
+        loss_lower, loss_upper: the sandwich ``Σμ g(δ) ≤ L ≤ Σμ f_K(δ)`` (§2).
+        loss_floor: Theorem 0 floor ``1 − L/log 2`` from ``loss`` if given, else from ``loss_upper`` (§3).
+        margin_loss_floor: Theorem 0 floor from ``loss_upper``; every theorem floor is below it (§7).
+        margin_min: ``min δ``.
+        mass_etas, good_masses, bad_masses: ``μ(G_η)`` and ``μ(B_η)`` on the grid ``mass_etas``.
+        theorem_a, theorem_b: the best floors of Theorems A and B with their parameters.
+    """
+
+    num_samples: int
+    num_classes: int
+    accuracy: float
+    loss: float | None
+    loss_lower: float
+    loss_upper: float
+    loss_floor: float
+    margin_loss_floor: float
+    margin_min: float
+    mass_etas: tuple[float, ...]
+    good_masses: tuple[float, ...]
+    bad_masses: tuple[float, ...]
+    theorem_a: TheoremAFloor
+    theorem_b: TheoremBFloor
+
+    def to_dict(self) -> dict[str, float]:
+        """Flat ``name -> float`` view for loggers (``loss`` is omitted when unknown)."""
+        out: dict[str, float] = {
+            "num_samples": float(self.num_samples),
+            "accuracy": self.accuracy,
+            "loss_lower": self.loss_lower,
+            "loss_upper": self.loss_upper,
+            "loss_floor": self.loss_floor,
+            "margin_loss_floor": self.margin_loss_floor,
+            "margin_min": self.margin_min,
+        }
+        if self.loss is not None:
+            out["loss"] = self.loss
+        for eta, good, bad in zip(self.mass_etas, self.good_masses, self.bad_masses, strict=True):
+            out[f"good_mass/eta={eta:g}"] = good
+            out[f"bad_mass/eta={eta:g}"] = bad
+        for prefix, floor in (("theorem_a", self.theorem_a), ("theorem_b", self.theorem_b)):
+            for key, value in dataclasses.asdict(floor).items():
+                out[f"{prefix}/{key}"] = float(value)
+        return out
+
+
+def _check_window(eta: float, eta0: float, sorted_margins: SortedMargins) -> tuple[float, float, float]:
+    eta = check_finite_number(eta, "eta")
+    eta0 = check_finite_number(eta0, "eta0")
+    if not -eta < eta0:
+        raise ValueError(f"need −eta < eta0, got eta={eta}, eta0={eta0}.")
+    if sorted_margins.minimum < -eta:
+        raise ValueError(
+            f"the bad set B_eta is not empty: min margin {sorted_margins.minimum:.6g} < −eta = {-eta:.6g}; "
+            "choose eta >= −min(margins)."
+        )
+    zeta = float(sorted_margins.cdf(torch.tensor([eta0], dtype=torch.float64))[0])
+    return eta, eta0, zeta
+
+
+def _floor(bound: float) -> float:
+    return min(1.0, max(0.0, 1.0 - bound / _LOG2))
+
+
+def theorem_a_floor(
+    margins: Tensor,
+    num_classes: int,
+    eta: float,
+    eta0: float,
+    gamma: float,
+    lam0: float | None = None,
+    weights: Tensor | None = None,
+    partition_size: int = DEFAULT_PARTITION_SIZE,
+) -> TheoremAFloor:
+    r"""Theorem A floor ``1 − Φ(U_A)/log 2`` for given parameters (THEORY.md §5).
+
+    ``ζ = F(η0)``, ``C = C_A(η, γ, λ0)`` exact, ``U_A(λ) = min(ζ, C λ^γ)`` on ``(0, λ0]`` and ``ζ`` beyond,
+    ``Φ(U) = f_K(η0) + ∫_0^D U(λ) φ_K(λ − η) dλ`` as a rigorous upper sum; ``λ0`` defaults to ``D = η + η0``.
+    Requires ``B_η = ∅`` (``min δ ≥ −η``) and ``−η < η0``.
+    """
+    num_classes = check_num_classes(num_classes)
+    sorted_margins = SortedMargins(margins, weights)
+    eta, eta0, zeta = _check_window(eta, eta0, sorted_margins)
+    gamma = check_positive(gamma, "gamma")
+    lam0 = eta + eta0 if lam0 is None else check_positive(lam0, "lam0")
+    constant = float(condition_a_constants(sorted_margins, eta, torch.tensor([gamma]), lam0)[0])
+    envelope = condition_a_envelope(constant, gamma, lam0, zeta)
+    bound = envelope_loss_bound(envelope, eta, eta0, num_classes, partition_size, torch.tensor([lam0]))
+    return TheoremAFloor(_floor(bound), eta, eta0, zeta, gamma, lam0, constant, bound)
+
+
+def theorem_b_floor(
+    margins: Tensor,
+    num_classes: int,
+    eta: float,
+    eta0: float,
+    dilation: float = 2.0,
+    min_width: float | None = None,
+    min_cluster_mass: float | None = None,
+    weights: Tensor | None = None,
+    radius_ratio: float = 1.05,
+    centre_spacing: float | None = None,
+    partition_size: int = DEFAULT_PARTITION_SIZE,
+) -> TheoremBFloor:
+    r"""Theorem B floor ``1 − Φ(U_B)/log 2`` for given parameters (THEORY.md §6).
+
+    Condition B is bracketed on the margins with window ``w = η0``, cap ``m = ζ = F(η0)``, resolution ``h``
+    (default ``(η0 − min δ)/8``) and cluster mass ``m_min`` (default ``ζ/20``); the envelope of Lemma 3 uses
+    the certified ``κ_lo`` (a constant with which Condition B provably holds).
+    """
+    num_classes = check_num_classes(num_classes)
+    sorted_margins = SortedMargins(margins, weights)
+    eta, eta0, zeta = _check_window(eta, eta0, sorted_margins)
+    span = eta + eta0
+    if min_width is None:
+        min_width = (eta0 - sorted_margins.minimum) / 8 or span / 8
+    if min_cluster_mass is None:
+        min_cluster_mass = zeta / 20
+    bracket = condition_b_constant(
+        sorted_margins,
+        dilation,
+        max_mass=max(zeta, 1e-300),
+        min_width=min_width,
+        min_cluster_mass=min_cluster_mass,
+        window_end=eta0,
+        radius_ratio=radius_ratio,
+        centre_spacing=centre_spacing,
+    )
+    envelope = condition_b_envelope(bracket.lower, dilation, zeta, min_cluster_mass, min_width, span)
+    jumps = condition_b_jumps(dilation, min_width, span)
+    bound = envelope_loss_bound(envelope, eta, eta0, num_classes, partition_size, jumps)
+    return TheoremBFloor(
+        _floor(bound), eta, eta0, zeta, dilation, zeta, min_cluster_mass, min_width, bracket.lower, bracket.upper, bound
+    )
+
+
+def certify(
+    margins: Tensor,
+    num_classes: int,
+    weights: Tensor | None = None,
+    loss: float | None = None,
+    **grid_overrides: Any,
+) -> StabilityReport:
+    r"""Every certificate of THEORY.md §2–§7 for one parameter vector, with the best Theorem A/B floors.
+
+    * accuracy, loss sandwich ``Σμ g(δ) ≤ L ≤ Σμ f_K(δ)`` (§2), Theorem 0 floors ``1 − L/log 2`` (§3);
+    * good/bad masses on ``mass_etas``;
+    * Theorem A (§5) over ``η = −min δ + τ``, ``η0 = ζ``-quantiles, ``γ``, with ``λ0 = D``;
+    * Theorem B (§6) over the same ``(η, η0)`` and the resolution / cluster-mass grids, ``Λ = dilation``,
+      ``m = ζ``, window ``w = η0``.
+
+    The grids are those of :class:`CertificateGrid`; override any of them by keyword (e.g. ``gammas=(1.0,)``).
+    Every floor satisfies ``0 ≤ floor ≤ margin_loss_floor ≤ 1``.
+
+    Args:
+        margins: ``[N]`` margins ``δ``.
+        num_classes: ``K >= 2``.
+        weights: optional sample weights (normalised here).
+        loss: the exact weighted cross-entropy loss, if known; Theorem 0 then uses it.
+    """
+    unknown = set(grid_overrides) - {f.name for f in dataclasses.fields(CertificateGrid)}
+    if unknown:
+        valid = ", ".join(f.name for f in dataclasses.fields(CertificateGrid))
+        raise ValueError(f"unknown certify grid parameter(s) {sorted(unknown)}; valid ones are: {valid}.")
+    grid = CertificateGrid(**grid_overrides)
+    num_classes = check_num_classes(num_classes)
+    values = check_values(margins)
+    sorted_margins = SortedMargins(values, weights)
+
+    loss_lower, loss_upper = loss_bounds(values, num_classes, weights)
+    if loss is not None:
+        loss = check_finite_number(loss, "loss")
+        if loss < 0:
+            raise ValueError(f"`loss` must be >= 0 (a cross entropy), got {loss}.")
+    margin_loss_floor = loss_floor(loss_upper)
+    etas = torch.tensor(grid.mass_etas, dtype=torch.float64, device=sorted_margins.values.device)
+    good = 1.0 - sorted_margins.cdf(etas)
+    bad = sorted_margins.mass_below(-etas)
+    accuracy = float(1.0 - sorted_margins.cdf(etas.new_zeros(1))[0])
+
+    theorem_a, theorem_b = _best_floors(sorted_margins, num_classes, grid)
+    return StabilityReport(
+        num_samples=values.shape[0],
+        num_classes=num_classes,
+        accuracy=accuracy,
+        loss=loss,
+        loss_lower=loss_lower,
+        loss_upper=loss_upper,
+        loss_floor=loss_floor(loss) if loss is not None else margin_loss_floor,
+        margin_loss_floor=margin_loss_floor,
+        margin_min=sorted_margins.minimum,
+        mass_etas=grid.mass_etas,
+        good_masses=tuple(good.tolist()),
+        bad_masses=tuple(bad.tolist()),
+        theorem_a=theorem_a,
+        theorem_b=theorem_b,
+    )
+
+
+def _best_floors(
+    sorted_margins: SortedMargins, num_classes: int, grid: CertificateGrid
+) -> tuple[TheoremAFloor, TheoremBFloor]:
+    """Search the grids of §7; every candidate is a valid floor, the best of each theorem is returned."""
+    values = sorted_margins.values.cpu()
+    lowest = sorted_margins.minimum
+    median = sorted_margins.quantile_value(0.5)
+    scale = (median - lowest) or (float(values[-1]) - lowest) or 1.0
+    eta0s = sorted({sorted_margins.quantile_value(z) for z in grid.zetas})
+    eta0s = [e for e in eta0s if e > lowest] or [lowest + scale]
+    zetas = sorted_margins.cdf(torch.tensor(eta0s, dtype=torch.float64)).tolist()
+    gammas = torch.tensor(grid.gammas, dtype=torch.float64)
+
+    best_a: TheoremAFloor | None = None
+    best_b: TheoremBFloor | None = None
+    kappas: dict[tuple[float, float, float], tuple[float, float]] = {}
+    for tau in (f * scale for f in grid.tau_fractions):
+        eta = tau - lowest
+        for eta0, zeta in zip(eta0s, zetas, strict=True):
+            span = eta + eta0
+            constants = condition_a_constants(sorted_margins, eta, gammas, span)
+            for gamma, constant in zip(grid.gammas, constants.tolist(), strict=True):
+                envelope = condition_a_envelope(constant, gamma, span, zeta)
+                bound = envelope_loss_bound(envelope, eta, eta0, num_classes, grid.partition_size)
+                candidate = TheoremAFloor(_floor(bound), eta, eta0, zeta, gamma, span, constant, bound)
+                if best_a is None or candidate.floor > best_a.floor:
+                    best_a = candidate
+            for width_fraction in grid.width_fractions:
+                min_width = width_fraction * (eta0 - lowest)
+                for mass_fraction in grid.cluster_mass_fractions:
+                    min_cluster_mass = mass_fraction * zeta
+                    key = (eta0, min_width, min_cluster_mass)
+                    if key not in kappas:
+                        spacing = None
+                        if grid.centre_spacing_fraction is not None:
+                            spacing = grid.centre_spacing_fraction * min_width
+                        bracket = condition_b_constant(
+                            sorted_margins,
+                            grid.dilation,
+                            max_mass=zeta,
+                            min_width=min_width,
+                            min_cluster_mass=min_cluster_mass,
+                            window_end=eta0,
+                            radius_ratio=grid.radius_ratio,
+                            centre_spacing=spacing,
+                        )
+                        kappas[key] = (bracket.lower, bracket.upper)
+                    kappa_lower, kappa_upper = kappas[key]
+                    envelope = condition_b_envelope(
+                        kappa_lower, grid.dilation, zeta, min_cluster_mass, min_width, span
+                    )
+                    jumps = condition_b_jumps(grid.dilation, min_width, span)
+                    bound = envelope_loss_bound(envelope, eta, eta0, num_classes, grid.partition_size, jumps)
+                    candidate_b = TheoremBFloor(
+                        _floor(bound), eta, eta0, zeta, grid.dilation, zeta, min_cluster_mass, min_width,
+                        kappa_lower, kappa_upper, bound,
+                    )
+                    if best_b is None or candidate_b.floor > best_b.floor:
+                        best_b = candidate_b
+    assert best_a is not None and best_b is not None  # the grids are non-empty
+    return best_a, best_b

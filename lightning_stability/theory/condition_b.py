@@ -1,0 +1,282 @@
+"""Condition B: the certified bracket ``κ_lo ≤ κ_B ≤ κ_hi`` and the envelope ``U_B`` (THEORY.md §6)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor
+
+from .envelope import Envelope
+from .margins import SortedMargins
+from .validation import check_finite_number, check_positive
+
+__all__ = ["ConditionBResult", "condition_b_constant", "condition_b_envelope", "condition_b_jumps"]
+
+_OUTWARD = 1.0 - 1e-12
+"""``κ_lo`` is multiplied by this, so that float rounding of mass ratios can never lift it above ``κ_B``."""
+
+
+@dataclass(frozen=True)
+class ConditionBResult:
+    """Certified bracket of the Condition B constant ``κ_B`` (THEORY.md §6).
+
+    Attributes:
+        lower: ``κ_lo ≤ κ_B`` (``inf`` when no interval is admissible). Condition B is certified iff ``> 1``.
+        upper: ``κ_hi ≥ κ_B``, the smallest ``μ(ΛI)/μ(I)`` over admissible intervals with a grid radius.
+        witness: ``(centre, radius)`` of the admissible interval giving ``upper``, or ``None``.
+        witness_indices: positions (in the input) of the positive-weight values inside the witness interval.
+        num_radii: number of grid radii ``R + 1`` that were evaluated.
+    """
+
+    lower: float
+    upper: float
+    witness: tuple[float, float] | None
+    witness_indices: Tensor = field(repr=False)
+    dilation: float
+    max_mass: float
+    min_width: float
+    min_cluster_mass: float
+    window_end: float
+    radius_ratio: float
+    centre_spacing: float | None
+    num_radii: int
+
+    @property
+    def certified(self) -> bool:
+        """Whether Condition B is proven to hold with a constant ``> 1``."""
+        return self.lower > 1.0
+
+
+def _breakpoint_centres(values: Tensor, radius_num: float, radius_den: float, centre_max: float) -> Tensor:
+    """Every breakpoint ``v ± r`` of both masses in ``c`` (≤ ``centre_max``) and every midpoint between them."""
+    shifts = torch.tensor([-radius_num, -radius_den, radius_den, radius_num], dtype=values.dtype)
+    points = (values.unsqueeze(1) + shifts).reshape(-1)
+    if math.isfinite(centre_max):
+        points = torch.cat([points, points.new_tensor([centre_max])])
+    points = torch.unique(points[points <= centre_max])  # sorted
+    return torch.cat([points, (points[:-1] + points[1:]) / 2])
+
+
+def _min_ratio(
+    sorted_values: SortedMargins,
+    centres: Tensor,
+    radius_num: float,
+    radius_den: float,
+    max_mass: float,
+    min_mass: float,
+) -> tuple[float, float]:
+    """``min_c μ([c ± radius_num]) / μ([c ± radius_den])`` over centres meeting the mass constraints."""
+    numerator = sorted_values.interval_mass(centres - radius_num, centres + radius_num)
+    denominator = sorted_values.interval_mass(centres - radius_den, centres + radius_den)
+    feasible = (numerator <= max_mass) & (denominator >= min_mass) & (denominator > 0)
+    if not bool(feasible.any()):
+        return math.inf, math.nan
+    ratios = torch.where(feasible, numerator / denominator.clamp_min(1e-300), math.inf)
+    best = int(torch.argmin(ratios))
+    return float(ratios[best]), float(centres[best])
+
+
+def condition_b_constant(
+    values: Tensor | SortedMargins,
+    dilation: float,
+    max_mass: float,
+    min_width: float,
+    min_cluster_mass: float = 0.0,
+    window_end: float = math.inf,
+    weights: Tensor | None = None,
+    radius_ratio: float = 1.05,
+    centre_spacing: float | None = None,
+) -> ConditionBResult:
+    r"""Certified bracket ``κ_lo ≤ κ_B ≤ κ_hi`` of the Condition B constant (THEORY.md §6).
+
+    ``κ_B = inf μ(ΛI)/μ(I)`` over closed intervals ``I = [c − r, c + r]`` with ``r ≥ h/2``,
+    ``ΛI = [c − Λr, c + Λr] ⊂ (−∞, w]``, ``μ(I) ≥ m_min``, ``μ(I) > 0`` and ``μ(ΛI) ≤ m``.
+
+    On the radii ``r_i = (h/2) q^i``, ``i = 0..R``:
+
+    * ``κ_hi`` is the least ratio of an admissible interval of grid radius ``r_i``;
+    * ``κ_lo`` bounds every interval with ``r ∈ [r_i, r_{i+1}]`` by ``μ([c ± Λr_i]) / μ([c ± r_{i+1}])``,
+      minimised over every centre for which an admissible interval could exist; radii beyond ``r_R``
+      (chosen ``≥`` the window's span ``/ (Λ − 1)``, where ``ΛI`` holds the whole window mass ``M_w``) are
+      bounded by ``M_w / μ(δ ≤ w − (Λ−1) r_R)``.
+
+    Centres: with ``centre_spacing=None`` the ratio, piecewise constant in ``c``, is evaluated at every
+    breakpoint ``v_k ± r``, ``v_k ± Λr`` and every midpoint between consecutive ones — exact for each radius
+    pair, ``O(R · N_w log N_w)``. With ``centre_spacing=b`` the centres run over the grid ``bℤ``: every centre
+    ``c`` is within ``b/2`` of a grid point ``c'``, so ``κ_lo`` uses ``[c' ± (Λr_i − b/2)]`` over
+    ``[c' ± (r_{i+1} + b/2)]`` (still a certified lower bound) and ``κ_hi`` the grid intervals themselves;
+    the cost is ``O(R · (span/b) · log N)``, independent of ``N`` beyond the sort.
+
+    Args:
+        values: ``[N]`` values ``v_k`` (margins, or projections of inputs), or an already built
+            :class:`~lightning_stability.theory.margins.SortedMargins` (then ``weights`` is ignored).
+        dilation: ``Λ > 1``.
+        max_mass: mass cap ``m ∈ (0, 1]``.
+        min_width: resolution ``h > 0`` (intervals have radius ``≥ h/2``).
+        min_cluster_mass: ``m_min ∈ [0, m]``; lighter clusters are ignored.
+        window_end: ``w``; dilated intervals must lie in ``(−∞, w]``.
+        weights: optional sample weights.
+        radius_ratio: grid ratio ``q`` with ``1 < q < Λ``; the bracket closes as ``q → 1``.
+        centre_spacing: ``None`` (exact breakpoints) or a grid step ``b ∈ (0, h]``.
+    """
+    dilation = check_finite_number(dilation, "dilation")
+    if not dilation > 1:
+        raise ValueError(f"`dilation` Λ must be > 1 (ΛI must be strictly larger than I), got {dilation}.")
+    max_mass = check_positive(max_mass, "max_mass")
+    if max_mass > 1:
+        raise ValueError(f"`max_mass` m is a mass cap in (0, 1], got {max_mass}.")
+    min_width = check_positive(min_width, "min_width")
+    min_cluster_mass = check_positive(min_cluster_mass, "min_cluster_mass", strict=False)
+    if min_cluster_mass > max_mass:
+        raise ValueError(f"`min_cluster_mass` must lie in [0, max_mass={max_mass}], got {min_cluster_mass}.")
+    window_end = float(window_end)
+    if math.isnan(window_end) or window_end == -math.inf:
+        raise ValueError(f"`window_end` must be a real number or +inf, got {window_end}.")
+    radius_ratio = check_finite_number(radius_ratio, "radius_ratio")
+    if not 1 < radius_ratio < dilation:
+        raise ValueError(f"`radius_ratio` q must satisfy 1 < q < dilation={dilation}, got {radius_ratio}.")
+    if centre_spacing is not None:
+        centre_spacing = check_positive(centre_spacing, "centre_spacing")
+        if centre_spacing > min_width:
+            raise ValueError(
+                f"`centre_spacing` must be at most `min_width`={min_width} to give a useful bracket, "
+                f"got {centre_spacing}; pass None for exact breakpoint centres."
+            )
+
+    sorted_values = values if isinstance(values, SortedMargins) else SortedMargins(values, weights, name="values")
+    settings = dict(
+        dilation=dilation,
+        max_mass=max_mass,
+        min_width=min_width,
+        min_cluster_mass=min_cluster_mass,
+        window_end=window_end,
+        radius_ratio=radius_ratio,
+        centre_spacing=centre_spacing,
+    )
+    no_interval = ConditionBResult(
+        lower=math.inf, upper=math.inf, witness=None, witness_indices=torch.zeros(0, dtype=torch.long),
+        num_radii=0, **settings,
+    )
+    window_count = int(torch.searchsorted(sorted_values.values, torch.tensor([window_end]), right=True))
+    if window_count == 0:
+        return no_interval
+    window = sorted_values.values[:window_count]
+    lowest, highest = float(window[0]), float(window[-1])
+    window_mass = float(sorted_values.cumulative[window_count - 1])
+    smallest_radius = min_width / 2
+    # an admissible I holds a value ≥ lowest while c + Λr ≤ w, so (Λ − 1) r ≤ w − lowest
+    largest_radius = (window_end - lowest) / (dilation - 1)  # inf for an unbounded window
+    if smallest_radius > largest_radius:
+        return no_interval
+    span = highest - lowest
+    top_radius = min(max(smallest_radius, span / (dilation - 1), span / 2), largest_radius)
+    steps = max(1, math.ceil(math.log(top_radius / smallest_radius) / math.log(radius_ratio)))
+    radii = [smallest_radius * radius_ratio**i for i in range(steps + 1)]
+    while radii[-1] < top_radius:  # guard against rounding in the step count
+        radii.append(radii[-1] * radius_ratio)
+    smallest_cluster = max(min_cluster_mass, 1e-300)
+
+    lower, upper, witness = math.inf, math.inf, None
+    half_step = 0.0 if centre_spacing is None else centre_spacing / 2
+    for index, radius in enumerate(radii):
+        centre_max = window_end - dilation * radius
+        if centre_spacing is None:
+            exact_centres = _breakpoint_centres(window, dilation * radius, radius, centre_max)
+        else:
+            start = math.floor((lowest - dilation * radius) / centre_spacing) - 1
+            stop = math.ceil(min(centre_max, highest + dilation * radius) / centre_spacing) + 1
+            grid = torch.arange(start, stop + 1, dtype=torch.float64) * centre_spacing
+            exact_centres = grid[grid <= centre_max]
+        # κ_hi: admissible intervals of this grid radius
+        if exact_centres.numel():
+            ratio, centre = _min_ratio(
+                sorted_values, exact_centres, dilation * radius, radius, max_mass, smallest_cluster
+            )
+            if ratio < upper:
+                upper, witness = ratio, (centre, radius)
+        if index == len(radii) - 1:
+            break
+        # κ_lo: every radius in [r_i, r_{i+1}]
+        outer = radii[index + 1]
+        if centre_spacing is None:
+            relaxed_centres = _breakpoint_centres(window, dilation * radius, outer, centre_max)
+        else:
+            relaxed_centres = grid[grid <= centre_max + half_step]
+        if relaxed_centres.numel():
+            ratio, _ = _min_ratio(
+                sorted_values,
+                relaxed_centres,
+                max(dilation * radius - half_step, 0.0),
+                outer + half_step,
+                max_mass,
+                smallest_cluster,
+            )
+            lower = min(lower, ratio)
+    # radii beyond r_R: none is admissible past r_max; otherwise r_R ≥ span/(Λ−1), so ΛI holds the whole
+    # window mass M_w and I ends left of w − (Λ−1) r_R
+    if radii[-1] < largest_radius and window_mass <= max_mass:
+        reachable = float(sorted_values.cdf(torch.tensor([window_end - (dilation - 1) * radii[-1]]))[0])
+        if reachable >= smallest_cluster:
+            lower = min(lower, window_mass / reachable)
+    if math.isfinite(lower):
+        lower = max(1.0, lower * _OUTWARD)
+    if witness is None:
+        indices = torch.zeros(0, dtype=torch.long)
+    else:
+        centre, radius = witness
+        inside = (sorted_values.values >= centre - radius) & (sorted_values.values <= centre + radius)
+        indices = torch.sort(sorted_values.indices[inside]).values.cpu()
+    lower = min(lower, upper)
+    return ConditionBResult(
+        lower=lower, upper=upper, witness=witness, witness_indices=indices, num_radii=len(radii), **settings
+    )
+
+
+def condition_b_jumps(dilation: float, min_width: float, span: float) -> Tensor:
+    """Points ``D Λ^{−j}`` in ``(h/2, D)`` where the envelope ``U_B`` jumps (partition breakpoints)."""
+    points = []
+    point = span / dilation
+    while point > min_width / 2:
+        points.append(point)
+        point /= dilation
+    return torch.tensor(points, dtype=torch.float64)
+
+
+def condition_b_envelope(
+    kappa: float, dilation: float, zeta: float, min_cluster_mass: float, min_width: float, span: float
+) -> Envelope:
+    r"""Lemma 3 envelope ``U_B(λ) = min(ζ, max(m_min, ζ κ^{−J(λ)}))`` (THEORY.md §6).
+
+    ``J(λ) = floor(log_Λ(D / max(λ, h/2)))`` (0 when negative) is computed so that
+    ``Λ^J max(λ, h/2) ≤ D`` holds exactly in floating point: rounding never lowers the envelope.
+
+    Args:
+        kappa: a Condition B constant ``κ ≥ 1`` (use the certified ``κ_lo``).
+        dilation: ``Λ > 1``.
+        zeta: ``ζ = F(η0)``.
+        min_cluster_mass: ``m_min``.
+        min_width: ``h``.
+        span: ``D = η + η0``.
+    """
+    kappa = float(kappa)
+    if math.isnan(kappa) or kappa < 1:
+        raise ValueError(f"`kappa` must be a Condition B constant >= 1 (or inf), got {kappa}.")
+    dilation = check_finite_number(dilation, "dilation")
+    if not dilation > 1:
+        raise ValueError(f"`dilation` Λ must be > 1, got {dilation}.")
+    zeta = check_positive(zeta, "zeta", strict=False)
+    min_cluster_mass = check_positive(min_cluster_mass, "min_cluster_mass", strict=False)
+    min_width = check_positive(min_width, "min_width")
+    span = check_positive(span, "span")
+
+    def envelope(lam: Tensor) -> Tensor:
+        base = lam.to(torch.float64).clamp_min(min_width / 2)
+        steps = torch.floor(torch.log(span / base) / math.log(dilation)).clamp_min(0.0)
+        too_far = (dilation**steps) * base > span
+        steps = torch.where(too_far, steps - 1, steps).clamp_min(0.0)
+        decay = zeta * torch.pow(torch.tensor(kappa, dtype=torch.float64), -steps)
+        return decay.clamp_min(min_cluster_mass).clamp_max(zeta)
+
+    return envelope

@@ -1,0 +1,91 @@
+"""Lemma 2: the loss bound ``Φ(U)`` of a margin envelope, as a rigorous upper sum (THEORY.md §4)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+
+from .loss import multiclass_margin_loss, multiclass_margin_loss_slope
+from .validation import check_finite_number, check_num_classes
+
+__all__ = ["Envelope", "envelope_loss_bound", "upper_sums", "DEFAULT_PARTITION_SIZE"]
+
+Envelope = Callable[[Tensor], Tensor]
+"""A nondecreasing ``U : [0, D] → [0, ζ]`` evaluated elementwise on a float64 tensor of ``λ``."""
+
+DEFAULT_PARTITION_SIZE = 4096
+"""Pieces of the uniform partition of ``[0, D]``; the upper sum is then within ~1e-4 relative of ``Φ``."""
+
+
+def upper_sums(
+    envelope_right: Tensor, partition: Tensor, eta: Tensor, eta0: Tensor, num_classes: int
+) -> Tensor:
+    r"""Batched ``f_K(η0) + Σ_i U(a_{i+1}) φ_K(a_i − η)(a_{i+1} − a_i)`` (THEORY.md §4).
+
+    Args:
+        envelope_right: ``[B, M]`` values ``U(a_{i+1})`` at the right end of every piece.
+        partition: ``[B, M + 1]`` increasing points ``0 = a_0 < … < a_M = D``.
+        eta, eta0: ``[B]`` thresholds.
+        num_classes: ``K``.
+
+    Returns:
+        ``[B]`` upper bounds of ``Φ(U)``: ``U`` is nondecreasing and ``φ_K(· − η)`` decreasing, so every piece
+        of the integral is at most its term.
+    """
+    left = partition[:, :-1]
+    widths = partition[:, 1:] - left
+    slope = multiclass_margin_loss_slope(left - eta.unsqueeze(1), num_classes)
+    integral = (envelope_right * slope * widths).sum(dim=1)
+    return multiclass_margin_loss(eta0, num_classes) + integral
+
+
+def envelope_loss_bound(
+    envelope: Envelope,
+    eta: float,
+    eta0: float,
+    num_classes: int,
+    partition_size: int = DEFAULT_PARTITION_SIZE,
+    breakpoints: Tensor | None = None,
+) -> float:
+    r"""Lemma 2: ``L ≤ Φ(U) = f_K(η0) + ∫_0^D U(λ) φ_K(λ − η) dλ`` with ``D = η + η0`` (THEORY.md §4).
+
+    Valid for every nondecreasing envelope ``U : [0, D] → [0, ζ]`` with ``F(−η + λ) ≤ U(λ)``, when
+    ``B_η = ∅`` and ``ζ = F(η0)``. The integral is computed as an upper sum on a uniform partition of
+    ``partition_size`` pieces, refined by ``breakpoints`` (e.g. the jumps of a step envelope), so the result is
+    never below ``Φ(U)`` and every floor built on it stays a true floor.
+
+    Args:
+        envelope: the envelope ``U``, evaluated on a float64 tensor of ``λ`` values.
+        eta: bad threshold ``η`` (all margins ``>= −η``).
+        eta0: good threshold ``η0`` with ``−η < η0``.
+        num_classes: ``K >= 2``.
+        partition_size: number of uniform pieces ``M``.
+        breakpoints: optional extra partition points in ``(0, D)``.
+    """
+    num_classes = check_num_classes(num_classes)
+    eta = check_finite_number(eta, "eta")
+    eta0 = check_finite_number(eta0, "eta0")
+    span = eta + eta0
+    if not span > 0:
+        raise ValueError(f"need −eta < eta0 (a positive window D = eta + eta0), got eta={eta}, eta0={eta0}.")
+    if int(partition_size) < 1:
+        raise ValueError(f"`partition_size` must be a positive integer, got {partition_size}.")
+    partition = torch.linspace(0.0, span, int(partition_size) + 1, dtype=torch.float64)
+    partition[-1] = span
+    if breakpoints is not None:
+        extra = breakpoints.to(torch.float64).reshape(-1)
+        extra = extra[(extra > 0) & (extra < span)]
+        partition = torch.unique(torch.cat([partition, extra]))  # sorted
+    values = envelope(partition[1:]).to(torch.float64)
+    if values.shape != partition[1:].shape:
+        raise ValueError("`envelope` must map a 1-D tensor of λ values to a tensor of the same shape.")
+    bound = upper_sums(
+        values.unsqueeze(0),
+        partition.unsqueeze(0),
+        torch.tensor([eta], dtype=torch.float64),
+        torch.tensor([eta0], dtype=torch.float64),
+        num_classes,
+    )
+    return float(bound[0])
