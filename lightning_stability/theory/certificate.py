@@ -12,19 +12,19 @@ from torch import Tensor
 
 from .condition_a import condition_a_constants, condition_a_envelope
 from .condition_b import condition_b_constant, condition_b_envelope, condition_b_jumps
-from .envelope import DEFAULT_PARTITION_SIZE, envelope_loss_bound
+from .envelope import DEFAULT_PARTITION_SIZE, envelope_loss_bound, envelope_loss_bounds
 from .loss import loss_bounds, loss_floor
 from .margins import SortedMargins
-from .validation import check_finite_number, check_num_classes, check_positive, check_values
+from .validation import check_finite_number, check_num_classes, check_positive, check_values, float64
 
 __all__ = [
     "CertificateGrid",
+    "StabilityReport",
     "TheoremAFloor",
     "TheoremBFloor",
-    "StabilityReport",
+    "certify",
     "theorem_a_floor",
     "theorem_b_floor",
-    "certify",
 ]
 
 _LOG2 = math.log(2.0)
@@ -78,7 +78,9 @@ class CertificateGrid:
         if not 1 < self.radius_ratio < self.dilation:
             raise ValueError(f"grid `radius_ratio` must lie in (1, dilation), got {self.radius_ratio}.")
         if self.centre_spacing_fraction is not None and not 0 < self.centre_spacing_fraction <= 1:
-            raise ValueError(f"grid `centre_spacing_fraction` must be None or in (0, 1], got {self.centre_spacing_fraction}.")
+            raise ValueError(
+                f"grid `centre_spacing_fraction` must be None or in (0, 1], got {self.centre_spacing_fraction}."
+            )
         if int(self.partition_size) < 1:
             raise ValueError(f"grid `partition_size` must be a positive integer, got {self.partition_size}.")
 
@@ -177,7 +179,7 @@ def _check_window(eta: float, eta0: float, sorted_margins: SortedMargins) -> tup
             f"the bad set B_eta is not empty: min margin {sorted_margins.minimum:.6g} < −eta = {-eta:.6g}; "
             "choose eta >= −min(margins)."
         )
-    zeta = float(sorted_margins.cdf(torch.tensor([eta0], dtype=torch.float64))[0])
+    zeta = float(sorted_margins.cdf(float64(eta0))[0])
     return eta, eta0, zeta
 
 
@@ -206,9 +208,9 @@ def theorem_a_floor(
     eta, eta0, zeta = _check_window(eta, eta0, sorted_margins)
     gamma = check_positive(gamma, "gamma")
     lam0 = eta + eta0 if lam0 is None else check_positive(lam0, "lam0")
-    constant = float(condition_a_constants(sorted_margins, eta, torch.tensor([gamma]), lam0)[0])
+    constant = float(condition_a_constants(sorted_margins, eta, float64(gamma), float64(lam0))[0, 0])
     envelope = condition_a_envelope(constant, gamma, lam0, zeta)
-    bound = envelope_loss_bound(envelope, eta, eta0, num_classes, partition_size, torch.tensor([lam0]))
+    bound = envelope_loss_bound(envelope, eta, eta0, num_classes, partition_size, float64(lam0))
     return TheoremAFloor(_floor(bound), eta, eta0, zeta, gamma, lam0, constant, bound)
 
 
@@ -333,20 +335,21 @@ def _best_floors(
     zetas = sorted_margins.cdf(torch.tensor(eta0s, dtype=torch.float64)).tolist()
     gammas = torch.tensor(grid.gammas, dtype=torch.float64)
 
-    best_a: TheoremAFloor | None = None
-    best_b: TheoremBFloor | None = None
+    a_candidates: list[dict[str, Any]] = []
+    a_envelopes = []
+    b_candidates: list[dict[str, Any]] = []
+    b_envelopes, b_jumps = [], []
     kappas: dict[tuple[float, float, float], tuple[float, float]] = {}
     for tau in (f * scale for f in grid.tau_fractions):
         eta = tau - lowest
-        for eta0, zeta in zip(eta0s, zetas, strict=True):
-            span = eta + eta0
-            constants = condition_a_constants(sorted_margins, eta, gammas, span)
-            for gamma, constant in zip(grid.gammas, constants.tolist(), strict=True):
-                envelope = condition_a_envelope(constant, gamma, span, zeta)
-                bound = envelope_loss_bound(envelope, eta, eta0, num_classes, grid.partition_size)
-                candidate = TheoremAFloor(_floor(bound), eta, eta0, zeta, gamma, span, constant, bound)
-                if best_a is None or candidate.floor > best_a.floor:
-                    best_a = candidate
+        spans = [eta + eta0 for eta0 in eta0s]
+        constants_by_window = condition_a_constants(sorted_margins, eta, gammas, float64(spans)).tolist()
+        for eta0, zeta, span, constants in zip(eta0s, zetas, spans, constants_by_window, strict=True):
+            for gamma, constant in zip(grid.gammas, constants, strict=True):
+                a_envelopes.append(condition_a_envelope(constant, gamma, span, zeta))
+                a_candidates.append(
+                    dict(eta=eta, eta0=eta0, zeta=zeta, gamma=gamma, lam0=span, condition_a_constant=constant)
+                )
             for width_fraction in grid.width_fractions:
                 min_width = width_fraction * (eta0 - lowest)
                 for mass_fraction in grid.cluster_mass_fractions:
@@ -368,16 +371,35 @@ def _best_floors(
                         )
                         kappas[key] = (bracket.lower, bracket.upper)
                     kappa_lower, kappa_upper = kappas[key]
-                    envelope = condition_b_envelope(
-                        kappa_lower, grid.dilation, zeta, min_cluster_mass, min_width, span
+                    b_envelopes.append(
+                        condition_b_envelope(kappa_lower, grid.dilation, zeta, min_cluster_mass, min_width, span)
                     )
-                    jumps = condition_b_jumps(grid.dilation, min_width, span)
-                    bound = envelope_loss_bound(envelope, eta, eta0, num_classes, grid.partition_size, jumps)
-                    candidate_b = TheoremBFloor(
-                        _floor(bound), eta, eta0, zeta, grid.dilation, zeta, min_cluster_mass, min_width,
-                        kappa_lower, kappa_upper, bound,
+                    b_jumps.append(condition_b_jumps(grid.dilation, min_width, span))
+                    b_candidates.append(
+                        dict(
+                            eta=eta,
+                            eta0=eta0,
+                            zeta=zeta,
+                            dilation=grid.dilation,
+                            max_mass=zeta,
+                            min_cluster_mass=min_cluster_mass,
+                            min_width=min_width,
+                            kappa_lower=kappa_lower,
+                            kappa_upper=kappa_upper,
+                        )
                     )
-                    if best_b is None or candidate_b.floor > best_b.floor:
-                        best_b = candidate_b
+    size = int(grid.partition_size)
+    a_bounds = envelope_loss_bounds(
+        a_envelopes, [c["eta"] for c in a_candidates], [c["eta0"] for c in a_candidates], num_classes, size
+    )
+    b_bounds = envelope_loss_bounds(
+        b_envelopes, [c["eta"] for c in b_candidates], [c["eta0"] for c in b_candidates], num_classes, size, b_jumps
+    )
+    best = int(torch.argmin(a_bounds))  # the least bound is the highest floor
+    bound = float(a_bounds[best])
+    best_a = TheoremAFloor(floor=_floor(bound), envelope_bound=bound, **a_candidates[best])
+    best = int(torch.argmin(b_bounds))
+    bound = float(b_bounds[best])
+    best_b = TheoremBFloor(floor=_floor(bound), envelope_bound=bound, **b_candidates[best])
     assert best_a is not None and best_b is not None  # the grids are non-empty
     return best_a, best_b

@@ -9,28 +9,35 @@ from torch import Tensor
 
 from .envelope import Envelope
 from .margins import SortedMargins
-from .validation import check_finite_number, check_positive
+from .validation import check_finite_number, check_positive, float64
 
 __all__ = ["condition_a_constant", "condition_a_constants", "condition_a_envelope"]
 
 
-def condition_a_constants(sorted_margins: SortedMargins, eta: float, gammas: Tensor, lam0: float) -> Tensor:
-    r"""Exact ``C_A`` for several exponents at once, on pre-sorted margins (see :func:`condition_a_constant`).
+def condition_a_constants(sorted_margins: SortedMargins, eta: float, gammas: Tensor, lam0s: Tensor) -> Tensor:
+    r"""Exact ``C_A`` for several exponents and ranges at once, on pre-sorted margins.
 
-    Returns a float64 tensor shaped like ``gammas``.
+    One pass: the ratios ``F(−η + λ_k)/λ_k^γ`` of the sorted ``λ_k`` are computed up to the largest range,
+    and a running maximum gives every ``λ0`` (see :func:`condition_a_constant`).
+
+    Returns a float64 tensor of shape ``[len(lam0s), len(gammas)]``.
     """
-    gammas = gammas.to(torch.float64)
+    gammas = gammas.to(torch.float64).reshape(-1)
+    lam0s = lam0s.to(torch.float64).reshape(-1)
     shifted = sorted_margins.values + eta  # λ_k = δ_k + η, ascending
     if float(shifted[0]) <= 0.0:
-        return torch.full_like(gammas, math.inf)
-    inside = int(torch.searchsorted(shifted, torch.tensor([lam0], dtype=torch.float64), right=True))
-    if inside == 0:
-        return torch.zeros_like(gammas)
-    lam = shifted[:inside]
+        return torch.full((lam0s.shape[0], gammas.shape[0]), math.inf, dtype=torch.float64)
+    inside = torch.searchsorted(shifted, lam0s, right=True)  # how many λ_k ≤ λ0
+    count = int(inside.max())
+    if count == 0:
+        return torch.zeros((lam0s.shape[0], gammas.shape[0]), dtype=torch.float64)
+    lam = shifted[:count]
     # F(−η + λ_k) counts every sample with λ ≤ λ_k, ties included (weight after the last tied value)
-    mass = sorted_margins.cdf(sorted_margins.values[:inside])
-    ratios = mass.unsqueeze(0) / lam.unsqueeze(0).pow(gammas.reshape(-1, 1))
-    return ratios.amax(dim=1).reshape(gammas.shape)
+    mass = sorted_margins.cdf_at_values()[:count]
+    ratios = mass.unsqueeze(0) / lam.unsqueeze(0).pow(gammas.unsqueeze(1))
+    running = torch.cummax(ratios, dim=1).values
+    running = torch.cat([running.new_zeros(gammas.shape[0], 1), running], dim=1)  # 0 when no λ_k ≤ λ0
+    return running[:, inside].T.contiguous()
 
 
 def condition_a_constant(
@@ -59,7 +66,7 @@ def condition_a_constant(
     gamma = check_positive(gamma, "gamma")
     lam0 = check_positive(lam0, "lam0")
     sorted_margins = SortedMargins(margins, weights)
-    return float(condition_a_constants(sorted_margins, eta, torch.tensor([gamma]), lam0)[0])
+    return float(condition_a_constants(sorted_margins, eta, float64(gamma), float64(lam0))[0, 0])
 
 
 def condition_a_envelope(constant: float, gamma: float, lam0: float, zeta: float) -> Envelope:

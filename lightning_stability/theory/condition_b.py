@@ -10,7 +10,7 @@ from torch import Tensor
 
 from .envelope import Envelope
 from .margins import SortedMargins
-from .validation import check_finite_number, check_positive
+from .validation import check_finite_number, check_positive, float64
 
 __all__ = ["ConditionBResult", "condition_b_constant", "condition_b_envelope", "condition_b_jumps"]
 
@@ -59,23 +59,32 @@ def _breakpoint_centres(values: Tensor, radius_num: float, radius_den: float, ce
     return torch.cat([points, (points[:-1] + points[1:]) / 2])
 
 
-def _min_ratio(
+def _min_ratios(
     sorted_values: SortedMargins,
     centres: Tensor,
-    radius_num: float,
-    radius_den: float,
+    radius_num: Tensor,
+    radius_den: Tensor,
+    centre_max: Tensor,
     max_mass: float,
     min_mass: float,
-) -> tuple[float, float]:
-    """``min_c μ([c ± radius_num]) / μ([c ± radius_den])`` over centres meeting the mass constraints."""
-    numerator = sorted_values.interval_mass(centres - radius_num, centres + radius_num)
-    denominator = sorted_values.interval_mass(centres - radius_den, centres + radius_den)
-    feasible = (numerator <= max_mass) & (denominator >= min_mass) & (denominator > 0)
-    if not bool(feasible.any()):
-        return math.inf, math.nan
+) -> tuple[Tensor, Tensor]:
+    """Row-wise ``min_c μ([c ± radius_num]) / μ([c ± radius_den])`` over the feasible centres of each row.
+
+    ``centres`` is ``[R, G]`` (or ``[G]``, shared by all rows); ``radius_num``, ``radius_den`` and
+    ``centre_max`` are ``[R]``. Feasible: ``c ≤ centre_max``, numerator mass ``≤ max_mass``, denominator mass
+    ``≥ min_mass`` and ``> 0``. Returns the least ratio (``inf`` if none is feasible) and its centre per row.
+    """
+    centres = centres.expand(radius_num.shape[0], -1)
+    num = radius_num.unsqueeze(1)
+    den = radius_den.unsqueeze(1)
+    numerator = sorted_values.interval_mass(centres - num, centres + num)
+    denominator = sorted_values.interval_mass(centres - den, centres + den)
+    feasible = (
+        (centres <= centre_max.unsqueeze(1)) & (numerator <= max_mass) & (denominator >= min_mass) & (denominator > 0)
+    )
     ratios = torch.where(feasible, numerator / denominator.clamp_min(1e-300), math.inf)
-    best = int(torch.argmin(ratios))
-    return float(ratios[best]), float(centres[best])
+    best = torch.argmin(ratios, dim=1, keepdim=True)
+    return ratios.gather(1, best).squeeze(1), centres.gather(1, best).squeeze(1)
 
 
 def condition_b_constant(
@@ -156,10 +165,14 @@ def condition_b_constant(
         centre_spacing=centre_spacing,
     )
     no_interval = ConditionBResult(
-        lower=math.inf, upper=math.inf, witness=None, witness_indices=torch.zeros(0, dtype=torch.long),
-        num_radii=0, **settings,
+        lower=math.inf,
+        upper=math.inf,
+        witness=None,
+        witness_indices=torch.zeros(0, dtype=torch.long),
+        num_radii=0,
+        **settings,
     )
-    window_count = int(torch.searchsorted(sorted_values.values, torch.tensor([window_end]), right=True))
+    window_count = int(torch.searchsorted(sorted_values.values, float64(window_end), right=True))
     if window_count == 0:
         return no_interval
     window = sorted_values.values[:window_count]
@@ -178,46 +191,67 @@ def condition_b_constant(
         radii.append(radii[-1] * radius_ratio)
     smallest_cluster = max(min_cluster_mass, 1e-300)
 
-    lower, upper, witness = math.inf, math.inf, None
-    half_step = 0.0 if centre_spacing is None else centre_spacing / 2
-    for index, radius in enumerate(radii):
-        centre_max = window_end - dilation * radius
-        if centre_spacing is None:
-            exact_centres = _breakpoint_centres(window, dilation * radius, radius, centre_max)
-        else:
-            start = math.floor((lowest - dilation * radius) / centre_spacing) - 1
-            stop = math.ceil(min(centre_max, highest + dilation * radius) / centre_spacing) + 1
-            grid = torch.arange(start, stop + 1, dtype=torch.float64) * centre_spacing
-            exact_centres = grid[grid <= centre_max]
-        # κ_hi: admissible intervals of this grid radius
-        if exact_centres.numel():
-            ratio, centre = _min_ratio(
-                sorted_values, exact_centres, dilation * radius, radius, max_mass, smallest_cluster
-            )
-            if ratio < upper:
-                upper, witness = ratio, (centre, radius)
-        if index == len(radii) - 1:
-            break
-        # κ_lo: every radius in [r_i, r_{i+1}]
-        outer = radii[index + 1]
-        if centre_spacing is None:
-            relaxed_centres = _breakpoint_centres(window, dilation * radius, outer, centre_max)
-        else:
-            relaxed_centres = grid[grid <= centre_max + half_step]
-        if relaxed_centres.numel():
-            ratio, _ = _min_ratio(
+    grid_radii = torch.tensor(radii, dtype=torch.float64)
+    inner, outer = grid_radii[:-1], grid_radii[1:]
+    centre_max = window_end - dilation * grid_radii
+    if centre_spacing is None:
+        # exact for each radius pair: one row per radius, centres at every breakpoint and midpoint
+        upper_rows, witness_rows, lower_rows = [], [], []
+        for index, radius in enumerate(radii):
+            centres = _breakpoint_centres(window, dilation * radius, radius, float(centre_max[index]))
+            ratio, centre = _min_ratios(
                 sorted_values,
-                relaxed_centres,
-                max(dilation * radius - half_step, 0.0),
-                outer + half_step,
+                centres,
+                grid_radii[index : index + 1] * dilation,
+                grid_radii[index : index + 1],
+                centre_max[index : index + 1],
                 max_mass,
                 smallest_cluster,
             )
-            lower = min(lower, ratio)
+            upper_rows.append(ratio)
+            witness_rows.append(centre)
+            if index + 1 < len(radii):
+                centres = _breakpoint_centres(window, dilation * radius, radii[index + 1], float(centre_max[index]))
+                ratio, _ = _min_ratios(
+                    sorted_values,
+                    centres,
+                    inner[index : index + 1] * dilation,
+                    outer[index : index + 1],
+                    centre_max[index : index + 1],
+                    max_mass,
+                    smallest_cluster,
+                )
+                lower_rows.append(ratio)
+        upper_ratios, witness_centres = torch.cat(upper_rows), torch.cat(witness_rows)
+        lower_ratios = torch.cat(lower_rows)
+    else:
+        # centres on the grid bℤ; a centre c is within b/2 of a grid centre c', hence the shrunk/grown radii
+        half_step = centre_spacing / 2
+        start = math.floor((lowest - dilation * radii[-1]) / centre_spacing) - 1
+        stop = math.ceil(min(window_end, highest + dilation * radii[-1]) / centre_spacing) + 1
+        grid = torch.arange(start, stop + 1, dtype=torch.float64) * centre_spacing
+        upper_ratios, witness_centres = _min_ratios(
+            sorted_values, grid, dilation * grid_radii, grid_radii, centre_max, max_mass, smallest_cluster
+        )
+        lower_ratios, _ = _min_ratios(
+            sorted_values,
+            grid,
+            (dilation * inner - half_step).clamp_min(0.0),
+            outer + half_step,
+            centre_max[:-1] + half_step,
+            max_mass,
+            smallest_cluster,
+        )
+    best = int(torch.argmin(upper_ratios))
+    upper = float(upper_ratios[best])
+    witness = (float(witness_centres[best]), radii[best]) if math.isfinite(upper) else None
+    lower = float(lower_ratios.min())
     # radii beyond r_R: none is admissible past r_max; otherwise r_R ≥ span/(Λ−1), so ΛI holds the whole
     # window mass M_w and I ends left of w − (Λ−1) r_R
     if radii[-1] < largest_radius and window_mass <= max_mass:
-        reachable = float(sorted_values.cdf(torch.tensor([window_end - (dilation - 1) * radii[-1]]))[0])
+        reachable = float(
+            sorted_values.cdf(torch.tensor([window_end - (dilation - 1) * radii[-1]], dtype=torch.float64))[0]
+        )
         if reachable >= smallest_cluster:
             lower = min(lower, window_mass / reachable)
     if math.isfinite(lower):

@@ -11,10 +11,10 @@ from .validation import check_finite_number, check_num_classes, check_values, no
 
 __all__ = [
     "binary_margin_loss",
-    "multiclass_margin_loss",
-    "multiclass_margin_loss_slope",
     "loss_bounds",
     "loss_floor",
+    "multiclass_margin_loss",
+    "multiclass_margin_loss_slope",
 ]
 
 
@@ -71,7 +71,7 @@ def loss_floor(loss: float, eta: float = 0.0) -> float:
     if loss < 0:
         raise ValueError(f"`loss` must be >= 0 (a cross entropy), got {loss}.")
     eta = check_finite_number(eta, "eta")
-    threshold_loss = float(binary_margin_loss(torch.tensor(eta)))
+    threshold_loss = float(binary_margin_loss(torch.tensor(eta, dtype=torch.float64)))
     if threshold_loss == 0.0:  # g(η) underflows for η ≳ 745: no sample can be certified that far out
         return 0.0 if loss > 0 else 1.0
     return min(1.0, max(0.0, 1.0 - loss / threshold_loss))

@@ -12,13 +12,13 @@ from torch import Tensor
 from .validation import check_finite_number, check_logits_and_targets, check_values, normalised_weights
 
 __all__ = [
+    "SortedMargins",
+    "accuracy",
+    "bad_mass",
+    "good_mass",
+    "margin_cdf",
     "margins",
     "per_sample_cross_entropy",
-    "margin_cdf",
-    "good_mass",
-    "bad_mass",
-    "accuracy",
-    "SortedMargins",
 ]
 
 
@@ -71,6 +71,8 @@ class SortedMargins:
             cumulative = torch.cumsum(self.weights, dim=0)
         # divide by the total so that F(max δ) is exactly 1 and F stays nondecreasing despite rounding
         self.cumulative: Tensor = cumulative / cumulative[-1]
+        self._padded = torch.cat([self.cumulative.new_zeros(1), self.cumulative])  # F just below each value
+        self._cdf_at_values: Tensor | None = None
 
     def __len__(self) -> int:
         return self.values.shape[0]
@@ -79,17 +81,21 @@ class SortedMargins:
     def minimum(self) -> float:
         return float(self.values[0])
 
+    def cdf_at_values(self) -> Tensor:
+        """``F(δ_(i))`` at every sorted value, ties included (the weight after the last tied value)."""
+        if self._cdf_at_values is None:
+            self._cdf_at_values = self.cdf(self.values)
+        return self._cdf_at_values
+
     def cdf(self, x: Tensor) -> Tensor:
         """``F(x) = μ(δ ≤ x)`` for a tensor of points."""
-        count = torch.searchsorted(self.values, x.to(self.values), right=True)
-        padded = torch.cat([self.values.new_zeros(1), self.cumulative])
-        return padded[count]
+        count = torch.searchsorted(self.values, x.to(self.values).contiguous(), right=True)
+        return self._padded[count]
 
     def mass_below(self, x: Tensor) -> Tensor:
         """``μ(δ < x)`` for a tensor of points."""
-        count = torch.searchsorted(self.values, x.to(self.values), right=False)
-        padded = torch.cat([self.values.new_zeros(1), self.cumulative])
-        return padded[count]
+        count = torch.searchsorted(self.values, x.to(self.values).contiguous(), right=False)
+        return self._padded[count]
 
     def interval_mass(self, low: Tensor, high: Tensor) -> Tensor:
         """``μ([low, high])`` of closed intervals (0 when ``low > high``)."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor
 
 from .validation import check_finite_number, check_positive, check_values, normalised_weights
@@ -45,5 +44,3 @@ def instability_event(
 def loss_rose(previous_loss: float, loss: float) -> bool:
     r"""``L(t) > L(t')``: the standing hypothesis of every certificate failed for this step (THEORY.md §8)."""
     return check_finite_number(loss, "loss") > check_finite_number(previous_loss, "previous_loss")
-
-

@@ -13,12 +13,12 @@ import torch
 from torch import Tensor
 
 __all__ = [
-    "check_logits_and_targets",
-    "check_values",
-    "check_num_classes",
-    "normalised_weights",
-    "check_positive",
     "check_finite_number",
+    "check_logits_and_targets",
+    "check_num_classes",
+    "check_positive",
+    "check_values",
+    "normalised_weights",
 ]
 
 
@@ -106,6 +106,11 @@ def normalised_weights(weights: Tensor | None, num_samples: int, device: torch.d
     if not total > 0:
         raise ValueError("`weights` sum to zero; at least one sample needs a positive weight.")
     return weights / total
+
+
+def float64(values: float | list[float]) -> Tensor:
+    """A float64 tensor of the given number(s) (a 1-element tensor for a scalar); never float32 by default."""
+    return torch.tensor(values if isinstance(values, list) else [values], dtype=torch.float64)
 
 
 def check_positive(value: float, name: str, *, strict: bool = True) -> float:
