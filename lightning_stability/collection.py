@@ -1,0 +1,249 @@
+"""The exact margin pass: per-sample margins over a whole dataset, DDP-safe.
+
+Per batch only ``O(batch)`` vectors are kept (sample index, target, margin, cross entropy), never the
+``N × K`` logits. Across ranks the vectors are gathered by a torchmetrics :class:`~torchmetrics.Metric` with
+``dist_reduce_fx="cat"`` states; the padding duplicates a :class:`~torch.utils.data.DistributedSampler` adds
+are removed by sample index, so every rank ends with the same vectors, sorted by index.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from lightning_fabric.utilities.exceptions import MisconfigurationException
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, IterableDataset, SequentialSampler
+from torchmetrics import Metric
+
+from .theory import margins as compute_margins
+from .theory import per_sample_cross_entropy
+
+__all__ = [
+    "ForwardFn",
+    "IndexedCollate",
+    "IndexedDataset",
+    "MarginCollector",
+    "MarginPass",
+    "default_forward",
+    "margin_dataloader",
+    "run_margin_pass",
+]
+
+ForwardFn = Callable[[torch.nn.Module, Any], tuple[Tensor, Tensor]]
+"""``forward_fn(pl_module, batch) -> (logits [B, K], targets [B])``."""
+
+
+def default_forward(pl_module: torch.nn.Module, batch: Any) -> tuple[Tensor, Tensor]:
+    """``(pl_module(x), y)`` for an ``(x, y)`` batch."""
+    if not isinstance(batch, Sequence) or isinstance(batch, str) or len(batch) != 2:
+        raise MisconfigurationException(
+            f"StabilityMonitor's default forward expects `(x, y)` batches, got {type(batch).__name__}"
+            f"{' of length ' + str(len(batch)) if isinstance(batch, Sequence) else ''}. Pass "
+            "`forward_fn=lambda module, batch: (logits, targets)` to the StabilityMonitor."
+        )
+    inputs, targets = batch
+    return pl_module(inputs), targets
+
+
+class IndexedDataset(Dataset):
+    """Map-style view of a dataset that yields ``(index, item)`` so every sample keeps its identity."""
+
+    def __init__(self, dataset: Dataset) -> None:
+        if isinstance(dataset, IterableDataset):
+            raise MisconfigurationException(
+                "StabilityMonitor needs a map-style dataset (with `__len__` and `__getitem__`) to compute every "
+                f"training sample's margin exactly, got the IterableDataset {type(dataset).__name__}. Pass "
+                "`dataset=` (a map-style dataset of the training samples) or `dataloader=` (a finite loader) "
+                "to the StabilityMonitor."
+            )
+        try:
+            self.length = len(dataset)  # type: ignore[arg-type]
+        except TypeError:
+            raise MisconfigurationException(
+                f"StabilityMonitor needs a dataset with a length; {type(dataset).__name__} has no `__len__`. "
+                "Pass `dataset=` or `dataloader=` to the StabilityMonitor."
+            ) from None
+        if self.length == 0:
+            raise MisconfigurationException("StabilityMonitor got an empty training dataset; nothing to certify.")
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, index: int) -> tuple[int, Any]:
+        return index, self.dataset[index]
+
+
+class IndexedCollate:
+    """Collate ``(index, item)`` pairs into ``(LongTensor of indices, collate_fn(items))`` (picklable)."""
+
+    def __init__(self, collate_fn: Callable[[list[Any]], Any] | None) -> None:
+        self.collate_fn = collate_fn or torch.utils.data.default_collate
+
+    def __call__(self, pairs: list[tuple[int, Any]]) -> tuple[Tensor, Any]:
+        indices = torch.tensor([index for index, _ in pairs], dtype=torch.long)
+        return indices, self.collate_fn([item for _, item in pairs])
+
+
+def margin_dataloader(
+    dataset: Dataset,
+    batch_size: int,
+    collate_fn: Callable[[list[Any]], Any] | None = None,
+    num_workers: int = 0,
+    world_size: int = 1,
+    rank: int = 0,
+) -> DataLoader:
+    """A sequential loader over ``dataset`` yielding ``(indices, batch)``; sharded without shuffling for DDP.
+
+    It owns a fixed-seed generator, so creating its iterator never draws from the global RNG (a DataLoader
+    iterator takes its base seed from its generator, or from the global RNG when it has none).
+    """
+    indexed = IndexedDataset(dataset)
+    if world_size > 1:
+        sampler: Any = DistributedSampler(indexed, num_replicas=world_size, rank=rank, shuffle=False)
+    else:
+        sampler = SequentialSampler(indexed)
+    return DataLoader(
+        indexed,
+        batch_size=batch_size,
+        sampler=sampler,
+        collate_fn=IndexedCollate(collate_fn),
+        num_workers=num_workers,
+        generator=torch.Generator().manual_seed(0),
+        drop_last=False,
+    )
+
+
+class MarginCollector(Metric):
+    """Concatenated per-sample vectors of a margin pass, gathered across ranks by torchmetrics."""
+
+    full_state_update = False
+    is_differentiable = False
+    higher_is_better = None
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.add_state("indices", default=[], dist_reduce_fx="cat")
+        self.add_state("targets", default=[], dist_reduce_fx="cat")
+        self.add_state("margins", default=[], dist_reduce_fx="cat")
+        self.add_state("losses", default=[], dist_reduce_fx="cat")
+
+    def update(self, indices: Tensor, targets: Tensor, margins: Tensor, losses: Tensor) -> None:
+        self.indices.append(indices.long())
+        self.targets.append(targets.long())
+        self.margins.append(margins.to(torch.float64))
+        self.losses.append(losses.to(torch.float64))
+
+    def compute(self) -> dict[str, Tensor]:
+        """Vectors sorted by sample index, each index once (DistributedSampler padding removed)."""
+
+        def cat(state: Any) -> Tensor:
+            return torch.cat(state) if isinstance(state, list) else state
+
+        indices = cat(self.indices)
+        order = torch.argsort(indices, stable=True)
+        indices = indices[order]
+        keep = torch.ones_like(indices, dtype=torch.bool)
+        keep[1:] = indices[1:] != indices[:-1]
+        chosen = order[keep]
+        return {
+            "indices": indices[keep],
+            "targets": cat(self.targets)[chosen],
+            "margins": cat(self.margins)[chosen],
+            "losses": cat(self.losses)[chosen],
+        }
+
+
+@dataclass(frozen=True)
+class MarginPass:
+    """Per-sample results of one margin pass, sorted by sample index (float64 margins and losses)."""
+
+    indices: Tensor
+    targets: Tensor
+    margins: Tensor
+    losses: Tensor
+    num_classes: int
+
+
+def run_margin_pass(
+    module: torch.nn.Module,
+    loader: DataLoader,
+    forward_fn: ForwardFn,
+    collector: MarginCollector,
+    move_to_device: Callable[[Any], Any] = lambda batch: batch,
+    forward_context: Callable[[], Any] | None = None,
+    max_batches: int | None = None,
+) -> MarginPass:
+    """Evaluate ``module`` in eval mode under ``torch.inference_mode()`` over ``loader``.
+
+    Every submodule's train/eval mode and the CPU (and current CUDA device's) RNG state are restored
+    afterwards, so the pass leaves training exactly as it found it.
+
+    Args:
+        module: the model; ``forward_fn(module, batch)`` must return ``(logits [B, K], targets [B])``.
+        loader: yields ``(indices, batch)`` (see :func:`margin_dataloader`).
+        forward_fn: maps a batch to logits and targets.
+        collector: the (reset) metric that gathers the vectors across ranks.
+        move_to_device: moves a batch to the model's device (e.g. ``trainer.strategy.batch_to_device``).
+        forward_context: a context manager factory for precision (e.g. ``precision_plugin.forward_context``).
+        max_batches: stop after this many batches (``fast_dev_run``); ``None`` covers the whole loader.
+    """
+    modes = [(submodule, submodule.training) for submodule in module.modules()]
+    devices = [torch.cuda.current_device()] if torch.cuda.is_available() and torch.cuda.is_initialized() else []
+    num_classes = 0
+    collector.reset()
+    try:
+        module.eval()
+        with torch.random.fork_rng(devices=devices), torch.inference_mode():
+            for batch_index, (indices, batch) in enumerate(loader):
+                if max_batches is not None and batch_index >= max_batches:
+                    break
+                batch = move_to_device(batch)
+                if forward_context is not None:
+                    with forward_context():
+                        logits, targets = forward_fn(module, batch)
+                else:
+                    logits, targets = forward_fn(module, batch)
+                num_classes = _check_forward_output(logits, targets, indices, num_classes)
+                try:
+                    batch_margins = compute_margins(logits, targets)
+                except ValueError as error:
+                    raise ValueError(
+                        f"StabilityMonitor: the model's outputs for samples {indices[:8].tolist()}... are invalid: "
+                        f"{error}"
+                    ) from error
+                losses = per_sample_cross_entropy(logits, targets)
+                device = batch_margins.device
+                collector.update(indices.to(device), targets.to(device), batch_margins, losses)
+    finally:
+        for submodule, training in modes:
+            submodule.train(training)
+    if num_classes == 0:
+        raise MisconfigurationException("StabilityMonitor: the margin loader yielded no batch; nothing to certify.")
+    gathered = collector.compute()
+    return MarginPass(num_classes=num_classes, **{key: value.cpu() for key, value in gathered.items()})
+
+
+def _check_forward_output(logits: Any, targets: Any, indices: Tensor, num_classes: int) -> int:
+    if not isinstance(logits, Tensor) or not isinstance(targets, Tensor):
+        raise MisconfigurationException(
+            "StabilityMonitor: `forward_fn` must return `(logits, targets)` tensors, got "
+            f"({type(logits).__name__}, {type(targets).__name__})."
+        )
+    batch_size = indices.shape[0]
+    if logits.dim() != 2 or logits.shape[0] != batch_size or targets.shape != (batch_size,):
+        raise MisconfigurationException(
+            f"StabilityMonitor: `forward_fn` must return logits of shape [B, K] and targets of shape [B] for a "
+            f"batch of B={batch_size} samples, got logits {tuple(logits.shape)} and targets {tuple(targets.shape)}. "
+            "For models that return something else (a dict, log-probabilities of a sequence, ...) pass a "
+            "`forward_fn` that returns class scores and labels per sample."
+        )
+    if num_classes and logits.shape[1] != num_classes:
+        raise MisconfigurationException(
+            f"StabilityMonitor: `forward_fn` returned K={logits.shape[1]} classes after K={num_classes} in an "
+            "earlier batch; every batch must score the same classes."
+        )
+    return logits.shape[1]
