@@ -51,7 +51,8 @@ class StabilityMonitor(Callback):
         stop_on_instability: stop training after ``patience`` consecutive instability events.
         patience: number of consecutive instability events that stop training.
         quantiles: margin quantiles to log.
-        save_margins: a directory; every check writes its indices, targets, margins and losses as a ``.pt`` file.
+        save_margins: a directory (or ``True`` for ``<log_dir>/margins``); every check writes its indices, targets,
+            margins, losses and report as a ``.pt`` file (read by ``lightning-stability report``).
         log_histogram: log ``stability/margins`` as a TensorBoard histogram at every check.
         log_figure: log a TensorBoard figure of the empirical ``F`` against the Theorem A and B envelopes
             (needs matplotlib).
@@ -80,7 +81,7 @@ class StabilityMonitor(Callback):
         stop_on_instability: bool = False,
         patience: int = 1,
         quantiles: tuple[float, ...] = (0.01, 0.05, 0.5),
-        save_margins: str | Path | None = None,
+        save_margins: str | Path | bool | None = None,
         log_histogram: bool = True,
         log_figure: bool = False,
         grid: dict[str, Any] | None = None,
@@ -118,7 +119,7 @@ class StabilityMonitor(Callback):
         self.stop_on_instability = stop_on_instability
         self.patience = patience
         self.quantiles = tuple(quantiles)
-        self.save_margins = Path(save_margins) if save_margins is not None else None
+        self.save_margins = save_margins
         self.log_histogram = log_histogram
         self.log_figure = log_figure
         self.grid = dict(grid or {})
@@ -179,6 +180,14 @@ class StabilityMonitor(Callback):
         self.previous = state_dict["previous"]
         self.stop_reason = state_dict.get("stop_reason")
 
+    def margins_dir(self, trainer: pl.Trainer) -> Path | None:
+        """Where margin files go: ``save_margins``, or ``<trainer.log_dir>/margins`` for ``save_margins=True``."""
+        if self.save_margins is None or self.save_margins is False:
+            return None
+        if self.save_margins is True:
+            return Path(trainer.log_dir or trainer.default_root_dir) / "margins"
+        return Path(self.save_margins)
+
     # ------------------------------------------------------------------ the check
 
     def _is_check_epoch(self, epoch: int) -> bool:
@@ -201,8 +210,9 @@ class StabilityMonitor(Callback):
             log_histogram(trainer, "stability/margins", margin_pass.margins)
         if self.log_figure:
             log_figure(trainer, "stability/envelopes", report, margin_pass.margins, mu)
-        if self.save_margins is not None and trainer.is_global_zero:
-            save_margin_file(self.save_margins, epoch, trainer.global_step, margin_pass, report)
+        directory = self.margins_dir(trainer)
+        if directory is not None and trainer.is_global_zero:
+            save_margin_file(directory, epoch, trainer.global_step, margin_pass, report)
         if self.verbose:
             rank_zero_info(
                 f"[StabilityMonitor] epoch {epoch}: accuracy {report.accuracy:.4f}, loss {loss:.4f}, "

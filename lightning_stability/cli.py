@@ -1,0 +1,79 @@
+"""The ``lightning-stability`` command: ``fit``/``validate`` (LightningCLI), ``report``.
+
+Examples::
+
+    lightning-stability fit --config configs/mnist_abs_mlp.yaml
+    lightning-stability report stability_logs/mnist_abs_mlp/version_0 -o report.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+__all__ = ["main"]
+
+
+def _lightning_cli():
+    from pytorch_lightning.cli import LightningCLI
+
+    from .callbacks import StabilityMonitor
+    from .report import make_report
+
+    class StabilityCLI(LightningCLI):
+        """LightningCLI that, after ``fit``, prints where the logs are and writes the report next to them."""
+
+        def after_fit(self) -> None:
+            trainer = self.trainer
+            if not trainer.is_global_zero:
+                return
+            log_dir = Path(trainer.log_dir or trainer.default_root_dir)
+            print(f"[lightning-stability] logs: {log_dir}  (view with: tensorboard --logdir {log_dir.parent})")
+            monitors = [callback for callback in trainer.callbacks if isinstance(callback, StabilityMonitor)]
+            for monitor in monitors:
+                if monitor.last_report is not None:
+                    report = monitor.last_report
+                    print(
+                        f"[lightning-stability] last check: training accuracy {report.accuracy:.4f}, loss "
+                        f"{report.loss:.4f}, certified floors: loss {report.loss_floor:.4f}, Theorem A "
+                        f"{report.theorem_a.floor:.4f}, Theorem B {report.theorem_b.floor:.4f}; "
+                        f"instability events {monitor.instability_count}"
+                    )
+                    if monitor.stop_reason:
+                        print(f"[lightning-stability] stopped: {monitor.stop_reason}")
+                directory = monitor.margins_dir(trainer)
+                if directory is not None and directory.exists():
+                    output = make_report(directory, log_dir / "report.png")
+                    print(f"[lightning-stability] report: {output}")
+
+    return StabilityCLI
+
+
+def _report(argv: list[str]) -> int:
+    from .report import make_report
+
+    parser = argparse.ArgumentParser(
+        prog="lightning-stability report",
+        description="Plot accuracy, certified floors, condition constants and margin distributions of a run.",
+    )
+    parser.add_argument("log_dir", help="a run's log directory (searched recursively for margins_epoch=*.pt)")
+    parser.add_argument("-o", "--output", default=None, help="PNG to write (default: LOG_DIR/report.png)")
+    args = parser.parse_args(argv)
+    output = make_report(args.log_dir, args.output or Path(args.log_dir) / "report.png")
+    print(f"[lightning-stability] report: {output}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``lightning-stability`` console script."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "report":
+        return _report(argv[1:])
+    cli_class = _lightning_cli()
+    cli_class(args=argv, save_config_kwargs={"overwrite": True}, auto_configure_optimizers=False)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
