@@ -54,7 +54,7 @@ class CertificateGrid:
     tau_fractions: tuple[float, ...] = (1 / 1024, 1 / 256, 1 / 64, 1 / 16, 1 / 4)
     gammas: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0, 8.0)
     dilation: float = 2.0
-    width_fractions: tuple[float, ...] = (1 / 32, 1 / 8)
+    width_fractions: tuple[float, ...] = (1 / 8,)
     cluster_mass_fractions: tuple[float, ...] = (0.05,)
     radius_ratio: float = 1.05
     centre_spacing_fraction: float | None = 1 / 8
