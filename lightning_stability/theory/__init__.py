@@ -12,6 +12,7 @@ from .certificate import (
     theorem_a_floor,
     theorem_b_floor,
 )
+from .clusters import DataClusterReport, data_clusters
 from .condition_a import condition_a_constant, condition_a_envelope
 from .condition_b import ConditionBResult, condition_b_constant, condition_b_envelope
 from .envelope import envelope_loss_bound
@@ -28,6 +29,7 @@ from .monitoring import flip_masses, instability_event, loss_rose
 __all__ = [
     "CertificateGrid",
     "ConditionBResult",
+    "DataClusterReport",
     "StabilityReport",
     "TheoremAFloor",
     "TheoremBFloor",
@@ -39,6 +41,7 @@ __all__ = [
     "condition_a_envelope",
     "condition_b_constant",
     "condition_b_envelope",
+    "data_clusters",
     "envelope_loss_bound",
     "flip_masses",
     "good_mass",
