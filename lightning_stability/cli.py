@@ -1,9 +1,10 @@
-"""The ``lightning-stability`` command: ``fit``/``validate`` (LightningCLI), ``report``.
+"""The ``lightning-stability`` command: ``fit``/``validate`` (LightningCLI), ``report``, ``check-data``.
 
 Examples::
 
     lightning-stability fit --config configs/mnist_abs_mlp.yaml
     lightning-stability report stability_logs/mnist_abs_mlp/version_0 -o report.png
+    lightning-stability check-data --config configs/mnist_abs_mlp.yaml -o check_data.png
 """
 
 from __future__ import annotations
@@ -65,11 +66,64 @@ def _report(argv: list[str]) -> int:
     return 0
 
 
+def _check_data(argv: list[str]) -> int:
+    from .check_data import first_linear_rows, format_report, witness_figure
+    from .theory import data_clusters
+
+    parser = argparse.ArgumentParser(
+        prog="lightning-stability check-data",
+        description="Find small isolated clusters in the training inputs (THEORY.md §9), before training.",
+    )
+    group = parser.add_mutually_exclusive_group(required=True)
+    group.add_argument(
+        "--config", help="a LightningCLI config: its data module's training set, its model's first layer"
+    )
+    group.add_argument("--source", choices=("embedded", "idx", "torchvision"), help="MNIST source, no model")
+    parser.add_argument("--data-dir", default="data", help="directory of the IDX files / torchvision download")
+    parser.add_argument("--directions", type=int, default=256, help="random directions (default 256)")
+    parser.add_argument("--principal", type=int, default=16, help="principal directions (default 16)")
+    parser.add_argument("--max-mass", type=float, default=0.05)
+    parser.add_argument("--min-cluster-mass", type=float, default=None)
+    parser.add_argument("--resolution", type=float, default=0.1)
+    parser.add_argument("--dilation", type=float, default=2.0)
+    parser.add_argument("-o", "--output", default="check_data.png", help="PNG of the witness samples")
+    args = parser.parse_args(argv)
+
+    extra = None
+    if args.config:
+        cli = _lightning_cli()(args=["--config", args.config], run=False)
+        datamodule, model = cli.datamodule, cli.model
+        extra = first_linear_rows(model)
+    else:
+        from .example import MNISTDataModule
+
+        datamodule = MNISTDataModule(source=args.source, data_dir=args.data_dir)
+    datamodule.setup("fit")
+    dataset = datamodule.train_dataloader().dataset
+    inputs = dataset.tensors[0] if hasattr(dataset, "tensors") else dataset
+    report = data_clusters(
+        inputs,
+        n_random=args.directions,
+        n_principal=args.principal,
+        extra_directions=extra,
+        dilation=args.dilation,
+        max_mass=args.max_mass,
+        min_cluster_mass=args.min_cluster_mass,
+        resolution=args.resolution,
+    )
+    print(format_report(report))
+    if isinstance(inputs, __import__("torch").Tensor):
+        print(f"[lightning-stability] witness samples: {witness_figure(report, inputs, args.output)}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``lightning-stability`` console script."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "report":
         return _report(argv[1:])
+    if argv and argv[0] == "check-data":
+        return _check_data(argv[1:])
     cli_class = _lightning_cli()
     cli_class(args=argv, save_config_kwargs={"overwrite": True}, auto_configure_optimizers=False)
     return 0

@@ -54,7 +54,12 @@ def test_default_config_trains_and_logs_stability_metrics(tmp_path, monkeypatch,
     events = EventAccumulator(str(run_dir), size_guidance={"scalars": 0, "histograms": 0})
     events.Reload()
     tags = events.Tags()["scalars"]
-    for name in ("stability/accuracy", "stability/loss_floor", "stability/theorem_a/floor", "stability/theorem_b/floor"):
+    for name in (
+        "stability/accuracy",
+        "stability/loss_floor",
+        "stability/theorem_a/floor",
+        "stability/theorem_b/floor",
+    ):
         assert name in tags
     accuracy = [event.value for event in events.Scalars("stability/accuracy")]
     assert accuracy[-1] > 0.9  # two epochs of Adam on 4,500 digits
@@ -143,3 +148,20 @@ def test_report_command_writes_a_png(tmp_path, monkeypatch):
     assert (tmp_path / "out.png").stat().st_size > 10_000
     with pytest.raises(FileNotFoundError, match="save_margins"):
         make_report(tmp_path / "nothing-here", tmp_path / "x.png")
+
+
+def test_check_data_command_prints_a_table_and_writes_the_witness_png(tmp_path, capsys):
+    output = tmp_path / "witness.png"
+    assert main(["check-data", "--source", "embedded", "--directions", "4", "--principal", "2", "-o", str(output)]) == 0
+    out = capsys.readouterr().out
+    assert "samples N = 4500, directions = 6 (4 random, 2 principal)" in out
+    assert "worst direction:" in out and "samples inside:" in out
+    assert output.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_check_data_with_a_config_adds_the_first_layer_rows(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    text = (ROOT / "configs" / "mnist_abs_mlp.yaml").read_text().replace("hidden_dims: [256, 256]", "hidden_dims: [8]")
+    (tmp_path / "small.yaml").write_text(text)
+    main(["check-data", "--config", "small.yaml", "--directions", "2", "--principal", "0", "-o", "w.png"])
+    assert "8 extra" in capsys.readouterr().out  # the model's first layer has 8 units
