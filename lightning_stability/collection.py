@@ -204,9 +204,10 @@ def run_margin_pass(
                 batch = move_to_device(batch)
                 if forward_context is not None:
                     with forward_context():
-                        logits, targets = forward_fn(module, batch)
+                        output = forward_fn(module, batch)
                 else:
-                    logits, targets = forward_fn(module, batch)
+                    output = forward_fn(module, batch)
+                logits, targets = _unpack_forward_output(output)
                 num_classes = _check_forward_output(logits, targets, indices, num_classes)
                 try:
                     batch_margins = compute_margins(logits, targets)
@@ -225,6 +226,20 @@ def run_margin_pass(
         raise MisconfigurationException("StabilityMonitor: the margin loader yielded no batch; nothing to certify.")
     gathered = collector.compute()
     return MarginPass(num_classes=num_classes, **{key: value.cpu() for key, value in gathered.items()})
+
+
+def _unpack_forward_output(output: Any) -> tuple[Any, Any]:
+    # unpacking a bare logits tensor would split it along the batch dimension (or fail with "too many values")
+    if not isinstance(output, tuple | list) or len(output) != 2:
+        got = f"a tensor of shape {tuple(output.shape)}" if isinstance(output, Tensor) else type(output).__name__
+        if isinstance(output, tuple | list):
+            got += f" of length {len(output)}"
+        raise MisconfigurationException(
+            f"StabilityMonitor: `forward_fn` must return `(logits, targets)` (logits [B, K], targets [B]), got {got}. "
+            "Return the class scores and the labels of the batch, e.g. "
+            "`forward_fn=lambda module, batch: (module(batch[0]), batch[1])`."
+        )
+    return output[0], output[1]
 
 
 def _check_forward_output(logits: Any, targets: Any, indices: Tensor, num_classes: int) -> int:

@@ -19,12 +19,20 @@ if TYPE_CHECKING:
 __all__ = ["envelope_figure", "log_figure", "log_histogram", "log_out_of_epoch", "save_margin_file"]
 
 
-def log_out_of_epoch(trainer: pl.Trainer, metrics: dict[str, float]) -> None:
-    """Send ``metrics`` straight to every logger at the current global step (checks outside an epoch end)."""
+def log_out_of_epoch(
+    trainer: pl.Trainer, metrics: dict[str, float], step: int | None = None, epoch: int | None = None
+) -> None:
+    """Send ``metrics`` straight to every logger (checks outside an epoch end).
+
+    ``step`` defaults to the current global step; ``epoch``, if given, is logged as ``epoch`` like Lightning
+    does for metrics logged with ``self.log``.
+    """
     if not trainer.is_global_zero:
         return
+    if epoch is not None:
+        metrics = {**metrics, "epoch": epoch}  # an int, as Lightning logs it
     for logger in trainer.loggers:
-        logger.log_metrics(metrics, step=trainer.global_step)
+        logger.log_metrics(metrics, step=trainer.global_step if step is None else step)
 
 
 def _tensorboard_writers(trainer: pl.Trainer) -> list:
@@ -33,10 +41,11 @@ def _tensorboard_writers(trainer: pl.Trainer) -> list:
     return [logger.experiment for logger in trainer.loggers if isinstance(logger, TensorBoardLogger)]
 
 
-def log_histogram(trainer: pl.Trainer, tag: str, values: Tensor) -> None:
-    """Log a TensorBoard histogram of ``values`` on every TensorBoardLogger (rank zero)."""
+def log_histogram(trainer: pl.Trainer, tag: str, values: Tensor, step: int | None = None) -> None:
+    """Log a TensorBoard histogram of ``values`` on every TensorBoardLogger (rank zero), at ``step``."""
+    step = trainer.global_step if step is None else step
     for writer in _tensorboard_writers(trainer):
-        writer.add_histogram(tag, values.detach().cpu().to(torch.float64).numpy(), global_step=trainer.global_step)
+        writer.add_histogram(tag, values.detach().cpu().to(torch.float64).numpy(), global_step=step)
 
 
 def envelope_figure(report: theory.StabilityReport, margins: Tensor, weights: Tensor):
@@ -76,13 +85,21 @@ def envelope_figure(report: theory.StabilityReport, margins: Tensor, weights: Te
     return figure
 
 
-def log_figure(trainer: pl.Trainer, tag: str, report: theory.StabilityReport, margins: Tensor, weights: Tensor) -> None:
-    """Log :func:`envelope_figure` on every TensorBoardLogger (rank zero)."""
+def log_figure(
+    trainer: pl.Trainer,
+    tag: str,
+    report: theory.StabilityReport,
+    margins: Tensor,
+    weights: Tensor,
+    step: int | None = None,
+) -> None:
+    """Log :func:`envelope_figure` on every TensorBoardLogger (rank zero), at ``step``."""
     writers = _tensorboard_writers(trainer)
     if writers:
+        step = trainer.global_step if step is None else step
         figure = envelope_figure(report, margins.cpu(), weights.cpu())
         for writer in writers:
-            writer.add_figure(tag, figure, global_step=trainer.global_step, close=False)
+            writer.add_figure(tag, figure, global_step=step, close=False)
 
 
 def save_margin_file(

@@ -152,7 +152,8 @@ class StabilityMonitor(Callback):
         if finished_epoch >= 0:
             # resumed from a checkpoint written before this monitor's check of that epoch (e.g. at validation
             # end): the weights are those the check saw in the uninterrupted run, so run it now.
-            if self._is_check_epoch(finished_epoch) and (self.last_checked_epoch or -1) < finished_epoch:
+            checked = -1 if self.last_checked_epoch is None else self.last_checked_epoch  # (0 is a checked epoch)
+            if self._is_check_epoch(finished_epoch) and checked < finished_epoch:
                 self._check(trainer, pl_module, epoch=finished_epoch, in_epoch_end=False)
         elif self.check_at_start and self.checks_done == 0:
             self._check(trainer, pl_module, epoch=-1, in_epoch_end=False)
@@ -205,11 +206,12 @@ class StabilityMonitor(Callback):
         self.checks_done += 1
         self.last_checked_epoch = epoch
         self.last_report, self.last_pass, self.last_metrics = report, margin_pass, metrics
-        self._log(trainer, pl_module, metrics, in_epoch_end)
+        step = _log_step(trainer, epoch)
+        self._log(trainer, pl_module, metrics, in_epoch_end, step, epoch)
         if self.log_histogram:
-            log_histogram(trainer, "stability/margins", margin_pass.margins)
+            log_histogram(trainer, "stability/margins", margin_pass.margins, step)
         if self.log_figure:
-            log_figure(trainer, "stability/envelopes", report, margin_pass.margins, mu)
+            log_figure(trainer, "stability/envelopes", report, margin_pass.margins, mu, step)
         directory = self.margins_dir(trainer)
         if directory is not None and trainer.is_global_zero:
             save_margin_file(directory, epoch, trainer.global_step, margin_pass, report)
@@ -319,7 +321,7 @@ class StabilityMonitor(Callback):
         stop = self.stop_on_instability and self.consecutive_instabilities >= self.patience
         if event:
             message = (
-                f"instability at epoch {trainer.current_epoch}: the training loss fell "
+                f"instability at epoch {int(metrics['stability/check_epoch'])}: the training loss fell "
                 f"({self.previous['loss']:.6g} -> {loss:.6g}) while the training accuracy fell "  # type: ignore[index]
                 f"({self.previous['accuracy']:.6g} -> {accuracy:.6g}, tol {self.tol:g}); "  # type: ignore[index]
                 f"{self.consecutive_instabilities} consecutive event(s), patience {self.patience}"
@@ -336,14 +338,43 @@ class StabilityMonitor(Callback):
         return stop
 
     def _log(
-        self, trainer: pl.Trainer, pl_module: pl.LightningModule, metrics: dict[str, float], in_epoch_end: bool
+        self,
+        trainer: pl.Trainer,
+        pl_module: pl.LightningModule,
+        metrics: dict[str, float],
+        in_epoch_end: bool,
+        step: int,
+        epoch: int,
     ) -> None:
         if in_epoch_end:
+            # `self.log` turns a Python float into a float32 tensor: log float64 tensors so that
+            # `trainer.callback_metrics` and the loggers keep the certificate's full precision (MPS has no float64)
+            dtype = torch.float32 if pl_module.device.type == "mps" else torch.float64
+            has_logger = bool(trainer.loggers)  # no "you called self.log(logger=True) but have no logger" warnings
             for name, value in metrics.items():
                 # identical on every rank already: no sync needed
-                pl_module.log(name, value, on_step=False, on_epoch=True, sync_dist=False, logger=True)
+                pl_module.log(
+                    name,
+                    torch.tensor(value, dtype=dtype, device=pl_module.device),
+                    on_step=False,
+                    on_epoch=True,
+                    sync_dist=False,
+                    logger=has_logger,
+                    batch_size=1,
+                )
         else:
-            log_out_of_epoch(trainer, metrics)
+            log_out_of_epoch(trainer, metrics, step=step, epoch=max(epoch, 0))
+
+
+def _log_step(trainer: pl.Trainer, epoch: int) -> int:
+    """The logger step of a check: where Lightning logs the epoch-end metrics of ``epoch`` (its last training step).
+
+    Lightning logs ``self.log(on_epoch=True)`` values of a training epoch at ``_batches_that_stepped - 1``; a
+    catch-up check of a finished epoch after resuming and the histogram / figure use the same step, so one check's
+    scalars, histogram and figure line up, and a resumed run logs at the steps of an uninterrupted one.
+    """
+    stepped = getattr(trainer.fit_loop.epoch_loop, "_batches_that_stepped", trainer.global_step)
+    return max(stepped - 1, 0) if epoch >= 0 else stepped
 
 
 def _positions(loader: DataLoader) -> Any:

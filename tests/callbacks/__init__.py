@@ -1,0 +1,1 @@
+"""Integration tests of the StabilityMonitor callback with a real Trainer."""

@@ -1,0 +1,152 @@
+"""Bad input fails with a clear error that says what to pass instead; what was logged before stays on disk."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+import pytorch_lightning as pl
+import torch
+from lightning_fabric.utilities.exceptions import MisconfigurationException
+from pytorch_lightning.loggers import CSVLogger
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, IterableDataset, TensorDataset
+
+from lightning_stability import StabilityMonitor
+
+from .helpers import MLP, SMALL_GRID, make_data, make_dataset, make_loader, trainer_kwargs
+
+N = 200
+Errors = (ValueError, MisconfigurationException)
+
+
+def fit(monitor: StabilityMonitor, loader: DataLoader | None = None, model=None, **kwargs) -> pl.Trainer:
+    pl.seed_everything(0)
+    trainer = pl.Trainer(**trainer_kwargs(callbacks=[monitor], **kwargs))
+    trainer.fit(model or MLP(), make_loader(make_dataset(N)) if loader is None else loader)
+    return trainer
+
+
+class Stream(IterableDataset):
+    """An IterableDataset without a length."""
+
+    def __init__(self, dataset: TensorDataset) -> None:
+        self.dataset = dataset
+
+    def __iter__(self):
+        return iter(zip(*self.dataset.tensors))
+
+
+def test_iterable_dataset_without_length() -> None:
+    stream = DataLoader(Stream(make_dataset(N)), batch_size=32)
+    with pytest.raises(MisconfigurationException, match="IterableDataset") as error:
+        fit(StabilityMonitor(grid=SMALL_GRID), stream, max_epochs=1)
+    assert "Pass `dataset=`" in str(error.value) and "`dataloader=`" in str(error.value)
+    # ... and what the message suggests works
+    monitor = StabilityMonitor(grid=SMALL_GRID, dataset=make_dataset(N))
+    fit(monitor, DataLoader(Stream(make_dataset(N)), batch_size=32), max_epochs=1)
+    assert monitor.last_metrics["stability/num_samples"] == N
+
+
+def test_nan_logits_fail_and_keep_earlier_csv_metrics(tmp_path) -> None:
+    def forward_fn(module, batch):
+        x, y = batch
+        logits = module(x)
+        if module.current_epoch >= 2:  # the model "diverges" in its third epoch
+            logits = logits.clone()
+            logits[5, 1] = float("nan")
+        return logits, y
+
+    logger = CSVLogger(tmp_path, name="csv", version=0)
+    monitor = StabilityMonitor(grid=SMALL_GRID, forward_fn=forward_fn)
+    with pytest.raises(ValueError, match="NaN or inf") as error:
+        fit(monitor, logger=logger, max_epochs=4)
+    message = str(error.value)
+    assert "StabilityMonitor" in message and "learning rate" in message
+    assert monitor.checks_done == 3  # start, epochs 0 and 1
+
+    # the metrics of the checks before the failure were written to disk
+    with open(Path(logger.log_dir) / "metrics.csv", newline="") as handle:
+        rows = [row for row in csv.DictReader(handle) if row.get("stability/check_epoch")]
+    assert [float(row["stability/check_epoch"]) for row in rows] == [-1.0, 0.0, 1.0]
+    assert float(rows[-1]["stability/accuracy"]) == pytest.approx(monitor.last_metrics["stability/accuracy"])
+
+
+def test_targets_outside_the_classes() -> None:
+    x, y = make_data(N)
+    one_based = make_loader(TensorDataset(x, y + 1))  # labels 1..3 for a 3-output model
+    with pytest.raises(ValueError, match=r"`targets` must lie in \[0, K\) = \[0, 3\), got values in \[1, 3\]") as error:
+        fit(StabilityMonitor(grid=SMALL_GRID), one_based, max_epochs=1)
+    assert "1-based labels" in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("forward_fn", "match"),
+    [
+        (lambda m, b: (m(b[0])[:, :, None], b[1]), r"logits of shape \[B, K\] and targets of shape \[B\]"),
+        (lambda m, b: (m(b[0]), b[1][:, None]), r"logits of shape \[B, K\] and targets of shape \[B\]"),
+        (lambda m, b: (m(b[0])[:-1], b[1]), r"for a batch of B=\d+ samples"),
+        (lambda m, b: (m(b[0]), b[1].float()), r"integer class indices"),
+        (lambda m, b: (m(b[0]).tolist(), b[1]), r"must return `\(logits, targets\)` tensors"),
+        (lambda m, b: m(b[0]), r"must return `\(logits, targets\)`"),  # forgot the targets
+        (lambda m, b: (m(b[0]), b[1], None), r"must return `\(logits, targets\)`"),
+    ],
+    ids=["logits_3d", "targets_2d", "batch_mismatch", "float_targets", "not_tensors", "logits_only", "triple"],
+)
+def test_forward_fn_with_wrong_outputs(forward_fn, match: str) -> None:
+    monitor = StabilityMonitor(grid=SMALL_GRID, forward_fn=forward_fn, batch_size=50)
+    with pytest.raises(Errors, match=match):
+        fit(monitor, max_epochs=1)
+    assert monitor.checks_done == 0
+
+
+class DictDataset(Dataset):
+    def __init__(self) -> None:
+        self.x, self.y = make_data(N)
+
+    def __len__(self) -> int:
+        return N
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        return {"image": self.x[index], "label": self.y[index]}
+
+
+class DictMLP(MLP):
+    def training_step(self, batch, batch_idx):
+        return nn.functional.cross_entropy(self(batch["image"]), batch["label"])
+
+
+def test_default_forward_needs_x_y_batches() -> None:
+    loader = make_loader(DictDataset())
+    with pytest.raises(MisconfigurationException, match=r"expects `\(x, y\)` batches, got dict") as error:
+        fit(StabilityMonitor(grid=SMALL_GRID), loader, model=DictMLP(), max_epochs=1)
+    assert "forward_fn=" in str(error.value)
+    # ... and the forward_fn it asks for works
+    monitor = StabilityMonitor(grid=SMALL_GRID, forward_fn=lambda m, b: (m(b["image"]), b["label"]))
+    fit(monitor, loader, model=DictMLP(), max_epochs=1)
+    assert monitor.last_metrics["stability/num_samples"] == N
+
+
+def test_weights_of_the_wrong_length() -> None:
+    monitor = StabilityMonitor(grid=SMALL_GRID, weights=torch.ones(N - 10))
+    with pytest.raises(ValueError, match="one weight per training sample"):
+        fit(monitor, max_epochs=1)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        (dict(every_n_epochs=0), "every_n_epochs"),
+        (dict(dataset=make_dataset(10), dataloader=make_loader(make_dataset(10))), "not both"),
+        (dict(weights="inverse"), "'uniform', 'balanced' or a tensor"),
+        (dict(patience=0), "patience"),
+        (dict(tol=float("nan")), "tol"),
+        (dict(quantiles=(0.5, 1.0)), "quantiles"),
+        (dict(grid=dict(zetas=(2.0,))), "zetas"),
+        (dict(grid=dict(no_such_parameter=1)), "no_such_parameter"),
+    ],
+)
+def test_bad_constructor_arguments_fail_at_once(kwargs, match: str) -> None:
+    with pytest.raises((*Errors, TypeError), match=match):
+        StabilityMonitor(**kwargs)
