@@ -29,6 +29,7 @@ __all__ = [
     "MarginPass",
     "default_forward",
     "margin_dataloader",
+    "positioned_loader",
     "run_margin_pass",
 ]
 
@@ -262,3 +263,33 @@ def _check_forward_output(logits: Any, targets: Any, indices: Tensor, num_classe
             "earlier batch; every batch must score the same classes."
         )
     return logits.shape[1]
+
+
+def positioned_loader(loader: DataLoader) -> Any:
+    """Wrap a user loader so that it yields ``(positions, batch)``."""
+
+    class _Positioned:
+        def __init__(self, inner: DataLoader) -> None:
+            self.inner = inner
+
+        def __iter__(self) -> Any:
+            start = 0
+            for batch in self.inner:
+                size = _batch_size(batch)
+                yield torch.arange(start, start + size), batch
+                start += size
+
+    return _Positioned(loader)
+
+
+def _batch_size(batch: Any) -> int:
+    if isinstance(batch, Tensor):
+        return batch.shape[0]
+    if isinstance(batch, list | tuple) and batch:
+        return _batch_size(batch[-1] if isinstance(batch[-1], Tensor) else batch[0])
+    if isinstance(batch, dict) and batch:
+        return _batch_size(next(iter(batch.values())))
+    raise MisconfigurationException(
+        "StabilityMonitor could not tell the batch size of a `dataloader=` batch; yield tensors, tuples or dicts "
+        "of tensors."
+    )

@@ -15,8 +15,17 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
 from .. import theory
-from ..collection import ForwardFn, MarginCollector, MarginPass, default_forward, margin_dataloader, run_margin_pass
+from ..collection import (
+    ForwardFn,
+    MarginCollector,
+    MarginPass,
+    default_forward,
+    margin_dataloader,
+    positioned_loader,
+    run_margin_pass,
+)
 from ..reporting import log_figure, log_histogram, log_out_of_epoch, save_margin_file
+from .data_check import run_data_check
 
 __all__ = ["StabilityMonitor"]
 
@@ -58,6 +67,10 @@ class StabilityMonitor(Callback):
             (needs matplotlib).
         grid: overrides of :class:`lightning_stability.theory.CertificateGrid` passed to ``certify``.
         verbose: print a one-line summary of every check (rank zero).
+        check_data: once at fit start, look for small isolated clusters in the training inputs (THEORY.md §9,
+            :func:`lightning_stability.theory.data_clusters`) with the rows of the model's first ``nn.Linear`` as
+            extra directions; logs ``stability/data/*`` and writes ``data_clusters.pt``/``.txt`` (witness
+            indices) to the log directory. ``True`` uses the defaults; a dict passes keyword arguments.
 
     Example::
 
@@ -86,6 +99,7 @@ class StabilityMonitor(Callback):
         log_figure: bool = False,
         grid: dict[str, Any] | None = None,
         verbose: bool = False,
+        check_data: bool | dict[str, Any] = False,
     ) -> None:
         super().__init__()
         if not isinstance(every_n_epochs, int) or every_n_epochs < 1:
@@ -124,6 +138,10 @@ class StabilityMonitor(Callback):
         self.log_figure = log_figure
         self.grid = dict(grid or {})
         self.verbose = verbose
+        if not isinstance(check_data, bool | dict):
+            raise MisconfigurationException(f"`check_data` must be a bool or a dict of settings, got {check_data!r}.")
+        self.check_data = check_data
+        self.data_report: theory.DataClusterReport | None = None
 
         self.collector = MarginCollector()
         self.last_report: theory.StabilityReport | None = None
@@ -148,6 +166,11 @@ class StabilityMonitor(Callback):
     # ------------------------------------------------------------------ hooks
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self.check_data and self.data_report is None and trainer.current_epoch == 0:
+            dataset, collate_fn, _ = self._training_data(trainer)
+            settings = self.check_data if isinstance(self.check_data, dict) else {}
+            output_dir = Path(trainer.log_dir or trainer.default_root_dir)
+            self.data_report = run_data_check(trainer, pl_module, dataset, collate_fn, settings, output_dir)
         finished_epoch = trainer.current_epoch - 1
         if finished_epoch >= 0:
             # resumed from a checkpoint written before this monitor's check of that epoch (e.g. at validation
@@ -250,7 +273,13 @@ class StabilityMonitor(Callback):
                     "StabilityMonitor(dataloader=...) cannot be sharded across processes; under DDP pass "
                     "`dataset=` instead and the monitor shards it with a DistributedSampler."
                 )
-            return _positions(self.dataloader)
+            return positioned_loader(self.dataloader)
+        dataset, collate_fn, train_batch_size = self._training_data(trainer)
+        batch_size = self.batch_size or max(256, 4 * (train_batch_size or 64))
+        return margin_dataloader(dataset, batch_size, collate_fn, self.num_workers, world_size, rank)
+
+    def _training_data(self, trainer: pl.Trainer) -> tuple[Dataset, Any, int | None]:
+        """``(dataset, collate_fn, training batch size)``: ``dataset=`` or the one behind the train dataloader."""
         dataset, collate_fn, train_batch_size = self.dataset, None, None
         train_loader = trainer.train_dataloader
         if isinstance(train_loader, DataLoader):
@@ -263,8 +292,7 @@ class StabilityMonitor(Callback):
                 f"{type(train_loader).__name__}, not a single DataLoader. Pass `dataset=` (a map-style dataset of "
                 "the training samples) or `dataloader=` to the StabilityMonitor."
             )
-        batch_size = self.batch_size or max(256, 4 * (train_batch_size or 64))
-        return margin_dataloader(dataset, batch_size, collate_fn, self.num_workers, world_size, rank)
+        return dataset, collate_fn, train_batch_size
 
     def _sample_weights(self, margin_pass: MarginPass) -> Tensor | None:
         if isinstance(self.weights, Tensor):
@@ -375,33 +403,3 @@ def _log_step(trainer: pl.Trainer, epoch: int) -> int:
     """
     stepped = getattr(trainer.fit_loop.epoch_loop, "_batches_that_stepped", trainer.global_step)
     return max(stepped - 1, 0) if epoch >= 0 else stepped
-
-
-def _positions(loader: DataLoader) -> Any:
-    """Wrap a user loader so that it yields ``(positions, batch)``."""
-
-    class _Positioned:
-        def __init__(self, inner: DataLoader) -> None:
-            self.inner = inner
-
-        def __iter__(self) -> Any:
-            start = 0
-            for batch in self.inner:
-                size = _batch_size(batch)
-                yield torch.arange(start, start + size), batch
-                start += size
-
-    return _Positioned(loader)
-
-
-def _batch_size(batch: Any) -> int:
-    if isinstance(batch, Tensor):
-        return batch.shape[0]
-    if isinstance(batch, list | tuple) and batch:
-        return _batch_size(batch[-1] if isinstance(batch[-1], Tensor) else batch[0])
-    if isinstance(batch, dict) and batch:
-        return _batch_size(next(iter(batch.values())))
-    raise MisconfigurationException(
-        "StabilityMonitor could not tell the batch size of a `dataloader=` batch; yield tensors, tuples or dicts "
-        "of tensors."
-    )
