@@ -35,7 +35,8 @@ class CertificateGrid:
     """The documented parameter grids over which :func:`certify` searches (THEORY.md §7).
 
     Attributes:
-        zetas: targets for ``ζ``; ``η0`` is the smallest margin with ``F(η0) ≥ ζ`` and ``ζ = F(η0)``.
+        zetas: targets for ``ζ``; ``η0`` is the smallest margin with ``F(η0) ≥ ζ`` (up to 1e-9 relative) and
+            the reported ``ζ = F(η0)``.
         tau_fractions: ``η = −min δ + τ`` with ``τ = fraction × s``, ``s = (median δ − min δ)``
             (or the margin range, or 1, if that is zero); ``B_η = ∅`` by construction.
         gammas: exponents ``γ`` of Condition A, with ``λ0 = D = η + η0``.

@@ -19,8 +19,12 @@ __all__ = [
 
 
 def binary_margin_loss(margin: Tensor) -> Tensor:
-    r"""``g(d) = log(1 + e^{−d})``, the lower loss of a sample with margin ``d``, computed as ``softplus(−d)``."""
-    return torch.nn.functional.softplus(-margin.to(torch.float64))
+    r"""``g(d) = log(1 + e^{−d})``, the lower loss of a sample with margin ``d``, as ``logaddexp(0, −d)``.
+
+    (``torch.nn.functional.softplus`` would return ``−d`` for ``−d > 20``, off by up to ``2e-9``.)
+    """
+    margin = margin.to(torch.float64)
+    return torch.logaddexp(torch.zeros_like(margin), -margin)
 
 
 def multiclass_margin_loss(margin: Tensor, num_classes: int) -> Tensor:

@@ -68,7 +68,10 @@ class SortedMargins:
         if weights is None:  # exact counts / N: masses of small clusters keep full relative precision
             cumulative = torch.arange(1, len(self.values) + 1, dtype=torch.float64, device=values.device)
         else:
-            cumulative = torch.cumsum(self.weights, dim=0)
+            # cumulate the caller's weights, then normalise: integer-valued weights (e.g. all ones) give the same
+            # exact k/N masses as `weights=None`, so the grids of `certify` pick the same quantiles
+            raw = weights.to(device=values.device, dtype=torch.float64)
+            cumulative = torch.cumsum(raw[keep][order], dim=0)
         # divide by the total so that F(max δ) is exactly 1 and F stays nondecreasing despite rounding
         self.cumulative: Tensor = cumulative / cumulative[-1]
         self._padded = torch.cat([self.cumulative.new_zeros(1), self.cumulative])  # F just below each value
@@ -102,8 +105,13 @@ class SortedMargins:
         return (self.cdf(high) - self.mass_below(low)).clamp_min(0.0)
 
     def quantile_value(self, level: float) -> float:
-        """Smallest margin ``v`` with ``F(v) >= level`` (``level`` in (0, 1])."""
-        position = int(torch.searchsorted(self.cumulative, torch.tensor([level], dtype=torch.float64)))
+        """Smallest margin ``v`` with ``F(v) >= level`` (``level`` in (0, 1]).
+
+        The comparison allows ``1e-9`` relative slack, so that rounding of the cumulative weights (``N`` ones vs.
+        ``None``, scaled weights) never moves the choice across a value where ``F`` equals ``level`` exactly.
+        """
+        target = torch.tensor([level * (1 - 1e-9)], dtype=torch.float64, device=self.cumulative.device)
+        position = int(torch.searchsorted(self.cumulative, target))
         return float(self.values[min(position, len(self) - 1)])
 
 

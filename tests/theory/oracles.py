@@ -168,12 +168,17 @@ def naive_instability_event(prev_loss, prev_acc, loss, acc, tol=0.0):
 
 def brute_condition_a(margins, eta, gamma, lam0, weights=None):
     """C_A by an O(N^2) loop: max over positive-weight k with lambda_k <= lam0 of
-    F(-eta + lambda_k) / lambda_k^gamma, F counted directly.  lambda_k is exact
-    (Fractions), so ties are exact.  inf if a positive-weight lambda_k <= 0."""
-    d = [Fraction(x) for x in as_list(margins)]
+    F(-eta + lambda_k) / lambda_k^gamma, F counted directly as mu{j : lambda_j <= lambda_k}.
+    inf if a positive-weight lambda_k <= 0.
+
+    lambda_k = delta_k + eta is taken as the float64 sum (as the spec's "put lambda_k =
+    delta_k + eta" computes it); float rounding is monotone, so this can only merge
+    near-ties (F larger: conservative) and it keeps lambda_k <= lam0 consistent with a
+    float lam0 = eta + eta0 = D when eta0 is itself a margin.  All comparisons and F are
+    then exact (Fractions of the floats)."""
+    d = as_list(margins)
     mu = exact_weights(weights, len(d))
-    e = Fraction(float(eta))
-    lam = [x + e for x in d]
+    lam = [Fraction(x + float(eta)) for x in d]
     pos = [k for k in range(len(d)) if mu[k] > 0]
     if any(lam[k] <= 0 for k in pos):
         return math.inf
@@ -327,11 +332,13 @@ def empirical_F_pieces(margins, eta, eta0, weights=None):
 
 
 def empirical_F_of_lambda(margins, eta, lams, weights=None):
-    """F(-eta + lambda) on an array of lambdas (numpy, float)."""
+    """F(-eta + lambda) = mu{k : lambda_k <= lambda}, lambda_k = delta_k + eta in float64,
+    on an array of lambdas (numpy)."""
     d = np.array(as_list(margins))
     mu = np.array([float(m) for m in exact_weights(weights, len(d))])
+    lam_k = d + float(eta)
     lams = np.asarray(lams, dtype=np.float64)
-    return np.array([mu[d <= -eta + l].sum() for l in lams])
+    return np.array([mu[lam_k <= l].sum() for l in lams])
 
 
 def upper_sum_uniform(U, eta, eta0, K, M):

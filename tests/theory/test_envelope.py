@@ -59,7 +59,8 @@ def my_empirical(margins, eta, weights=None):
 
     def U(lam):
         lam = lam.to(torch.float64)
-        return ((d[None, :] <= -eta + lam[:, None]).to(torch.float64) * mu[None, :]).sum(1)
+        lam_k = d + eta  # float64 lambda_k, as in the oracles
+        return ((lam_k[None, :] <= lam[:, None]).to(torch.float64) * mu[None, :]).sum(1)
     return U
 
 
@@ -168,7 +169,7 @@ def test_lemma2_and_envelopes_dominate_F(seed, K):
     zeta = float(mu[dn <= eta0].sum())
     # Lemma 3 needs the cap m >= zeta *exactly*; a float zeta may be rounded 1 ulp below
     # the exact mass, so cap and envelope use zeta rounded up (still a valid zeta bound).
-    zeta_up = zeta * (1 + 1e-12)
+    zeta_up = min(1.0, zeta * (1 + 1e-12))
     fsum = float(np.sum(mu * np.array([fK(x, K) for x in dn])))
     lam_grid = np.concatenate([np.linspace(D / 3000, D, 3000), dn + eta, (dn + eta) * (1 + 1e-9)])
     lam_grid = lam_grid[(lam_grid > 0) & (lam_grid <= D)]

@@ -136,7 +136,7 @@ def test_phi_exact_vs_scipy_quad():
         D = eta + eta0
         zeta = 0.3
         for C, gamma, lam0 in [(0.2, 1.0, D), (5.0, 0.5, D / 2), (0.01, 8.0, D), (0.0, 2.0, D)]:
-            U = lambda l: u_a_scalar(l, C, gamma, lam0, zeta)  # noqa: E731
+            U = lambda l: u_a_scalar(l, C, gamma, lam0, zeta)
             pts = [lam0] + ([(zeta / C) ** (1 / gamma)] if C > 0 else [])
             pts = [p for p in pts if 0 < p < D]
             q = integrate.quad(lambda l: U(l) * phiK(l - eta, K), 0, D, points=pts or None,
@@ -144,7 +144,7 @@ def test_phi_exact_vs_scipy_quad():
             assert phi_u_a_exact(C, gamma, lam0, zeta, eta, eta0, K) == pytest.approx(
                 fK(eta0, K) + q, rel=1e-9)
         for kappa, Lam, mmin, h in [(1.5, 2.0, 0.01, 0.1), (3.0, 1.3, 0.0, 0.05), (math.inf, 2.5, 0.02, 0.3)]:
-            U = lambda l: u_b_scalar(l, kappa, Lam, zeta, mmin, h, D)  # noqa: E731
+            U = lambda l: u_b_scalar(l, kappa, Lam, zeta, mmin, h, D)
             pts = [p for p in u_b_breakpoints(Lam, h, D) if 0 < p < D]
             q = integrate.quad(lambda l: U(l) * phiK(l - eta, K), 0, D, points=pts or None,
                                epsabs=1e-14, epsrel=1e-13, limit=500)[0]
