@@ -11,7 +11,7 @@ from .envelope import Envelope
 from .margins import SortedMargins
 from .validation import check_finite_number, check_positive, float64
 
-__all__ = ["condition_a_constant", "condition_a_constants", "condition_a_envelope"]
+__all__ = ["condition_a_constant", "condition_a_constants", "condition_a_envelope", "condition_a_envelope_values"]
 
 
 def condition_a_constants(sorted_margins: SortedMargins, eta: float, gammas: Tensor, lam0s: Tensor) -> Tensor:
@@ -69,6 +69,15 @@ def condition_a_constant(
     return float(condition_a_constants(sorted_margins, eta, float64(gamma), float64(lam0))[0, 0])
 
 
+def condition_a_envelope_values(lam: Tensor, constant: Tensor, gamma: Tensor, lam0: Tensor, zeta: Tensor) -> Tensor:
+    r"""``U_A(λ) = min(ζ, C λ^γ)`` for ``λ ≤ λ0``, ``ζ`` beyond, at ``lam [B, M]`` with per-row parameters ``[B]``."""
+    lam = lam.to(torch.float64)
+    constant, gamma, lam0, zeta = (x.to(torch.float64).unsqueeze(1) for x in (constant, gamma, lam0, zeta))
+    positive = lam.clamp_min(0.0)
+    power_law = torch.where(lam > 0, constant * positive.pow(gamma), torch.zeros_like(lam))  # C = inf: U = ζ on λ > 0
+    return torch.where(lam <= lam0, torch.minimum(power_law, zeta), zeta.expand_as(lam))
+
+
 def condition_a_envelope(constant: float, gamma: float, lam0: float, zeta: float) -> Envelope:
     r"""Envelope of Theorem A: ``U_A(λ) = min(ζ, C λ^γ)`` for ``λ ≤ λ0`` and ``ζ`` beyond (THEORY.md §5)."""
     gamma = check_positive(gamma, "gamma")
@@ -77,13 +86,9 @@ def condition_a_envelope(constant: float, gamma: float, lam0: float, zeta: float
     constant = float(constant)
     if math.isnan(constant) or constant < 0:
         raise ValueError(f"`constant` must be a Condition A constant >= 0 (or inf), got {constant}.")
+    parameters = [float64(value) for value in (constant, gamma, lam0, zeta)]
 
     def envelope(lam: Tensor) -> Tensor:
-        lam = lam.to(torch.float64)
-        if math.isinf(constant):
-            power_law = torch.where(lam > 0, math.inf, 0.0).to(lam)
-        else:
-            power_law = constant * lam.clamp_min(0.0).pow(gamma)
-        return torch.where(lam <= lam0, power_law.clamp_max(zeta), torch.full_like(lam, zeta))
+        return condition_a_envelope_values(lam.reshape(1, -1), *parameters).reshape(lam.shape)
 
     return envelope

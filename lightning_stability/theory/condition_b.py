@@ -12,7 +12,13 @@ from .envelope import Envelope
 from .margins import SortedMargins
 from .validation import check_finite_number, check_positive, float64
 
-__all__ = ["ConditionBResult", "condition_b_constant", "condition_b_envelope", "condition_b_jumps"]
+__all__ = [
+    "ConditionBResult",
+    "condition_b_constant",
+    "condition_b_envelope",
+    "condition_b_envelope_values",
+    "condition_b_jumps",
+]
 
 _OUTWARD = 1.0 - 1e-12
 """``κ_lo`` is multiplied by this, so that float rounding of mass ratios can never lift it above ``κ_B``."""
@@ -57,6 +63,19 @@ def _breakpoint_centres(values: Tensor, radius_num: float, radius_den: float, ce
         points = torch.cat([points, points.new_tensor([centre_max])])
     points = torch.unique(points[points <= centre_max])  # sorted
     return torch.cat([points, (points[:-1] + points[1:]) / 2])
+
+
+def _centre_grids(
+    lowest: float, highest: float, radius_num: Tensor, radius_den: Tensor, centre_max: Tensor, spacing: float
+) -> Tensor:
+    """``[R, G]`` centres on ``spacing·ℤ``, row ``i`` covering every centre whose denominator interval
+    ``[c ± radius_den_i]`` can reach the values (``c ≥ lowest − radius_den_i``) up to ``centre_max_i`` (or
+    ``highest + radius_num_i`` if smaller); rows are padded to a common length on the right, where centres
+    are infeasible (no mass, or beyond ``centre_max``)."""
+    start = torch.floor((lowest - radius_den) / spacing) - 1
+    stop = torch.ceil(torch.minimum(centre_max, highest + radius_num) / spacing) + 1
+    length = int((stop - start).clamp_min(0).max()) + 1
+    return (start.unsqueeze(1) + torch.arange(length, dtype=torch.float64)) * spacing
 
 
 def _min_ratios(
@@ -227,18 +246,24 @@ def condition_b_constant(
     else:
         # centres on the grid bℤ; a centre c is within b/2 of a grid centre c', hence the shrunk/grown radii
         half_step = centre_spacing / 2
-        start = math.floor((lowest - dilation * radii[-1]) / centre_spacing) - 1
-        stop = math.ceil(min(window_end, highest + dilation * radii[-1]) / centre_spacing) + 1
-        grid = torch.arange(start, stop + 1, dtype=torch.float64) * centre_spacing
+        radius_num, radius_den = dilation * grid_radii, grid_radii
         upper_ratios, witness_centres = _min_ratios(
-            sorted_values, grid, dilation * grid_radii, grid_radii, centre_max, max_mass, smallest_cluster
+            sorted_values,
+            _centre_grids(lowest, highest, radius_num, radius_den, centre_max, centre_spacing),
+            radius_num,
+            radius_den,
+            centre_max,
+            max_mass,
+            smallest_cluster,
         )
+        radius_num, radius_den = (dilation * inner - half_step).clamp_min(0.0), outer + half_step
+        relaxed_max = centre_max[:-1] + half_step
         lower_ratios, _ = _min_ratios(
             sorted_values,
-            grid,
-            (dilation * inner - half_step).clamp_min(0.0),
-            outer + half_step,
-            centre_max[:-1] + half_step,
+            _centre_grids(lowest, highest, radius_num, radius_den, relaxed_max, centre_spacing),
+            radius_num,
+            radius_den,
+            relaxed_max,
             max_mass,
             smallest_cluster,
         )
@@ -278,6 +303,25 @@ def condition_b_jumps(dilation: float, min_width: float, span: float) -> Tensor:
     return torch.tensor(points, dtype=torch.float64)
 
 
+def condition_b_envelope_values(
+    lam: Tensor, kappa: Tensor, dilation: float, zeta: Tensor, min_cluster_mass: Tensor, min_width: Tensor, span: Tensor
+) -> Tensor:
+    r"""``U_B(λ) = min(ζ, max(m_min, ζ κ^{−J(λ)}))`` at ``lam [B, M]`` with per-row parameters ``[B]`` (Lemma 3).
+
+    ``J(λ) = floor(log_Λ(D / max(λ, h/2)))`` (0 when negative), corrected so that ``Λ^J max(λ, h/2) ≤ D`` holds
+    exactly in floating point: rounding never lowers the envelope.
+    """
+    kappa, zeta, min_cluster_mass, min_width, span = (
+        x.to(torch.float64).unsqueeze(1) for x in (kappa, zeta, min_cluster_mass, min_width, span)
+    )
+    base = torch.maximum(lam.to(torch.float64), min_width / 2)
+    steps = torch.floor(torch.log(span / base) / math.log(dilation)).clamp_min(0.0)
+    too_far = (dilation**steps) * base > span
+    steps = torch.where(too_far, steps - 1, steps).clamp_min(0.0)
+    decay = zeta * torch.pow(kappa, -steps)
+    return torch.minimum(torch.maximum(decay, min_cluster_mass), zeta)
+
+
 def condition_b_envelope(
     kappa: float, dilation: float, zeta: float, min_cluster_mass: float, min_width: float, span: float
 ) -> Envelope:
@@ -305,12 +349,12 @@ def condition_b_envelope(
     min_width = check_positive(min_width, "min_width")
     span = check_positive(span, "span")
 
+    parameters = [float64(value) for value in (kappa, zeta, min_cluster_mass, min_width, span)]
+
     def envelope(lam: Tensor) -> Tensor:
-        base = lam.to(torch.float64).clamp_min(min_width / 2)
-        steps = torch.floor(torch.log(span / base) / math.log(dilation)).clamp_min(0.0)
-        too_far = (dilation**steps) * base > span
-        steps = torch.where(too_far, steps - 1, steps).clamp_min(0.0)
-        decay = zeta * torch.pow(torch.tensor(kappa, dtype=torch.float64), -steps)
-        return decay.clamp_min(min_cluster_mass).clamp_max(zeta)
+        kappa_, zeta_, mass_, width_, span_ = parameters
+        return condition_b_envelope_values(lam.reshape(1, -1), kappa_, dilation, zeta_, mass_, width_, span_).reshape(
+            lam.shape
+        )
 
     return envelope

@@ -1,0 +1,271 @@
+"""ParametrizationMonitor: dead, unbalanced, redundant and disconnected hidden units (seed 002)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from lightning_fabric.utilities.exceptions import MisconfigurationException
+from pytorch_lightning.callbacks import Callback
+from pytorch_lightning.utilities.rank_zero import rank_zero_info
+from torch import Tensor, nn
+from torch.utils.data import Dataset
+
+from ..dynamics import (
+    HiddenLayer,
+    ParametrizationStats,
+    activation_kind,
+    find_hidden_layers,
+    parametrization_statistics,
+)
+from ..reporting import log_histogram
+from ._common import (
+    broadcast_metrics,
+    check_positive_int,
+    fixed_subset,
+    load_batches,
+    log_epoch_metrics,
+    training_dataset,
+    untouched_training,
+)
+from .stability_monitor import _log_step
+
+__all__ = ["ParametrizationMonitor", "run_inputs"]
+
+
+def run_inputs(pl_module: nn.Module, batch: Any) -> Any:
+    """The default probe forward: ``pl_module(x)`` for an ``(x, y, …)`` batch, ``pl_module(batch)`` otherwise."""
+    if isinstance(batch, list | tuple):
+        return pl_module(batch[0])
+    return pl_module(batch)
+
+
+class ParametrizationMonitor(Callback):
+    r"""Find degenerate parametrizations of ``Linear → activation → Linear`` hidden layers.
+
+    Hidden layers are found among the model's leaf modules in registration order (a Linear, a ReLU, LeakyReLU,
+    PReLU, ReLU6 or :class:`lightning_stability.example.AbsoluteValue`, optional Dropout/Identity, the next Linear
+    taking the first one's outputs), or named explicitly with ``layers``. Every ``every_n_epochs`` training epochs
+    the model runs in eval mode on a fixed probe batch (seeded choice of training samples), forward hooks record
+    every hidden layer's pre-activations ``Z = X Wᵀ + b``, and
+    :func:`lightning_stability.dynamics.parametrization_statistics` gives, for layer ``i`` (0-based, in order),
+    the scalars logged under ``stability/parametrization/layer{i}/``:
+
+    * ``dead_units``, ``dead_fraction``: units with ``z ≤ 0`` on every probe sample (ReLU family; ReLU6 also
+      ``z ≥ 6``), or ``z = 0`` identically (``|x|``); ``live_units`` (not dead, no zero norm); ``units``;
+    * ``balance_min``, ``balance_max``, ``balance_spread``: of ``β_j = ‖(w_j, b_j)‖ / ‖v_j‖`` (incoming row with
+      bias over outgoing column) over live units, spread ``= max β / min β``;
+    * ``max_cosine``, ``min_cosine``, ``parallel_pairs``, ``opposite_pairs``: cosines of incoming weight vectors
+      ``w_j`` over unit pairs, and the pairs with ``cos > threshold`` / ``cos < −threshold``;
+    * ``zero_units``, ``zero_incoming``, ``zero_outgoing``: units with a zero incoming or outgoing norm;
+
+    and a TensorBoard histogram ``stability/parametrization/layer{i}/balance`` of the live units' ``β_j``.
+    Training is untouched (eval mode and RNG restored, no gradients). Under DDP every rank probes the same
+    samples with the same weights and rank zero's values are broadcast.
+
+    Args:
+        every_n_epochs: check after every n-th training epoch.
+        num_samples: probe batch size (all samples if the dataset is smaller).
+        seed: seed of the probe indices and of random dataset transforms.
+        dataset: the samples to draw from; default: the dataset behind ``trainer.train_dataloader``.
+        layers: ``[(incoming Linear, activation, outgoing Linear), …]`` module names (``model.named_modules()``)
+            instead of the automatic search.
+        forward_fn: ``forward_fn(pl_module, batch)`` runs the model on a probe batch; default :func:`run_inputs`.
+        threshold: cosine threshold of parallel / opposite pairs.
+        zero_tol: norms ``≤ zero_tol`` count as zero.
+        log_histogram: log the balance histograms (TensorBoard).
+        verbose: print the layers found and a one-line summary per layer and check (rank zero).
+
+    Example::
+
+        >>> from pytorch_lightning import Trainer
+        >>> from lightning_stability import ParametrizationMonitor
+        >>> monitor = ParametrizationMonitor(every_n_epochs=1, num_samples=256, threshold=0.99)
+        >>> trainer = Trainer(callbacks=[monitor], max_epochs=5)  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        every_n_epochs: int = 1,
+        num_samples: int = 256,
+        seed: int = 0,
+        dataset: Dataset | None = None,
+        layers: Sequence[tuple[str, str, str]] | None = None,
+        forward_fn: Callable[[nn.Module, Any], Any] | None = None,
+        threshold: float = 0.99,
+        zero_tol: float = 0.0,
+        log_histogram: bool = True,
+        verbose: bool = False,
+    ) -> None:
+        super().__init__()
+        owner = "ParametrizationMonitor"
+        check_positive_int(owner, "every_n_epochs", every_n_epochs)
+        check_positive_int(owner, "num_samples", num_samples)
+        if not isinstance(seed, int):
+            raise MisconfigurationException(f"{owner}: `seed` must be an integer, got {seed!r}.")
+        if not (isinstance(threshold, int | float) and 0 < threshold < 1):
+            raise MisconfigurationException(f"{owner}: `threshold` must be a cosine in (0, 1), got {threshold!r}.")
+        if not (isinstance(zero_tol, int | float) and math.isfinite(zero_tol) and zero_tol >= 0):
+            raise MisconfigurationException(f"{owner}: `zero_tol` must be a finite number >= 0, got {zero_tol!r}.")
+        if layers is not None and (
+            isinstance(layers, str)
+            or not all(
+                isinstance(t, list | tuple) and len(t) == 3 and all(isinstance(n, str) for n in t) for t in layers
+            )
+        ):
+            raise MisconfigurationException(
+                f"{owner}: `layers` must be a list of (incoming Linear, activation, outgoing Linear) module-name "
+                f"triples, e.g. [('net.0', 'net.1', 'net.2')], got {layers!r}."
+            )
+        self.every_n_epochs = every_n_epochs
+        self.num_samples = num_samples
+        self.seed = seed
+        self.dataset = dataset
+        self.layers = [tuple(t) for t in layers] if layers is not None else None
+        self.forward_fn = forward_fn or run_inputs
+        self.threshold = float(threshold)
+        self.zero_tol = float(zero_tol)
+        self.log_histogram = log_histogram
+        self.verbose = verbose
+        self.hidden_layers: list[HiddenLayer] = []
+        self.last_stats: list[ParametrizationStats] = []
+        self.last_metrics: dict[str, float] = {}
+        # state saved in checkpoints
+        self.checks_done = 0
+        self.last_checked_epoch: int | None = None
+
+    @property
+    def state_key(self) -> str:
+        return self._generate_state_key(every_n_epochs=self.every_n_epochs, num_samples=self.num_samples)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"checks_done": self.checks_done, "last_checked_epoch": self.last_checked_epoch}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.checks_done = state_dict["checks_done"]
+        self.last_checked_epoch = state_dict["last_checked_epoch"]
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        self.hidden_layers = self._resolve_layers(pl_module)
+        if self.verbose:
+            found = ", ".join(
+                f"layer{i}: {h.incoming_name} → {h.activation_name} ({h.kind}) → {h.outgoing_name}"
+                for i, h in enumerate(self.hidden_layers)
+            )
+            rank_zero_info(f"[ParametrizationMonitor] hidden layers: {found}")
+
+    def _resolve_layers(self, pl_module: pl.LightningModule) -> list[HiddenLayer]:
+        if self.layers is None:
+            found = find_hidden_layers(pl_module)
+            if not found:
+                raise MisconfigurationException(
+                    "ParametrizationMonitor found no hidden layer of the form Linear → ReLU/LeakyReLU/PReLU/ReLU6/"
+                    "AbsoluteValue → Linear among the model's modules (in registration order). Pass "
+                    "`layers=[(incoming Linear name, activation name, outgoing Linear name), ...]`."
+                )
+            return found
+        modules = dict(pl_module.named_modules())
+        resolved = []
+        for incoming_name, activation_name, outgoing_name in self.layers:
+            missing = [n for n in (incoming_name, activation_name, outgoing_name) if n not in modules]
+            if missing:
+                raise MisconfigurationException(
+                    f"ParametrizationMonitor: no module named {missing} in the model; `layers` takes names from "
+                    "`model.named_modules()`."
+                )
+            incoming, activation, outgoing = (modules[incoming_name], modules[activation_name], modules[outgoing_name])
+            kind = activation_kind(activation)
+            if not isinstance(incoming, nn.Linear) or not isinstance(outgoing, nn.Linear) or kind is None:
+                raise MisconfigurationException(
+                    f"ParametrizationMonitor: layer ({incoming_name}, {activation_name}, {outgoing_name}) must be "
+                    "(nn.Linear, ReLU/LeakyReLU/PReLU/ReLU6/AbsoluteValue, nn.Linear), got "
+                    f"({type(incoming).__name__}, {type(activation).__name__}, {type(outgoing).__name__})."
+                )
+            if outgoing.in_features != incoming.out_features:
+                raise MisconfigurationException(
+                    f"ParametrizationMonitor: {outgoing_name} takes {outgoing.in_features} inputs but {incoming_name} "
+                    f"has {incoming.out_features} outputs; the outgoing Linear must read the hidden units."
+                )
+            resolved.append(
+                HiddenLayer(incoming_name, activation_name, outgoing_name, incoming, activation, outgoing, kind)
+            )
+        return resolved
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        epoch = trainer.current_epoch
+        due = (epoch + 1) % self.every_n_epochs == 0
+        if due and (self.last_checked_epoch is None or self.last_checked_epoch < epoch):
+            self._check(trainer, pl_module, epoch)
+
+    def probe_statistics(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> list[ParametrizationStats]:
+        """Every hidden layer's statistics at the current weights on the probe batch (no logging)."""
+        dataset, collate_fn = training_dataset(trainer, self.dataset, "ParametrizationMonitor")
+        indices = fixed_subset(len(dataset), self.num_samples, self.seed)  # type: ignore[arg-type]
+        captured: list[list[Tensor]] = [[] for _ in self.hidden_layers]
+
+        def recorder(slot: list[Tensor]) -> Callable[..., None]:
+            def hook(module: nn.Module, inputs: Any, output: Tensor) -> None:
+                slot.append(output.detach().reshape(-1, output.shape[-1]))
+
+            return hook
+
+        handles = [
+            h.incoming.register_forward_hook(recorder(slot))
+            for h, slot in zip(self.hidden_layers, captured, strict=True)
+        ]
+        try:
+            with untouched_training(pl_module), torch.no_grad():
+                for _, batch in load_batches(
+                    trainer, pl_module, dataset, indices, collate_fn, indices.numel(), self.seed
+                ):
+                    self.forward_fn(pl_module, batch)
+        finally:
+            for handle in handles:
+                handle.remove()
+        stats = []
+        for index, (layer, slot) in enumerate(zip(self.hidden_layers, captured, strict=True)):
+            if not slot:
+                raise MisconfigurationException(
+                    f"ParametrizationMonitor: layer{index}'s {layer.incoming_name} was not called by the probe "
+                    "forward; pass `forward_fn=` that runs the model on a batch, or `layers=` that it uses."
+                )
+            stats.append(
+                parametrization_statistics(
+                    layer.incoming.weight,
+                    layer.incoming.bias,
+                    layer.outgoing.weight,
+                    torch.cat(slot),
+                    layer.kind,
+                    self.threshold,
+                    self.zero_tol,
+                )
+            )
+        return stats
+
+    def _check(self, trainer: pl.Trainer, pl_module: pl.LightningModule, epoch: int) -> None:
+        stats = self.probe_statistics(trainer, pl_module)
+        metrics: dict[str, float] = {}
+        for index, layer_stats in enumerate(stats):
+            metrics.update(layer_stats.to_metrics(f"stability/parametrization/layer{index}"))
+        metrics = broadcast_metrics(trainer, metrics)
+        self.checks_done += 1
+        self.last_checked_epoch = epoch
+        self.last_stats, self.last_metrics = stats, metrics
+        log_epoch_metrics(pl_module, metrics)
+        if self.log_histogram:
+            step = _log_step(trainer, epoch)
+            for index, layer_stats in enumerate(stats):
+                balance = layer_stats.balance[layer_stats.live]
+                if balance.numel():
+                    log_histogram(trainer, f"stability/parametrization/layer{index}/balance", balance, step)
+        if self.verbose:
+            for index, s in enumerate(stats):
+                rank_zero_info(
+                    f"[ParametrizationMonitor] epoch {epoch} layer{index}: {s.dead_count}/{s.units} dead, balance "
+                    f"spread {s.balance_spread:.4g}, max cos {s.max_cosine:.4f} {s.max_cosine_pair}, min cos "
+                    f"{s.min_cosine:.4f} {s.min_cosine_pair}, {s.parallel_pairs} parallel / {s.opposite_pairs} "
+                    f"opposite pairs, {s.zero_units} zero-weight units"
+                )

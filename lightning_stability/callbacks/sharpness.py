@@ -1,0 +1,252 @@
+r"""SharpnessMonitor: is the learning rate small enough for gradient descent's equilibria to be stable? (seed 001)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any, Literal
+
+import pytorch_lightning as pl
+import torch
+from lightning_fabric.utilities.exceptions import MisconfigurationException
+from pytorch_lightning.callbacks import Callback
+from pytorch_lightning.utilities.rank_zero import rank_zero_info, rank_zero_warn
+from torch import Tensor, nn
+from torch.utils.data import Dataset
+
+from ..dynamics import EigenEstimate, HessianVectorProduct, top_hessian_eigenvalue
+from ._common import (
+    broadcast_metrics,
+    check_positive_int,
+    fixed_subset,
+    load_batches,
+    log_epoch_metrics,
+    training_dataset,
+    untouched_training,
+)
+
+__all__ = ["SharpnessMonitor", "cross_entropy_loss"]
+
+LossFn = Callable[[nn.Module, Any], Tensor]
+"""``loss_fn(pl_module, batch) -> the mean loss of the batch`` (a scalar that autograd can differentiate twice)."""
+
+
+def cross_entropy_loss(pl_module: nn.Module, batch: Any) -> Tensor:
+    """The default loss: ``cross_entropy(pl_module(x), y)`` (mean over the batch) for an ``(x, y)`` batch."""
+    if not isinstance(batch, list | tuple) or len(batch) != 2:
+        raise MisconfigurationException(
+            "SharpnessMonitor's default loss expects `(x, y)` batches, got "
+            f"{type(batch).__name__}. Pass `loss_fn=lambda module, batch: <mean training loss of the batch>`."
+        )
+    inputs, targets = batch
+    return nn.functional.cross_entropy(pl_module(inputs), targets)
+
+
+class SharpnessMonitor(Callback):
+    r"""Track the sharpness ``λ_max(∇²L)`` of the training loss against the step size ``2 / η``.
+
+    Gradient descent ``θ ← θ − η ∇L(θ)`` near a minimiser behaves like ``δ ← (I − η H) δ``; its equilibrium is
+    Lyapunov-stable only while ``η λ_max(H) ≤ 2``. Every ``every_n_epochs`` training epochs the monitor estimates
+    ``λ_max`` — the largest *algebraic* eigenvalue of the Hessian of the mean loss
+    ``L(θ) = (1/n) Σ_{i ∈ S} ℓ_i(θ)`` over a fixed subset ``S`` of ``n`` training samples (seeded choice of
+    indices) — from Hessian-vector products (:func:`lightning_stability.dynamics.top_hessian_eigenvalue`) and logs
+
+    * ``stability/sharpness/lambda_max`` — ``λ_max``;
+    * ``stability/sharpness/lr`` — the optimizer's learning rate ``η`` (the largest over all param groups) when
+      the check runs, i.e. the one the next steps use (Lightning has already stepped epoch-interval schedulers);
+    * ``stability/sharpness/lr_lambda_over_2`` — ``η λ_max / 2``; ``> 1``: at this step size gradient descent's
+      equilibrium is unstable (with per-group learning rates the true ratio ``λ_max(P^{1/2} H P^{1/2}) / 2`` is
+      at most this one; for heavy-ball momentum ``μ`` the threshold is ``1 + μ`` instead of 1, and for adaptive
+      optimizers such as Adam the ratio is only indicative);
+    * ``stability/sharpness/unstable`` (1 when the ratio is ``> 1``), ``stability/sharpness/consecutive_unstable``,
+      ``stability/sharpness/hvp_count`` (Hessian-vector products used) and ``stability/sharpness/converged``.
+
+    The estimate runs in eval mode (dropout off, so the operator is deterministic) with gradients computed by
+    :func:`torch.autograd.grad` only, inside :func:`torch.random.fork_rng`: training's RNG, every parameter's
+    ``.grad`` and every submodule's train/eval mode are unchanged afterwards. Under DDP every rank evaluates the
+    same subset and rank zero's values are broadcast, so all ranks log and decide alike. Weight decay applied by
+    the optimizer is not part of ``L`` (it would add its coefficient to every eigenvalue).
+
+    Args:
+        every_n_epochs: estimate after every n-th training epoch.
+        num_samples: size ``n`` of the fixed evaluation subset (all samples if the dataset is smaller).
+        seed: seed of the subset's indices, of the start vector and of random dataset transforms.
+        dataset: the samples to draw from; default: the dataset behind ``trainer.train_dataloader``.
+        batch_size: chunk size of the loss; default ``num_samples`` (one chunk whose gradient graph is kept across
+            products). Smaller chunks bound memory but recompute each chunk's gradient per product.
+        loss_fn: ``loss_fn(pl_module, batch) -> mean loss`` of a batch; default :func:`cross_entropy_loss`.
+        method: ``"power"`` (power iteration with a shift when the dominant eigenvalue is negative) or
+            ``"lanczos"`` (fewer products, keeps up to ``max_iter`` parameter-sized vectors).
+        tol: relative convergence tolerance of the eigenvalue.
+        max_iter: cap on Hessian-vector products per iteration run.
+        stop_on_unstable: stop training after ``patience`` consecutive checks with ``η λ_max / 2 > 1``.
+        patience: consecutive unstable checks that stop training.
+        verbose: print a one-line summary of every check (rank zero).
+
+    Example::
+
+        >>> from pytorch_lightning import Trainer
+        >>> from lightning_stability import SharpnessMonitor
+        >>> monitor = SharpnessMonitor(every_n_epochs=2, num_samples=256, stop_on_unstable=True, patience=3)
+        >>> trainer = Trainer(callbacks=[monitor], max_epochs=10)  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        every_n_epochs: int = 1,
+        num_samples: int = 512,
+        seed: int = 0,
+        dataset: Dataset | None = None,
+        batch_size: int | None = None,
+        loss_fn: LossFn | None = None,
+        method: Literal["power", "lanczos"] = "power",
+        tol: float = 1e-3,
+        max_iter: int = 100,
+        stop_on_unstable: bool = False,
+        patience: int = 1,
+        verbose: bool = False,
+    ) -> None:
+        super().__init__()
+        owner = "SharpnessMonitor"
+        check_positive_int(owner, "every_n_epochs", every_n_epochs)
+        check_positive_int(owner, "num_samples", num_samples)
+        check_positive_int(owner, "patience", patience)
+        if batch_size is not None:
+            check_positive_int(owner, "batch_size", batch_size)
+        if not isinstance(seed, int):
+            raise MisconfigurationException(f"{owner}: `seed` must be an integer, got {seed!r}.")
+        if method not in ("power", "lanczos"):
+            raise MisconfigurationException(f"{owner}: `method` must be 'power' or 'lanczos', got {method!r}.")
+        if not (isinstance(tol, int | float) and math.isfinite(tol) and 0 < tol < 1):
+            raise MisconfigurationException(f"{owner}: `tol` must be a relative tolerance in (0, 1), got {tol!r}.")
+        if not isinstance(max_iter, int) or isinstance(max_iter, bool) or max_iter < 2:
+            raise MisconfigurationException(f"{owner}: `max_iter` must be an integer >= 2, got {max_iter!r}.")
+        if loss_fn is not None and not callable(loss_fn):
+            raise MisconfigurationException(
+                f"{owner}: `loss_fn` must be callable as loss_fn(pl_module, batch) -> mean loss, got {loss_fn!r}."
+            )
+        self.every_n_epochs = every_n_epochs
+        self.num_samples = num_samples
+        self.seed = seed
+        self.dataset = dataset
+        self.batch_size = batch_size
+        self.loss_fn = loss_fn or cross_entropy_loss
+        self.method = method
+        self.tol = float(tol)
+        self.max_iter = max_iter
+        self.stop_on_unstable = stop_on_unstable
+        self.patience = patience
+        self.verbose = verbose
+        self.last_estimate: EigenEstimate | None = None
+        self.last_metrics: dict[str, float] = {}
+        # state saved in checkpoints
+        self.checks_done = 0
+        self.last_checked_epoch: int | None = None
+        self.unstable_count = 0
+        self.consecutive_unstable = 0
+        self.indices: Tensor | None = None
+        self.stop_reason: str | None = None
+
+    @property
+    def state_key(self) -> str:
+        return self._generate_state_key(every_n_epochs=self.every_n_epochs, num_samples=self.num_samples)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "checks_done": self.checks_done,
+            "last_checked_epoch": self.last_checked_epoch,
+            "unstable_count": self.unstable_count,
+            "consecutive_unstable": self.consecutive_unstable,
+            "indices": self.indices,
+            "stop_reason": self.stop_reason,
+        }
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.checks_done = state_dict["checks_done"]
+        self.last_checked_epoch = state_dict["last_checked_epoch"]
+        self.unstable_count = state_dict["unstable_count"]
+        self.consecutive_unstable = state_dict["consecutive_unstable"]
+        self.indices = state_dict["indices"]
+        self.stop_reason = state_dict["stop_reason"]
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        epoch = trainer.current_epoch
+        due = (epoch + 1) % self.every_n_epochs == 0
+        if due and (self.last_checked_epoch is None or self.last_checked_epoch < epoch):
+            self._check(trainer, pl_module, epoch)
+
+    # ------------------------------------------------------------------ the check
+
+    def estimate(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> EigenEstimate:
+        """``λ_max`` of the loss on the fixed subset at the current weights (no logging, no state change)."""
+        dataset, collate_fn = training_dataset(trainer, self.dataset, "SharpnessMonitor")
+        if self.indices is None:
+            self.indices = fixed_subset(len(dataset), self.num_samples, self.seed)  # type: ignore[arg-type]
+        elif int(self.indices.max()) >= len(dataset):  # type: ignore[arg-type]
+            raise MisconfigurationException(
+                f"SharpnessMonitor: the saved evaluation subset has index {int(self.indices.max())} but the "
+                f"dataset has {len(dataset)} samples; resume with the same training data."  # type: ignore[arg-type]
+            )
+        params = [p for p in pl_module.parameters() if p.requires_grad]
+        if not params:
+            raise MisconfigurationException("SharpnessMonitor: the model has no trainable parameters.")
+        total = self.indices.numel()
+        with untouched_training(pl_module), torch.inference_mode(False), torch.enable_grad():
+            batches = load_batches(
+                trainer, pl_module, dataset, self.indices, collate_fn, self.batch_size or total, self.seed
+            )
+            closures = [self._closure(pl_module, batch) for _, batch in batches]
+            operator = HessianVectorProduct(params, closures, [size / total for size, _ in batches])
+            try:
+                return top_hessian_eigenvalue(
+                    operator, operator.dim, self.method, self.tol, self.max_iter, self.seed, params[0].device
+                )
+            except ValueError as error:
+                raise ValueError(f"SharpnessMonitor at epoch {trainer.current_epoch}: {error}") from error
+
+    def _closure(self, pl_module: pl.LightningModule, batch: Any) -> Callable[[], Tensor]:
+        return lambda: self.loss_fn(pl_module, batch)
+
+    def _check(self, trainer: pl.Trainer, pl_module: pl.LightningModule, epoch: int) -> None:
+        estimate = self.estimate(trainer, pl_module)
+        lrs = [group["lr"] for optimizer in trainer.optimizers for group in optimizer.param_groups]
+        lr = float(max(lrs)) if lrs else math.nan
+        metrics = {
+            "stability/sharpness/lambda_max": estimate.value,
+            "stability/sharpness/lr": lr,
+            "stability/sharpness/lr_lambda_over_2": lr * estimate.value / 2,
+            "stability/sharpness/hvp_count": float(estimate.products),
+            "stability/sharpness/converged": float(estimate.converged),
+        }
+        metrics = broadcast_metrics(trainer, metrics)
+        unstable = metrics["stability/sharpness/lr_lambda_over_2"] > 1
+        self.unstable_count += int(unstable)
+        self.consecutive_unstable = self.consecutive_unstable + 1 if unstable else 0
+        metrics["stability/sharpness/unstable"] = float(unstable)
+        metrics["stability/sharpness/consecutive_unstable"] = float(self.consecutive_unstable)
+        self.checks_done += 1
+        self.last_checked_epoch = epoch
+        self.last_estimate, self.last_metrics = estimate, metrics
+        log_epoch_metrics(pl_module, metrics)
+        value, ratio = metrics["stability/sharpness/lambda_max"], metrics["stability/sharpness/lr_lambda_over_2"]
+        if not estimate.converged:
+            rank_zero_warn(
+                f"SharpnessMonitor: λ_max did not converge to tol={self.tol:g} in {self.max_iter} products per run "
+                f"at epoch {epoch} (estimate {value:.6g}); raise `max_iter` or try method='lanczos'."
+            )
+        if self.verbose:
+            rank_zero_info(
+                f"[SharpnessMonitor] epoch {epoch}: λ_max {value:.6g}, lr {lr:.3g}, lr·λ_max/2 {ratio:.4g} "
+                f"({estimate.products} Hessian-vector products)"
+            )
+        stop = self.stop_on_unstable and self.consecutive_unstable >= self.patience
+        if stop:
+            self.stop_reason = (
+                f"lr·λ_max/2 = {ratio:.4g} > 1 (λ_max {value:.6g}, lr {lr:.3g}) at {self.consecutive_unstable} "
+                f"consecutive check(s) up to epoch {epoch}, patience {self.patience}: at this step size gradient "
+                f"descent's equilibria are unstable (λ_max > 2 / lr = {2 / lr:.6g})"
+            )
+        should_stop = trainer.strategy.reduce_boolean_decision(stop, all=False)
+        if should_stop and not trainer.should_stop:
+            trainer.should_stop = True
+            rank_zero_info(f"[SharpnessMonitor] stopping training: {self.stop_reason}")
