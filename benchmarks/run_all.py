@@ -18,7 +18,6 @@ import json
 import math
 import os
 import platform
-import shutil
 import statistics
 import subprocess
 import sys
@@ -318,7 +317,9 @@ def peer(repeats: int) -> list[str]:
 def _fit(devices: int, directory: Path) -> float:
     config = ROOT / "configs" / ("mnist_ddp.yaml" if devices == 2 else "mnist_abs_mlp.yaml")
     command = [
-        shutil.which("lightning-stability") or "lightning-stability",
+        sys.executable,
+        "-m",
+        "lightning_stability.cli",
         "fit",
         "--config",
         str(config),
