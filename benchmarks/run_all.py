@@ -267,12 +267,7 @@ def peer(repeats: int) -> list[str]:
     def ours() -> torch.Tensor:
         collector = MarginCollector()
         for indices, batch_logits, batch_targets in batches:
-            collector.update(
-                indices,
-                batch_targets,
-                theory.margins(batch_logits, batch_targets),
-                theory.per_sample_cross_entropy(batch_logits, batch_targets),
-            )
+            collector.update(indices, batch_targets, *theory.margins_and_cross_entropy(batch_logits, batch_targets))
         return collector.compute()["margins"]
 
     def theirs(directory: str) -> dict:

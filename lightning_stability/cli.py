@@ -27,12 +27,14 @@ def _lightning_cli():
 
         def after_fit(self) -> None:
             trainer = self.trainer
+            # `trainer.log_dir` broadcasts from rank zero: every rank must ask, before the others return
+            log_dir = Path(trainer.log_dir or trainer.default_root_dir)
+            monitors = [callback for callback in trainer.callbacks if isinstance(callback, StabilityMonitor)]
+            margin_dirs = [monitor.margins_dir(trainer) for monitor in monitors]
             if not trainer.is_global_zero:
                 return
-            log_dir = Path(trainer.log_dir or trainer.default_root_dir)
             print(f"[lightning-stability] logs: {log_dir}  (view with: tensorboard --logdir {log_dir.parent})")
-            monitors = [callback for callback in trainer.callbacks if isinstance(callback, StabilityMonitor)]
-            for monitor in monitors:
+            for monitor, directory in zip(monitors, margin_dirs, strict=True):
                 if monitor.last_report is not None:
                     report = monitor.last_report
                     print(
@@ -43,7 +45,6 @@ def _lightning_cli():
                     )
                     if monitor.stop_reason:
                         print(f"[lightning-stability] stopped: {monitor.stop_reason}")
-                directory = monitor.margins_dir(trainer)
                 if directory is not None and directory.exists():
                     output = make_report(directory, log_dir / "report.png")
                     print(f"[lightning-stability] report: {output}")

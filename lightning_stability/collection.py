@@ -18,8 +18,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, IterableDataset, SequentialSampler
 from torchmetrics import Metric
 
-from .theory import margins as compute_margins
-from .theory import per_sample_cross_entropy
+from .theory import margins_and_cross_entropy
 
 __all__ = [
     "ForwardFn",
@@ -211,13 +210,12 @@ def run_margin_pass(
                 logits, targets = _unpack_forward_output(output)
                 num_classes = _check_forward_output(logits, targets, indices, num_classes)
                 try:
-                    batch_margins = compute_margins(logits, targets)
+                    batch_margins, losses = margins_and_cross_entropy(logits, targets)
                 except ValueError as error:
                     raise ValueError(
                         f"StabilityMonitor: the model's outputs for samples {indices[:8].tolist()}... are invalid: "
                         f"{error}"
                     ) from error
-                losses = per_sample_cross_entropy(logits, targets)
                 device = batch_margins.device
                 collector.update(indices.to(device), targets.to(device), batch_margins, losses)
     finally:

@@ -379,14 +379,16 @@ class StabilityMonitor(Callback):
             # `trainer.callback_metrics` and the loggers keep the certificate's full precision (MPS has no float64)
             dtype = torch.float32 if pl_module.device.type == "mps" else torch.float64
             has_logger = bool(trainer.loggers)  # no "you called self.log(logger=True) but have no logger" warnings
+            # the values are identical on every rank; under DDP `sync_dist` averages identical values (exact) and
+            # keeps Lightning from warning, for each of them, that epoch-level values are not synchronised
+            distributed = trainer.world_size > 1
             for name, value in metrics.items():
-                # identical on every rank already: no sync needed
                 pl_module.log(
                     name,
                     torch.tensor(value, dtype=dtype, device=pl_module.device),
                     on_step=False,
                     on_epoch=True,
-                    sync_dist=False,
+                    sync_dist=distributed,
                     logger=has_logger,
                     batch_size=1,
                 )

@@ -36,7 +36,7 @@ class _Classifier(pl.LightningModule):
         logits = self(inputs)
         loss = nn.functional.cross_entropy(logits, targets)
         self.train_accuracy(logits, targets)
-        self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True)
+        self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True, sync_dist=True)
         self.log("train_acc", self.train_accuracy, on_step=False, on_epoch=True, prog_bar=True)
         return loss
 
@@ -44,7 +44,7 @@ class _Classifier(pl.LightningModule):
         inputs, targets = batch
         logits = self(inputs)
         self.val_accuracy(logits, targets)
-        self.log("val_loss", nn.functional.cross_entropy(logits, targets), prog_bar=True)
+        self.log("val_loss", nn.functional.cross_entropy(logits, targets), prog_bar=True, sync_dist=True)
         self.log("val_acc", self.val_accuracy, prog_bar=True)
 
     def configure_optimizers(self) -> torch.optim.Optimizer:

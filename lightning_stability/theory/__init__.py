@@ -23,7 +23,15 @@ from .loss import (
     multiclass_margin_loss,
     multiclass_margin_loss_slope,
 )
-from .margins import accuracy, bad_mass, good_mass, margin_cdf, margins, per_sample_cross_entropy
+from .margins import (
+    accuracy,
+    bad_mass,
+    good_mass,
+    margin_cdf,
+    margins,
+    margins_and_cross_entropy,
+    per_sample_cross_entropy,
+)
 from .monitoring import flip_masses, instability_event, loss_rose
 
 __all__ = [
@@ -51,6 +59,7 @@ __all__ = [
     "loss_rose",
     "margin_cdf",
     "margins",
+    "margins_and_cross_entropy",
     "multiclass_margin_loss",
     "multiclass_margin_loss_slope",
     "per_sample_cross_entropy",

@@ -18,6 +18,7 @@ __all__ = [
     "good_mass",
     "margin_cdf",
     "margins",
+    "margins_and_cross_entropy",
     "per_sample_cross_entropy",
 ]
 
@@ -47,6 +48,20 @@ def per_sample_cross_entropy(logits: Tensor, targets: Tensor) -> Tensor:
     check_logits_and_targets(logits, targets)
     scores = logits.to(torch.float64)
     return torch.logsumexp(scores, dim=1) - scores.gather(1, targets.long().unsqueeze(1)).squeeze(1)
+
+
+def margins_and_cross_entropy(logits: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
+    r"""``(δ_k, ℓ_k)`` of every sample in one validated pass (the margin pass's per-batch work).
+
+    Same values as :func:`margins` and :func:`per_sample_cross_entropy`: ``δ_k = z_{k,y_k} − max_{j≠y_k} z_{k,j}``,
+    ``ℓ_k = logsumexp_j z_{k,j} − z_{k,y_k}``, float64.
+    """
+    check_logits_and_targets(logits, targets)
+    scores = logits.to(torch.float64)
+    index = targets.long().unsqueeze(1)
+    true_score = scores.gather(1, index).squeeze(1)
+    others = scores.scatter(1, index, float("-inf"))
+    return true_score - others.amax(dim=1), torch.logsumexp(scores, dim=1) - true_score
 
 
 class SortedMargins:
