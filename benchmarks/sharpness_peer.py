@@ -131,9 +131,9 @@ def main() -> int:
     }
     results = timed(estimates, args.repeats)
     print(f"reference λ_max (our Lanczos, tol 1e-9): {reference:.6f}")
-    print(f"{'estimate':<34}{'λ_max':>12}{'rel. to ref.':>15}{'median s':>11}")
+    print(f"{'estimate':<38}{'λ_max':>12}{'rel. to ref.':>15}{'median s':>11}")
     for label, (value, seconds) in results.items():
-        print(f"{label:<34}{value:>12.6f}{(value - reference) / abs(reference):>15.2e}{seconds:>11.4f}")
+        print(f"{label:<38}{value:>12.6f}{(value - reference) / abs(reference):>15.2e}{seconds:>11.4f}")
     ours_value, ours_time = results["ours, power iteration"]
     peer_value, peer_time = results[f"{peer_name}, power iteration"]
     print(f"relative difference ours (power) vs {peer_name}: {(ours_value - peer_value) / abs(peer_value):.3e}")

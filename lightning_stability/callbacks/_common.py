@@ -69,10 +69,11 @@ def load_batches(
 ) -> list[tuple[int, Any]]:
     """``[(size, batch)]``: the samples ``indices`` in chunks of ``batch_size``, collated and on the device.
 
-    Called inside :func:`untouched_training`; the global RNG is seeded with ``seed`` first, so random dataset
-    transforms draw the same subset content at every check (and the training RNG is restored afterwards).
+    Called inside :func:`untouched_training`; the global CPU generator is seeded with ``seed`` first (CUDA
+    generators are left alone), so random dataset transforms draw the same subset content at every check, and
+    the training RNG is restored afterwards.
     """
-    torch.manual_seed(seed)
+    torch.default_generator.manual_seed(seed)
     collate = collate_fn or torch.utils.data.default_collate
     batches = []
     for start in range(0, indices.numel(), batch_size):
@@ -104,7 +105,11 @@ def broadcast_metrics(trainer: pl.Trainer, metrics: dict[str, float]) -> dict[st
 
 
 def log_epoch_metrics(pl_module: pl.LightningModule, metrics: dict[str, float]) -> None:
-    """``pl_module.log`` every metric at epoch end as a float64 tensor (identical on every rank: no sync)."""
+    """``pl_module.log`` every metric at epoch end as a float64 tensor.
+
+    The values are identical on every rank (broadcast); under DDP ``sync_dist`` averages identical values, which is
+    exact, and keeps Lightning from warning that epoch-level values are not synchronised (as the StabilityMonitor).
+    """
     trainer = pl_module.trainer
     dtype = torch.float32 if pl_module.device.type == "mps" else torch.float64
     for name, value in metrics.items():
@@ -113,7 +118,7 @@ def log_epoch_metrics(pl_module: pl.LightningModule, metrics: dict[str, float]) 
             torch.tensor(value, dtype=dtype, device=pl_module.device),
             on_step=False,
             on_epoch=True,
-            sync_dist=False,
+            sync_dist=trainer.world_size > 1,
             logger=bool(trainer.loggers),
             batch_size=1,
         )

@@ -99,6 +99,8 @@ class GradientFlowMonitor(Callback):
         self.last_logged_step = state_dict["last_logged_step"]
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        if stage != "fit":  # the monitor acts during training only
+            return
         modules = dict(pl_module.named_modules())
         if self.layers is None:
             self.resolved_layers = depth_layers(pl_module)

@@ -149,6 +149,8 @@ class ParametrizationMonitor(Callback):
         self.last_checked_epoch = state_dict["last_checked_epoch"]
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        if stage != "fit":  # the monitor acts during training only
+            return
         self.hidden_layers = self._resolve_layers(pl_module)
         if self.verbose:
             found = ", ".join(

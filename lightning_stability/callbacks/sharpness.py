@@ -178,7 +178,7 @@ class SharpnessMonitor(Callback):
     # ------------------------------------------------------------------ the check
 
     def estimate(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> EigenEstimate:
-        """``λ_max`` of the loss on the fixed subset at the current weights (no logging, no state change)."""
+        """``λ_max`` of the loss on the fixed subset at the current weights (no logging; draws the subset once)."""
         dataset, collate_fn = training_dataset(trainer, self.dataset, "SharpnessMonitor")
         if self.indices is None:
             self.indices = fixed_subset(len(dataset), self.num_samples, self.seed)  # type: ignore[arg-type]

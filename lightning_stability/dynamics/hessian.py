@@ -119,7 +119,7 @@ class HessianVectorProduct:
 
 @dataclass(frozen=True)
 class EigenEstimate:
-    """An eigenvalue estimate: ``value``, its relative ``residual`` ``‖H v − value·v‖ / max(|value|, tiny)``.
+    """An eigenvalue estimate ``value`` with its vector ``v`` and relative ``residual`` ``‖H v − value·v‖ / |value|``.
 
     ``products`` counts the operator applications, ``converged`` says whether the tolerance was met before the
     iteration cap, ``shift`` is the ``s`` of ``H + s I`` that the final run iterated on (0 if none) and
