@@ -188,9 +188,7 @@ def brute_condition_a(margins, eta, gamma, lam0, weights=None):
         if lam[k] > l0:
             continue
         F = sum((mu[j] for j in pos if lam[j] <= lam[k]), Fraction(0))
-        val = mp.mpf(F.numerator) / F.denominator / mp.power(
-            mp.mpf(lam[k].numerator) / lam[k].denominator, gamma
-        )
+        val = mp.mpf(F.numerator) / F.denominator / mp.power(mp.mpf(lam[k].numerator) / lam[k].denominator, gamma)
         best = max(best, val)
     return float(best)
 
@@ -251,9 +249,7 @@ def phi_u_a_exact(C, gamma, lam0, zeta, eta, eta0, K):
     else:
         cross = min(lam0, (zeta / mp.mpf(C)) ** (1 / mp.mpf(gamma)))
     if C > 0 and cross > 0:
-        total += mp.quad(
-            lambda l: mp.mpf(C) * l ** mp.mpf(gamma) * phiK_mp(l - eta, K), [0, cross / 2, cross]
-        )
+        total += mp.quad(lambda l: mp.mpf(C) * l ** mp.mpf(gamma) * phiK_mp(l - eta, K), [0, cross / 2, cross])
     total += zeta * (fK_mp(cross - eta, K) - fK_mp(D - eta, K))
     return float(total)
 

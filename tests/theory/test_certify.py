@@ -1,7 +1,6 @@
 """§7 certify(): the report against the oracles; floors ordered; reproducibility;
 invariance to permutations and weight scaling."""
 
-
 import numpy as np
 import pytest
 import torch
@@ -84,8 +83,16 @@ def reproduce(rep, d, K, w):
     assert ra.floor == pytest.approx(ta.floor, abs=1e-12)
     assert ra.envelope_bound == pytest.approx(ta.envelope_bound, rel=1e-12)
     assert ra.condition_a_constant == pytest.approx(ta.condition_a_constant, rel=1e-12)
-    rb = theory.theorem_b_floor(d, K, tb.eta, tb.eta0, dilation=tb.dilation, min_width=tb.min_width,
-                                min_cluster_mass=tb.min_cluster_mass, weights=w)
+    rb = theory.theorem_b_floor(
+        d,
+        K,
+        tb.eta,
+        tb.eta0,
+        dilation=tb.dilation,
+        min_width=tb.min_width,
+        min_cluster_mass=tb.min_cluster_mass,
+        weights=w,
+    )
     assert rb.kappa_lower == pytest.approx(tb.kappa_lower, rel=1e-12), (rb, tb)
     assert rb.floor == pytest.approx(tb.floor, abs=1e-12), (rb, tb)
 

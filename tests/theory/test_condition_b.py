@@ -83,9 +83,7 @@ def spread_scenario(rng):
 
 
 def check_bracket(vals, w, Lam, m, mmin, h, wend, **kw):
-    res = theory.condition_b_constant(
-        vals, Lam, m, h, min_cluster_mass=mmin, window_end=wend, weights=w, **kw
-    )
+    res = theory.condition_b_constant(vals, Lam, m, h, min_cluster_mass=mmin, window_end=wend, weights=w, **kw)
     kappa, cr = brute_kappa(vals, Lam, m, h, mmin, wend, w)
     lo, hi = res.lower, res.upper
     assert isinstance(lo, float) and isinstance(hi, float)

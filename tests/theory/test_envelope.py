@@ -40,12 +40,14 @@ def my_u_a(C, gamma, lam0, zeta):
     def U(lam):
         out = [u_a_scalar(float(x), C, gamma, lam0, zeta) for x in lam.tolist()]
         return torch.tensor(out, dtype=torch.float64)
+
     return U
 
 
 def my_u_b(kappa, dilation, zeta, m_min, h, D):
     def U(lam):
         return torch.tensor(u_b_vec(lam.numpy(), kappa, dilation, zeta, m_min, h, D), dtype=torch.float64)
+
     return U
 
 
@@ -61,6 +63,7 @@ def my_empirical(margins, eta, weights=None):
         lam = lam.to(torch.float64)
         lam_k = d + eta  # float64 lambda_k, as in the oracles
         return ((lam_k[None, :] <= lam[:, None]).to(torch.float64) * mu[None, :]).sum(1)
+
     return U
 
 

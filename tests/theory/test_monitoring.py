@@ -108,7 +108,12 @@ def test_instability_event_exhaustive():
     vals = [0.0, 0.5, 0.7, 1.0]
     for pl, pa, l, a, tol in itertools.product(vals, vals, vals, vals, [0.0, 0.2, 0.5]):
         assert theory.instability_event(pl, pa, l, a, tol=tol) == naive_instability_event(pl, pa, l, a, tol), (
-            pl, pa, l, a, tol)
+            pl,
+            pa,
+            l,
+            a,
+            tol,
+        )
     assert theory.instability_event(1.0, 0.9, 0.5, 0.8) is True
     assert theory.instability_event(1.0, 0.9, 1.0, 0.8) is False  # loss did not improve
     assert theory.instability_event(1.0, 0.9, 0.5, 0.9) is False  # accuracy did not fall

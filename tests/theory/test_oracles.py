@@ -139,19 +139,20 @@ def test_phi_exact_vs_scipy_quad():
             U = lambda l: u_a_scalar(l, C, gamma, lam0, zeta)
             pts = [lam0] + ([(zeta / C) ** (1 / gamma)] if C > 0 else [])
             pts = [p for p in pts if 0 < p < D]
-            q = integrate.quad(lambda l: U(l) * phiK(l - eta, K), 0, D, points=pts or None,
-                               epsabs=1e-14, epsrel=1e-13, limit=500)[0]
-            assert phi_u_a_exact(C, gamma, lam0, zeta, eta, eta0, K) == pytest.approx(
-                fK(eta0, K) + q, rel=1e-9)
+            q = integrate.quad(
+                lambda l: U(l) * phiK(l - eta, K), 0, D, points=pts or None, epsabs=1e-14, epsrel=1e-13, limit=500
+            )[0]
+            assert phi_u_a_exact(C, gamma, lam0, zeta, eta, eta0, K) == pytest.approx(fK(eta0, K) + q, rel=1e-9)
         for kappa, Lam, mmin, h in [(1.5, 2.0, 0.01, 0.1), (3.0, 1.3, 0.0, 0.05), (math.inf, 2.5, 0.02, 0.3)]:
             U = lambda l: u_b_scalar(l, kappa, Lam, zeta, mmin, h, D)
             pts = [p for p in u_b_breakpoints(Lam, h, D) if 0 < p < D]
-            q = integrate.quad(lambda l: U(l) * phiK(l - eta, K), 0, D, points=pts or None,
-                               epsabs=1e-14, epsrel=1e-13, limit=500)[0]
-            assert phi_u_b_exact(kappa, Lam, zeta, mmin, h, eta, eta0, K) == pytest.approx(
-                fK(eta0, K) + q, rel=1e-9)
+            q = integrate.quad(
+                lambda l: U(l) * phiK(l - eta, K), 0, D, points=pts or None, epsabs=1e-14, epsrel=1e-13, limit=500
+            )[0]
+            assert phi_u_b_exact(kappa, Lam, zeta, mmin, h, eta, eta0, K) == pytest.approx(fK(eta0, K) + q, rel=1e-9)
         assert phi_step_exact([(0, D, zeta)], eta, eta0, K) == pytest.approx(
-            phi_trivial_closed_form(zeta, eta, eta0, K), rel=1e-14)
+            phi_trivial_closed_form(zeta, eta, eta0, K), rel=1e-14
+        )
 
 
 def test_naive_ce_and_margins_vs_torch():

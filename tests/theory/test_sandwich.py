@@ -59,8 +59,7 @@ def test_margins_and_cross_entropy_match_naive_loops(seed, K, scale):
     for a, b in zip(ce.tolist(), nce):
         assert a == pytest.approx(b, rel=1e-12, abs=1e-12)
     # sign of the margin = correctness (a tie counts as misclassified)
-    pred_ok = [(row[t] > max(v for j, v in enumerate(row) if j != t))
-               for row, t in zip(z.tolist(), y.tolist())]
+    pred_ok = [(row[t] > max(v for j, v in enumerate(row) if j != t)) for row, t in zip(z.tolist(), y.tolist())]
     assert [x > 0 for x in d.tolist()] == pred_ok
 
 

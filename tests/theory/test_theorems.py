@@ -120,15 +120,13 @@ def test_theorem_b_floor(seed, K):
         kw["centre_spacing"] = float(rng.uniform(0.05, 1.0)) * h  # the package requires <= h
     if rng.random() < 0.3:
         kw["radius_ratio"] = 1.2
-    res = theory.theorem_b_floor(d, K, eta, eta0, dilation=Lam, min_width=h, min_cluster_mass=m_min,
-                                 weights=w, **kw)
+    res = theory.theorem_b_floor(d, K, eta, eta0, dilation=Lam, min_width=h, min_cluster_mass=m_min, weights=w, **kw)
     assert res.eta == eta and res.eta0 == eta0 and res.dilation == Lam
     assert res.min_width == h and res.min_cluster_mass == m_min
     assert res.zeta == pytest.approx(zeta_f, abs=1e-12)
     zeta_x = exact_zeta(d, eta0, w)
     assert res.max_mass >= float(zeta_x) * (1 - 1e-12)  # Lemma 3 needs m >= zeta
-    cb = theory.condition_b_constant(d, Lam, res.max_mass, h, min_cluster_mass=m_min, window_end=eta0,
-                                     weights=w, **kw)
+    cb = theory.condition_b_constant(d, Lam, res.max_mass, h, min_cluster_mass=m_min, window_end=eta0, weights=w, **kw)
     assert res.kappa_lower == pytest.approx(cb.lower, rel=1e-12)
     assert res.kappa_upper == pytest.approx(cb.upper, rel=1e-12)
     # validity of the certified kappa for Lemma 3: kappa_lo <= kappa_B for a cap m >= exact
