@@ -25,6 +25,7 @@ from ..collection import (
     run_margin_pass,
 )
 from ..reporting import log_figure, log_histogram, log_out_of_epoch, save_margin_file
+from ..theory.margins import SortedMargins
 from .data_check import run_data_check
 
 __all__ = ["StabilityMonitor"]
@@ -224,7 +225,7 @@ class StabilityMonitor(Callback):
         loss = float((mu * margin_pass.losses).sum())
         report = theory.certify(margin_pass.margins, margin_pass.num_classes, weights=weights, loss=loss, **self.grid)
         metrics = self._metrics(report, margin_pass, weights, epoch)
-        stop = self._update_events(trainer, metrics, report, margin_pass)
+        stop = self._update_events(trainer, metrics, report, margin_pass, weights)
 
         self.checks_done += 1
         self.last_checked_epoch = epoch
@@ -313,14 +314,19 @@ class StabilityMonitor(Callback):
     ) -> dict[str, float]:
         metrics = {f"stability/{key}": value for key, value in report.to_dict().items()}
         metrics["stability/num_classes"] = float(report.num_classes)
-        quantiles = torch.quantile(margin_pass.margins, torch.tensor(self.quantiles, dtype=torch.float64))
-        for level, value in zip(self.quantiles, quantiles.tolist(), strict=True):
-            metrics[f"stability/margin_quantile/q={level:g}"] = value
+        distribution = SortedMargins(margin_pass.margins, weights)
+        for level in self.quantiles:  # quantiles of the weighted F (§1): the smallest margin with F(δ) ≥ q
+            metrics[f"stability/margin_quantile/q={level:g}"] = distribution.quantile_value(level)
         metrics["stability/check_epoch"] = float(epoch)
         return metrics
 
     def _update_events(
-        self, trainer: pl.Trainer, metrics: dict[str, float], report: theory.StabilityReport, margin_pass: MarginPass
+        self,
+        trainer: pl.Trainer,
+        metrics: dict[str, float],
+        report: theory.StabilityReport,
+        margin_pass: MarginPass,
+        weights: Tensor | None,
     ) -> bool:
         loss, accuracy = metrics["stability/loss"], report.accuracy
         event = rose = False
@@ -329,7 +335,6 @@ class StabilityMonitor(Callback):
             event = theory.instability_event(self.previous["loss"], self.previous["accuracy"], loss, accuracy, self.tol)
             rose = theory.loss_rose(self.previous["loss"], loss)
             if torch.equal(self.previous["indices"], margin_pass.indices):
-                weights = self._sample_weights(margin_pass)
                 forgotten, learned = theory.flip_masses(self.previous["margins"], margin_pass.margins, weights)
             else:
                 rank_zero_warn(
