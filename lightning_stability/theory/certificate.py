@@ -305,14 +305,13 @@ def _best_floors(
                             kappa_upper=kappa_upper,
                         )
                     )
-    size = int(grid.partition_size)
-    a_bounds = _theorem_a_bounds(a_candidates, num_classes, size)
-    b_bounds = _theorem_b_bounds(b_candidates, num_classes, size)
-    best = int(torch.argmin(a_bounds))  # the least bound is the highest floor
-    bound = float(a_bounds[best])
+    size, search_size = int(grid.partition_size), int(grid.search_partition_size)
+    # rank every candidate with the coarse upper sums, then recompute the winner's bound with the fine one
+    best = int(torch.argmin(_theorem_a_bounds(a_candidates, num_classes, search_size)))
+    bound = float(_theorem_a_bounds([a_candidates[best]], num_classes, size)[0])
     best_a = TheoremAFloor(floor=_floor(bound), envelope_bound=bound, **a_candidates[best])
-    best = int(torch.argmin(b_bounds))
-    bound = float(b_bounds[best])
+    best = int(torch.argmin(_theorem_b_bounds(b_candidates, num_classes, search_size)))
+    bound = float(_theorem_b_bounds([b_candidates[best]], num_classes, size)[0])
     best_b = TheoremBFloor(floor=_floor(bound), envelope_bound=bound, **b_candidates[best])
     assert best_a is not None and best_b is not None  # the grids are non-empty
     return best_a, best_b

@@ -34,7 +34,10 @@ class CertificateGrid:
             (a certified bracket costing ``O(R · span / (fraction × h))``, see
             :func:`~lightning_stability.theory.condition_b_constant`); ``None`` uses exact breakpoints.
         mass_etas: thresholds ``η`` at which good and bad masses are reported.
-        partition_size: pieces of the upper sums of ``Φ`` (THEORY.md §4) in the search.
+        partition_size: pieces of the upper sum of ``Φ`` (THEORY.md §4) of the reported floors.
+        search_partition_size: pieces of the upper sums that rank the candidates (coarser, cheaper: every
+            candidate's bound is still rigorous; only the best candidate of each theorem is then recomputed with
+            ``partition_size``, so the reported floor is as tight as ``theorem_a_floor``/``theorem_b_floor`` give).
     """
 
     zetas: tuple[float, ...] = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5)
@@ -47,6 +50,7 @@ class CertificateGrid:
     centre_spacing_fraction: float | None = 1 / 8
     mass_etas: tuple[float, ...] = (0.0, 0.5, 1.0, 2.0, 4.0)
     partition_size: int = SEARCH_PARTITION_SIZE
+    search_partition_size: int = 1024
 
     def __post_init__(self) -> None:
         for name in ("zetas", "tau_fractions", "gammas", "width_fractions", "cluster_mass_fractions", "mass_etas"):
@@ -68,8 +72,9 @@ class CertificateGrid:
             raise ValueError(
                 f"grid `centre_spacing_fraction` must be None or in (0, 1], got {self.centre_spacing_fraction}."
             )
-        if int(self.partition_size) < 1:
-            raise ValueError(f"grid `partition_size` must be a positive integer, got {self.partition_size}.")
+        for name in ("partition_size", "search_partition_size"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"grid `{name}` must be a positive integer, got {getattr(self, name)}.")
 
 
 @dataclass(frozen=True)
