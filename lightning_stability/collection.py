@@ -26,6 +26,7 @@ __all__ = [
     "IndexedDataset",
     "MarginCollector",
     "MarginPass",
+    "MarginRecorder",
     "default_forward",
     "margin_dataloader",
     "positioned_loader",
@@ -157,6 +158,36 @@ class MarginCollector(Metric):
         }
 
 
+class MarginRecorder:
+    """Per-batch ``(index, target, margin, loss)`` vectors of a pass, handed to a :class:`MarginCollector` once.
+
+    Keeps ``O(batch)`` vectors per batch (never logits); one ``update`` at the end instead of one per batch spares
+    the metric's per-call bookkeeping, and the gather across ranks is the collector's as before.
+    """
+
+    def __init__(self) -> None:
+        self.parts: tuple[list[Tensor], ...] = ([], [], [], [])
+
+    def record(self, indices: Tensor, logits: Tensor, targets: Tensor) -> None:
+        """Compute and keep the margins and cross entropies of one batch (validated: finite, labels in range)."""
+        try:
+            batch_margins, losses = margins_and_cross_entropy(logits, targets)
+        except ValueError as error:
+            raise ValueError(
+                f"StabilityMonitor: the model's outputs for samples {indices[:8].tolist()}... are invalid: {error}"
+            ) from error
+        device = batch_margins.device
+        for part, vector in zip(
+            self.parts, (indices.to(device), targets.to(device), batch_margins, losses), strict=True
+        ):
+            part.append(vector)
+
+    def hand_over(self, collector: MarginCollector) -> None:
+        """Pass everything recorded to ``collector`` in one update."""
+        if self.parts[0]:
+            collector.update(*(torch.cat(part) for part in self.parts))
+
+
 @dataclass(frozen=True)
 class MarginPass:
     """Per-sample results of one margin pass, sorted by sample index (float64 margins and losses)."""
@@ -195,6 +226,7 @@ def run_margin_pass(
     devices = [torch.cuda.current_device()] if torch.cuda.is_available() and torch.cuda.is_initialized() else []
     num_classes = 0
     collector.reset()
+    recorder = MarginRecorder()
     try:
         module.eval()
         with torch.random.fork_rng(devices=devices), torch.inference_mode():
@@ -209,20 +241,13 @@ def run_margin_pass(
                     output = forward_fn(module, batch)
                 logits, targets = _unpack_forward_output(output)
                 num_classes = _check_forward_output(logits, targets, indices, num_classes)
-                try:
-                    batch_margins, losses = margins_and_cross_entropy(logits, targets)
-                except ValueError as error:
-                    raise ValueError(
-                        f"StabilityMonitor: the model's outputs for samples {indices[:8].tolist()}... are invalid: "
-                        f"{error}"
-                    ) from error
-                device = batch_margins.device
-                collector.update(indices.to(device), targets.to(device), batch_margins, losses)
+                recorder.record(indices, logits, targets)
     finally:
         for submodule, training in modes:
             submodule.train(training)
     if num_classes == 0:
         raise MisconfigurationException("StabilityMonitor: the margin loader yielded no batch; nothing to certify.")
+    recorder.hand_over(collector)
     gathered = collector.compute()
     return MarginPass(num_classes=num_classes, **{key: value.cpu() for key, value in gathered.items()})
 

@@ -43,14 +43,15 @@ def check_logits_and_targets(logits: Tensor, targets: Tensor) -> None:
         )
     if targets.is_floating_point() or targets.is_complex() or targets.dtype == torch.bool:
         raise ValueError(f"`targets` must hold integer class indices, got dtype {targets.dtype}; use `.long()`.")
-    bad = ~torch.isfinite(logits).all(dim=1)
-    if bool(bad.any()):
+    # one host read for both checks (this runs once per batch in the margin pass)
+    all_finite, low, high = torch.stack([torch.isfinite(logits).all().long(), *torch.aminmax(targets.long())]).tolist()
+    if not all_finite:
+        bad = ~torch.isfinite(logits).all(dim=1)
         first = int(bad.nonzero()[0, 0])
         raise ValueError(
             f"`logits` contains NaN or inf in {int(bad.sum())} row(s) (first: row {first}); the margins of a "
             "diverged model are undefined. Check the learning rate / loss scaling, or drop those samples."
         )
-    low, high = int(targets.min()), int(targets.max())
     if low < 0 or high >= num_classes:
         raise ValueError(
             f"`targets` must lie in [0, K) = [0, {num_classes}), got values in [{low}, {high}]; "
