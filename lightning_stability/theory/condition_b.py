@@ -17,7 +17,6 @@ __all__ = [
     "condition_b_constant",
     "condition_b_envelope",
     "condition_b_envelope_values",
-    "condition_b_jumps",
 ]
 
 _OUTWARD = 1.0 - 1e-12
@@ -291,16 +290,6 @@ def condition_b_constant(
     return ConditionBResult(
         lower=lower, upper=upper, witness=witness, witness_indices=indices, num_radii=len(radii), **settings
     )
-
-
-def condition_b_jumps(dilation: float, min_width: float, span: float) -> Tensor:
-    """Points ``D Λ^{−j}`` in ``(h/2, D)`` where the envelope ``U_B`` jumps (partition breakpoints)."""
-    points = []
-    point = span / dilation
-    while point > min_width / 2:
-        points.append(point)
-        point /= dilation
-    return torch.tensor(points, dtype=torch.float64)
 
 
 def condition_b_envelope_values(

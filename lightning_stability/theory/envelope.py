@@ -8,9 +8,9 @@ import torch
 from torch import Tensor
 
 from .loss import multiclass_margin_loss
-from .validation import check_finite_number, check_num_classes
+from .validation import check_finite_number, check_num_classes, float64
 
-__all__ = ["DEFAULT_PARTITION_SIZE", "Envelope", "envelope_loss_bound", "envelope_loss_bounds", "upper_sums"]
+__all__ = ["DEFAULT_PARTITION_SIZE", "Envelope", "envelope_loss_bound", "upper_sums"]
 
 Envelope = Callable[[Tensor], Tensor]
 """A nondecreasing ``U : [0, D] → [0, ζ]`` evaluated elementwise on a float64 tensor of ``λ``."""
@@ -43,46 +43,6 @@ def upper_sums(envelope_right: Tensor, partition: Tensor, eta: Tensor, eta0: Ten
     return multiclass_margin_loss(eta0, num_classes) + integral
 
 
-def envelope_loss_bounds(
-    envelopes: list[Envelope],
-    etas: list[float],
-    eta0s: list[float],
-    num_classes: int,
-    partition_size: int = DEFAULT_PARTITION_SIZE,
-    breakpoints: list[Tensor | None] | None = None,
-) -> Tensor:
-    """:func:`envelope_loss_bound` for many envelopes at once (validated inputs), as a float64 ``[B]`` tensor.
-
-    Row ``b`` uses the uniform partition of ``[0, D_b]`` refined by ``breakpoints[b]``; rows are padded with
-    repeated ``D_b`` (pieces of width zero add nothing) so that all upper sums run as one tensor operation.
-    """
-    rows = []
-    for index, (eta, eta0) in enumerate(zip(etas, eta0s, strict=True)):
-        span = eta + eta0
-        partition = torch.linspace(0.0, span, partition_size + 1, dtype=torch.float64)
-        partition[-1] = span
-        extra = None if breakpoints is None else breakpoints[index]
-        if extra is not None:
-            extra = extra.to(torch.float64).reshape(-1)
-            partition = torch.unique(torch.cat([partition, extra[(extra > 0) & (extra < span)]]))
-        rows.append(partition)
-    width = max(len(row) for row in rows)
-    partitions = torch.stack([torch.cat([row, row[-1:].expand(width - len(row))]) for row in rows])
-    values = []
-    for envelope, partition in zip(envelopes, partitions, strict=True):
-        value = envelope(partition[1:]).to(torch.float64)
-        if value.shape != partition[1:].shape:
-            raise ValueError("an envelope must map a 1-D tensor of λ values to a tensor of the same shape.")
-        values.append(value)
-    return upper_sums(
-        torch.stack(values),
-        partitions,
-        torch.tensor(etas, dtype=torch.float64),
-        torch.tensor(eta0s, dtype=torch.float64),
-        num_classes,
-    )
-
-
 def envelope_loss_bound(
     envelope: Envelope,
     eta: float,
@@ -113,5 +73,14 @@ def envelope_loss_bound(
         raise ValueError(f"need −eta < eta0 (a positive window D = eta + eta0), got eta={eta}, eta0={eta0}.")
     if int(partition_size) < 1:
         raise ValueError(f"`partition_size` must be a positive integer, got {partition_size}.")
-    bounds = envelope_loss_bounds([envelope], [eta], [eta0], num_classes, int(partition_size), [breakpoints])
+    span = eta + eta0
+    partition = torch.linspace(0.0, span, int(partition_size) + 1, dtype=torch.float64)
+    partition[-1] = span
+    if breakpoints is not None:
+        extra = breakpoints.to(torch.float64).reshape(-1)
+        partition = torch.unique(torch.cat([partition, extra[(extra > 0) & (extra < span)]]))  # sorted
+    values = envelope(partition[1:]).to(torch.float64)
+    if values.shape != partition[1:].shape:
+        raise ValueError("`envelope` must map a 1-D tensor of λ values to a tensor of the same shape.")
+    bounds = upper_sums(values.unsqueeze(0), partition.unsqueeze(0), float64(eta), float64(eta0), num_classes)
     return float(bounds[0])
