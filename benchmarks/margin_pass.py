@@ -18,7 +18,12 @@ import torch
 from torch.utils.data import TensorDataset
 
 from lightning_stability import theory
-from lightning_stability.collection import MarginCollector, default_forward, margin_dataloader, run_margin_pass
+from lightning_stability.callbacks.margin_pass import (
+    MarginCollector,
+    default_forward,
+    margin_dataloader,
+    run_margin_pass,
+)
 from lightning_stability.example import AbsMLP, MNISTDataModule
 
 

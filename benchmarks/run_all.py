@@ -34,7 +34,7 @@ sys.path.insert(0, str(HERE))
 from margin_pass import bare_pass  # noqa: E402
 
 from lightning_stability import theory  # noqa: E402
-from lightning_stability.collection import (  # noqa: E402
+from lightning_stability.callbacks.margin_pass import (  # noqa: E402
     MarginCollector,
     MarginRecorder,
     default_forward,

@@ -27,7 +27,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from lightning_stability.callbacks._common import fixed_subset
+from lightning_stability.callbacks.training_data import fixed_subset
 from lightning_stability.dynamics import HessianVectorProduct, top_hessian_eigenvalue
 from lightning_stability.example import AbsMLP, MNISTDataModule
 

@@ -1,14 +1,27 @@
-"""lightning-stability: is the accuracy you have reached stable under further loss decrease?"""
+"""lightning-stability: is the accuracy you have reached stable under further loss decrease?
+
+The callbacks (:class:`StabilityMonitor` and the training-dynamics monitors) are the entry points; the pure
+tensor mathematics lives in :mod:`lightning_stability.theory` and :mod:`lightning_stability.dynamics`.
+"""
+
+from importlib.metadata import PackageNotFoundError, version
 
 from . import dynamics, theory
+from .activations import AbsoluteValue
 from .callbacks import GradientFlowMonitor, ParametrizationMonitor, SharpnessMonitor, StabilityMonitor
 
+try:
+    __version__ = version("lightning-stability")
+except PackageNotFoundError:  # imported from a source tree that was never installed
+    __version__ = "0+unknown"
+
 __all__ = [
+    "AbsoluteValue",
     "GradientFlowMonitor",
     "ParametrizationMonitor",
     "SharpnessMonitor",
     "StabilityMonitor",
+    "__version__",
     "dynamics",
     "theory",
 ]
-__version__ = "0.1.0"

@@ -1,4 +1,12 @@
-"""The ``lightning-stability`` command: ``fit``/``validate`` (LightningCLI), ``report``, ``check-data``.
+"""The ``lightning-stability`` command.
+
+Subcommands (``lightning-stability --help`` lists them, ``lightning-stability SUBCOMMAND --help`` shows each
+one's options):
+
+* ``fit``, ``validate``, ``test``, ``predict`` — Lightning's :class:`~pytorch_lightning.cli.LightningCLI`; after
+  ``fit`` it prints where the logs are and the last check, and draws the report next to the logs;
+* ``report`` — redraw the report PNG of a run from its saved margin files;
+* ``check-data`` — look for small isolated clusters in the training inputs before training (docs/theory.md §9).
 
 Examples::
 
@@ -12,15 +20,25 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
-__all__ = ["main"]
+from . import __version__
+
+__all__ = ["build_parser", "main"]
+
+LIGHTNING_SUBCOMMANDS = {
+    "fit": "train a model (LightningCLI); prints the last check and writes the report",
+    "validate": "run one evaluation epoch over the validation set (LightningCLI)",
+    "test": "run one evaluation epoch over the test set (LightningCLI)",
+    "predict": "run inference on data (LightningCLI)",
+}
 
 
-def _lightning_cli():
+def _lightning_cli() -> Any:
     from pytorch_lightning.cli import LightningCLI
 
     from .callbacks import StabilityMonitor
-    from .report import make_report
+    from .plots import make_report
 
     class StabilityCLI(LightningCLI):
         """LightningCLI that, after ``fit``, prints where the logs are and writes the report next to them."""
@@ -52,29 +70,12 @@ def _lightning_cli():
     return StabilityCLI
 
 
-def _report(argv: list[str]) -> int:
-    from .report import make_report
-
-    parser = argparse.ArgumentParser(
-        prog="lightning-stability report",
-        description="Plot accuracy, certified floors, condition constants and margin distributions of a run.",
-    )
+def _add_report_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("log_dir", help="a run's log directory (searched recursively for margins_epoch=*.pt)")
     parser.add_argument("-o", "--output", default=None, help="PNG to write (default: LOG_DIR/report.png)")
-    args = parser.parse_args(argv)
-    output = make_report(args.log_dir, args.output or Path(args.log_dir) / "report.png")
-    print(f"[lightning-stability] report: {output}")
-    return 0
 
 
-def _check_data(argv: list[str]) -> int:
-    from .check_data import first_linear_rows, format_report, witness_figure
-    from .theory import data_clusters
-
-    parser = argparse.ArgumentParser(
-        prog="lightning-stability check-data",
-        description="Find small isolated clusters in the training inputs (THEORY.md §9), before training.",
-    )
+def _add_check_data_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_mutually_exclusive_group(required=True)
     group.add_argument(
         "--config", help="a LightningCLI config: its data module's training set, its model's first layer"
@@ -83,12 +84,59 @@ def _check_data(argv: list[str]) -> int:
     parser.add_argument("--data-dir", default="data", help="directory of the IDX files / torchvision download")
     parser.add_argument("--directions", type=int, default=256, help="random directions (default 256)")
     parser.add_argument("--principal", type=int, default=16, help="principal directions (default 16)")
-    parser.add_argument("--max-mass", type=float, default=0.05)
-    parser.add_argument("--min-cluster-mass", type=float, default=None)
-    parser.add_argument("--resolution", type=float, default=0.1)
-    parser.add_argument("--dilation", type=float, default=2.0)
+    parser.add_argument("--max-mass", type=float, default=0.05, help="mass cap m of a cluster (default 0.05)")
+    parser.add_argument(
+        "--min-cluster-mass", type=float, default=None, help="smallest cluster mass m_min (default max(10/N, 0.005))"
+    )
+    parser.add_argument(
+        "--resolution", type=float, default=0.1, help="resolution h, a fraction of each projection's spread"
+    )
+    parser.add_argument("--dilation", type=float, default=2.0, help="dilation Λ > 1 (default 2)")
     parser.add_argument("-o", "--output", default="check_data.png", help="PNG of the witness samples")
-    args = parser.parse_args(argv)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The top-level parser: every subcommand with its help (LightningCLI's ones parse their own options)."""
+    parser = argparse.ArgumentParser(
+        prog="lightning-stability",
+        description="Train a classifier with the stability monitors, and inspect the results.",
+        epilog="`lightning-stability SUBCOMMAND --help` shows a subcommand's options; fit/validate/test/predict "
+        "take every LightningCLI option (e.g. --config configs/mnist_abs_mlp.yaml).",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    subcommands = parser.add_subparsers(dest="subcommand", metavar="SUBCOMMAND", required=True)
+    for name, description in LIGHTNING_SUBCOMMANDS.items():
+        lightning = subcommands.add_parser(name, help=description, add_help=False)
+        lightning.add_argument("lightning_args", nargs=argparse.REMAINDER)
+    report = subcommands.add_parser(
+        "report",
+        help="redraw a run's report PNG from its saved margin files",
+        description="Plot accuracy, certified floors, condition constants and margin distributions of a run.",
+    )
+    _add_report_options(report)
+    check_data = subcommands.add_parser(
+        "check-data",
+        help="look for small isolated clusters in the training inputs (docs/theory.md §9)",
+        description="Find small isolated clusters in the training inputs (docs/theory.md §9), before training.",
+    )
+    _add_check_data_options(check_data)
+    return parser
+
+
+def _report(args: argparse.Namespace) -> int:
+    from .plots import make_report
+
+    output = make_report(args.log_dir, args.output or Path(args.log_dir) / "report.png")
+    print(f"[lightning-stability] report: {output}")
+    return 0
+
+
+def _check_data(args: argparse.Namespace) -> int:
+    import torch
+
+    from .data_check import data_check_table, first_linear_rows
+    from .plots import witness_figure
+    from .theory import data_clusters
 
     extra = None
     if args.config:
@@ -112,8 +160,8 @@ def _check_data(argv: list[str]) -> int:
         min_cluster_mass=args.min_cluster_mass,
         resolution=args.resolution,
     )
-    print(format_report(report))
-    if isinstance(inputs, __import__("torch").Tensor):
+    print(data_check_table(report))
+    if isinstance(inputs, torch.Tensor):
         print(f"[lightning-stability] witness samples: {witness_figure(report, inputs, args.output)}")
     return 0
 
@@ -121,13 +169,17 @@ def _check_data(argv: list[str]) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``lightning-stability`` console script."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] == "report":
-        return _report(argv[1:])
-    if argv and argv[0] == "check-data":
-        return _check_data(argv[1:])
-    cli_class = _lightning_cli()
-    cli_class(args=argv, save_config_kwargs={"overwrite": True}, auto_configure_optimizers=False)
-    return 0
+    if argv and argv[0] in LIGHTNING_SUBCOMMANDS:
+        # LightningCLI parses (and documents, with --help) every option of these itself
+        cli_class = _lightning_cli()
+        cli_class(args=argv, save_config_kwargs={"overwrite": True}, auto_configure_optimizers=False)
+        return 0
+    args = build_parser().parse_args(argv)
+    if args.subcommand == "report":
+        return _report(args)
+    if args.subcommand == "check-data":
+        return _check_data(args)
+    raise AssertionError(f"unhandled subcommand {args.subcommand!r}")  # argparse only admits the ones above
 
 
 if __name__ == "__main__":

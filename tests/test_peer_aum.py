@@ -6,7 +6,7 @@ import torch
 from aum import AUMCalculator
 
 from lightning_stability import theory
-from lightning_stability.collection import MarginCollector
+from lightning_stability.callbacks.margin_pass import MarginCollector
 
 
 def test_margins_equal_aum_records(tmp_path):

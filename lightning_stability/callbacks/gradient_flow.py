@@ -4,23 +4,18 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
 
 import pytorch_lightning as pl
-from lightning_fabric.utilities.exceptions import MisconfigurationException
-from pytorch_lightning.callbacks import Callback
 from pytorch_lightning.utilities import grad_norm
-from pytorch_lightning.utilities.rank_zero import rank_zero_info
 from torch.optim import Optimizer
 
 from ..dynamics import depth_layers, first_last_ratio, layer_norms
-from ..reporting import log_out_of_epoch
-from ._common import broadcast_metrics, check_positive_int
+from .base import Monitor, check_positive_int
 
 __all__ = ["GradientFlowMonitor"]
 
 
-class GradientFlowMonitor(Callback):
+class GradientFlowMonitor(Monitor):
     r"""Log every ``every_n_steps`` optimizer steps how large the gradient is at each depth.
 
     In ``on_before_optimizer_step`` — after accumulation, gradient unscaling and the DDP all-reduce, before
@@ -59,44 +54,36 @@ class GradientFlowMonitor(Callback):
         layers: Sequence[str] | None = None,
         verbose: bool = False,
     ) -> None:
-        super().__init__()
-        check_positive_int("GradientFlowMonitor", "every_n_steps", every_n_steps)
+        super().__init__(verbose=verbose)
+        check_positive_int(self.name, "every_n_steps", every_n_steps)
         try:
             p = float(norm_type)
         except (TypeError, ValueError):
             p = math.nan
         if not p > 0:
-            raise MisconfigurationException(
-                f"GradientFlowMonitor: `norm_type` must be a positive number or 'inf', got {norm_type!r}."
+            raise self.error(
+                f"`norm_type` must be a positive number or 'inf', got {norm_type!r}."
             )
         if layers is not None and (isinstance(layers, str) or not all(isinstance(n, str) for n in layers)):
-            raise MisconfigurationException(
-                f"GradientFlowMonitor: `layers` must be a list of module names (input side first), got {layers!r}."
+            raise self.error(
+                f"`layers` must be a list of module names (input side first), got {layers!r}."
             )
         if layers is not None and len(layers) < 2:
-            raise MisconfigurationException(
-                f"GradientFlowMonitor: `layers` needs at least two modules to compare first and last, got {layers!r}."
+            raise self.error(
+                f"`layers` needs at least two modules to compare first and last, got {layers!r}."
             )
         self.every_n_steps = every_n_steps
         self.norm_type = p
         self.layers = list(layers) if layers is not None else None
-        self.verbose = verbose
         self.resolved_layers: list[str] = []
-        self.last_metrics: dict[str, float] = {}
-        # state saved in checkpoints
-        self.checks_done = 0
+        # state saved in checkpoints (besides the base's counters)
         self.last_logged_step: int | None = None
+
+    checkpoint_state = (*Monitor.checkpoint_state, "last_logged_step")
 
     @property
     def state_key(self) -> str:
         return self._generate_state_key(every_n_steps=self.every_n_steps, norm_type=self.norm_type)
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"checks_done": self.checks_done, "last_logged_step": self.last_logged_step}
-
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        self.checks_done = state_dict["checks_done"]
-        self.last_logged_step = state_dict["last_logged_step"]
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         if stage != "fit":  # the monitor acts during training only
@@ -105,26 +92,25 @@ class GradientFlowMonitor(Callback):
         if self.layers is None:
             self.resolved_layers = depth_layers(pl_module)
             if len(self.resolved_layers) < 2:
-                raise MisconfigurationException(
-                    f"GradientFlowMonitor found {len(self.resolved_layers)} layer(s) with a weight matrix "
+                raise self.error(
+                    f"found {len(self.resolved_layers)} layer(s) with a weight matrix "
                     f"({self.resolved_layers}); the first/last ratio needs two. Pass `layers=[module names]`."
                 )
         else:
             missing = [name for name in self.layers if name not in modules]
             if missing:
-                raise MisconfigurationException(
-                    f"GradientFlowMonitor: no module named {missing} in the model; `layers` takes names from "
+                raise self.error(
+                    f"no module named {missing} in the model; `layers` takes names from "
                     "`model.named_modules()`."
                 )
             childless = [name for name in self.layers if not any(True for _ in modules[name].parameters(False))]
             if childless:
-                raise MisconfigurationException(
-                    f"GradientFlowMonitor: modules {childless} own no parameters; name the modules that hold the "
+                raise self.error(
+                    f"modules {childless} own no parameters; name the modules that hold the "
                     "weights (e.g. the Linear layers)."
                 )
             self.resolved_layers = list(self.layers)
-        if self.verbose:
-            rank_zero_info(f"[GradientFlowMonitor] layers, input side first: {self.resolved_layers}")
+        self.info(f"layers, input side first: {self.resolved_layers}")
 
     def on_before_optimizer_step(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, optimizer: Optimizer
@@ -143,13 +129,11 @@ class GradientFlowMonitor(Callback):
         metrics["stability/gradient_flow/first_last_ratio"] = (
             first_last_ratio(ordered) if len(ordered) >= 2 else math.nan
         )
-        metrics = broadcast_metrics(trainer, metrics)
-        self.checks_done += 1
+        metrics = self.same_on_every_rank(trainer, metrics)
+        self.finish_check(metrics)
         self.last_logged_step = step
-        self.last_metrics = metrics
-        log_out_of_epoch(trainer, metrics, step=step)
-        if self.verbose:
-            rank_zero_info(
-                f"[GradientFlowMonitor] step {step}: total norm {metrics['stability/gradient_flow/total_norm']:.4g}, "
-                f"first/last ratio {metrics['stability/gradient_flow/first_last_ratio']:.4g}"
-            )
+        self.log_metrics(trainer, pl_module, metrics, in_epoch_end=False, step=step)
+        self.info(
+            f"step {step}: total norm {metrics['stability/gradient_flow/total_norm']:.4g}, "
+            f"first/last ratio {metrics['stability/gradient_flow/first_last_ratio']:.4g}"
+        )

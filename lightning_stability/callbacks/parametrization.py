@@ -8,9 +8,6 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
-from lightning_fabric.utilities.exceptions import MisconfigurationException
-from pytorch_lightning.callbacks import Callback
-from pytorch_lightning.utilities.rank_zero import rank_zero_info
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
@@ -21,17 +18,9 @@ from ..dynamics import (
     find_hidden_layers,
     parametrization_statistics,
 )
-from ..reporting import log_histogram
-from ._common import (
-    broadcast_metrics,
-    check_positive_int,
-    fixed_subset,
-    load_batches,
-    log_epoch_metrics,
-    training_dataset,
-    untouched_training,
-)
-from .stability_monitor import _log_step
+from ..loggers import log_histogram
+from .base import EpochMonitor, check_positive_int
+from .training_data import fixed_subset, load_batches, untouched_training
 
 __all__ = ["ParametrizationMonitor", "run_inputs"]
 
@@ -43,7 +32,7 @@ def run_inputs(pl_module: nn.Module, batch: Any) -> Any:
     return pl_module(batch)
 
 
-class ParametrizationMonitor(Callback):
+class ParametrizationMonitor(EpochMonitor):
     r"""Find degenerate parametrizations of ``Linear → activation → Linear`` hidden layers.
 
     Hidden layers are found among the model's leaf modules in registration order (a Linear, a ReLU, LeakyReLU,
@@ -100,27 +89,25 @@ class ParametrizationMonitor(Callback):
         log_histogram: bool = True,
         verbose: bool = False,
     ) -> None:
-        super().__init__()
-        owner = "ParametrizationMonitor"
-        check_positive_int(owner, "every_n_epochs", every_n_epochs)
+        super().__init__(every_n_epochs=every_n_epochs, verbose=verbose)
+        owner = self.name
         check_positive_int(owner, "num_samples", num_samples)
         if not isinstance(seed, int):
-            raise MisconfigurationException(f"{owner}: `seed` must be an integer, got {seed!r}.")
+            raise self.error(f"`seed` must be an integer, got {seed!r}.")
         if not (isinstance(threshold, int | float) and 0 < threshold < 1):
-            raise MisconfigurationException(f"{owner}: `threshold` must be a cosine in (0, 1), got {threshold!r}.")
+            raise self.error(f"`threshold` must be a cosine in (0, 1), got {threshold!r}.")
         if not (isinstance(zero_tol, int | float) and math.isfinite(zero_tol) and zero_tol >= 0):
-            raise MisconfigurationException(f"{owner}: `zero_tol` must be a finite number >= 0, got {zero_tol!r}.")
+            raise self.error(f"`zero_tol` must be a finite number >= 0, got {zero_tol!r}.")
         if layers is not None and (
             isinstance(layers, str)
             or not all(
                 isinstance(t, list | tuple) and len(t) == 3 and all(isinstance(n, str) for n in t) for t in layers
             )
         ):
-            raise MisconfigurationException(
-                f"{owner}: `layers` must be a list of (incoming Linear, activation, outgoing Linear) module-name "
+            raise self.error(
+                "`layers` must be a list of (incoming Linear, activation, outgoing Linear) module-name "
                 f"triples, e.g. [('net.0', 'net.1', 'net.2')], got {layers!r}."
             )
-        self.every_n_epochs = every_n_epochs
         self.num_samples = num_samples
         self.seed = seed
         self.dataset = dataset
@@ -129,42 +116,33 @@ class ParametrizationMonitor(Callback):
         self.threshold = float(threshold)
         self.zero_tol = float(zero_tol)
         self.log_histogram = log_histogram
-        self.verbose = verbose
         self.hidden_layers: list[HiddenLayer] = []
         self.last_stats: list[ParametrizationStats] = []
-        self.last_metrics: dict[str, float] = {}
-        # state saved in checkpoints
-        self.checks_done = 0
-        self.last_checked_epoch: int | None = None
+
+    def validate_setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Run the probe on its samples before training: every hidden layer must be called by ``forward_fn``."""
+        self.probe_statistics(trainer, pl_module)
 
     @property
     def state_key(self) -> str:
         return self._generate_state_key(every_n_epochs=self.every_n_epochs, num_samples=self.num_samples)
 
-    def state_dict(self) -> dict[str, Any]:
-        return {"checks_done": self.checks_done, "last_checked_epoch": self.last_checked_epoch}
-
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        self.checks_done = state_dict["checks_done"]
-        self.last_checked_epoch = state_dict["last_checked_epoch"]
-
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         if stage != "fit":  # the monitor acts during training only
             return
         self.hidden_layers = self._resolve_layers(pl_module)
-        if self.verbose:
-            found = ", ".join(
-                f"layer{i}: {h.incoming_name} → {h.activation_name} ({h.kind}) → {h.outgoing_name}"
-                for i, h in enumerate(self.hidden_layers)
-            )
-            rank_zero_info(f"[ParametrizationMonitor] hidden layers: {found}")
+        found = ", ".join(
+            f"layer{i}: {h.incoming_name} → {h.activation_name} ({h.kind}) → {h.outgoing_name}"
+            for i, h in enumerate(self.hidden_layers)
+        )
+        self.info(f"hidden layers: {found}")
 
     def _resolve_layers(self, pl_module: pl.LightningModule) -> list[HiddenLayer]:
         if self.layers is None:
             found = find_hidden_layers(pl_module)
             if not found:
-                raise MisconfigurationException(
-                    "ParametrizationMonitor found no hidden layer of the form Linear → ReLU/LeakyReLU/PReLU/ReLU6/"
+                raise self.error(
+                    "found no hidden layer of the form Linear → ReLU/LeakyReLU/PReLU/ReLU6/"
                     "AbsoluteValue → Linear among the model's modules (in registration order). Pass "
                     "`layers=[(incoming Linear name, activation name, outgoing Linear name), ...]`."
                 )
@@ -174,21 +152,21 @@ class ParametrizationMonitor(Callback):
         for incoming_name, activation_name, outgoing_name in self.layers:
             missing = [n for n in (incoming_name, activation_name, outgoing_name) if n not in modules]
             if missing:
-                raise MisconfigurationException(
-                    f"ParametrizationMonitor: no module named {missing} in the model; `layers` takes names from "
+                raise self.error(
+                    f"no module named {missing} in the model; `layers` takes names from "
                     "`model.named_modules()`."
                 )
             incoming, activation, outgoing = (modules[incoming_name], modules[activation_name], modules[outgoing_name])
             kind = activation_kind(activation)
             if not isinstance(incoming, nn.Linear) or not isinstance(outgoing, nn.Linear) or kind is None:
-                raise MisconfigurationException(
-                    f"ParametrizationMonitor: layer ({incoming_name}, {activation_name}, {outgoing_name}) must be "
+                raise self.error(
+                    f"layer ({incoming_name}, {activation_name}, {outgoing_name}) must be "
                     "(nn.Linear, ReLU/LeakyReLU/PReLU/ReLU6/AbsoluteValue, nn.Linear), got "
                     f"({type(incoming).__name__}, {type(activation).__name__}, {type(outgoing).__name__})."
                 )
             if outgoing.in_features != incoming.out_features:
-                raise MisconfigurationException(
-                    f"ParametrizationMonitor: {outgoing_name} takes {outgoing.in_features} inputs but {incoming_name} "
+                raise self.error(
+                    f"{outgoing_name} takes {outgoing.in_features} inputs but {incoming_name} "
                     f"has {incoming.out_features} outputs; the outgoing Linear must read the hidden units."
                 )
             resolved.append(
@@ -196,16 +174,10 @@ class ParametrizationMonitor(Callback):
             )
         return resolved
 
-    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        epoch = trainer.current_epoch
-        due = (epoch + 1) % self.every_n_epochs == 0
-        if due and (self.last_checked_epoch is None or self.last_checked_epoch < epoch):
-            self._check(trainer, pl_module, epoch)
-
     def probe_statistics(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> list[ParametrizationStats]:
         """Every hidden layer's statistics at the current weights on the probe batch (no logging)."""
-        dataset, collate_fn = training_dataset(trainer, self.dataset, "ParametrizationMonitor")
-        indices = fixed_subset(len(dataset), self.num_samples, self.seed)  # type: ignore[arg-type]
+        data = self.training_data(trainer, self.dataset)
+        indices = fixed_subset(len(data), self.num_samples, self.seed)
         captured: list[list[Tensor]] = [[] for _ in self.hidden_layers]
 
         def recorder(slot: list[Tensor]) -> Callable[..., None]:
@@ -220,9 +192,7 @@ class ParametrizationMonitor(Callback):
         ]
         try:
             with untouched_training(pl_module), torch.no_grad():
-                for _, batch in load_batches(
-                    trainer, pl_module, dataset, indices, collate_fn, indices.numel(), self.seed
-                ):
+                for _, batch in load_batches(trainer, pl_module, data, indices, indices.numel(), self.seed):
                     self.forward_fn(pl_module, batch)
         finally:
             for handle in handles:
@@ -230,8 +200,8 @@ class ParametrizationMonitor(Callback):
         stats = []
         for index, (layer, slot) in enumerate(zip(self.hidden_layers, captured, strict=True)):
             if not slot:
-                raise MisconfigurationException(
-                    f"ParametrizationMonitor: layer{index}'s {layer.incoming_name} was not called by the probe "
+                raise self.error(
+                    f"layer{index}'s {layer.incoming_name} was not called by the probe "
                     "forward; pass `forward_fn=` that runs the model on a batch, or `layers=` that it uses."
                 )
             stats.append(
@@ -247,27 +217,25 @@ class ParametrizationMonitor(Callback):
             )
         return stats
 
-    def _check(self, trainer: pl.Trainer, pl_module: pl.LightningModule, epoch: int) -> None:
+    def run_check(self, trainer: pl.Trainer, pl_module: pl.LightningModule, epoch: int, in_epoch_end: bool) -> None:
         stats = self.probe_statistics(trainer, pl_module)
         metrics: dict[str, float] = {}
         for index, layer_stats in enumerate(stats):
             metrics.update(layer_stats.to_metrics(f"stability/parametrization/layer{index}"))
-        metrics = broadcast_metrics(trainer, metrics)
-        self.checks_done += 1
-        self.last_checked_epoch = epoch
-        self.last_stats, self.last_metrics = stats, metrics
-        log_epoch_metrics(pl_module, metrics)
+        metrics = self.same_on_every_rank(trainer, metrics)
+        self.finish_check(metrics, epoch)
+        self.last_stats = stats
+        step = self.log_step(trainer, epoch)
+        self.log_metrics(trainer, pl_module, metrics, in_epoch_end=in_epoch_end, epoch=epoch, step=step)
         if self.log_histogram:
-            step = _log_step(trainer, epoch)
             for index, layer_stats in enumerate(stats):
                 balance = layer_stats.balance[layer_stats.live]
                 if balance.numel():
                     log_histogram(trainer, f"stability/parametrization/layer{index}/balance", balance, step)
-        if self.verbose:
-            for index, s in enumerate(stats):
-                rank_zero_info(
-                    f"[ParametrizationMonitor] epoch {epoch} layer{index}: {s.dead_count}/{s.units} dead, balance "
-                    f"spread {s.balance_spread:.4g}, max cos {s.max_cosine:.4f} {s.max_cosine_pair}, min cos "
-                    f"{s.min_cosine:.4f} {s.min_cosine_pair}, {s.parallel_pairs} parallel / {s.opposite_pairs} "
-                    f"opposite pairs, {s.zero_units} zero-weight units"
-                )
+        for index, s in enumerate(stats):
+            self.info(
+                f"epoch {epoch} layer{index}: {s.dead_count}/{s.units} dead, balance "
+                f"spread {s.balance_spread:.4g}, max cos {s.max_cosine:.4f} {s.max_cosine_pair}, min cos "
+                f"{s.min_cosine:.4f} {s.min_cosine_pair}, {s.parallel_pairs} parallel / {s.opposite_pairs} "
+                f"opposite pairs, {s.zero_units} zero-weight units"
+            )

@@ -9,21 +9,12 @@ from typing import Any, Literal
 import pytorch_lightning as pl
 import torch
 from lightning_fabric.utilities.exceptions import MisconfigurationException
-from pytorch_lightning.callbacks import Callback
-from pytorch_lightning.utilities.rank_zero import rank_zero_info, rank_zero_warn
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
 from ..dynamics import EigenEstimate, HessianVectorProduct, top_hessian_eigenvalue
-from ._common import (
-    broadcast_metrics,
-    check_positive_int,
-    fixed_subset,
-    load_batches,
-    log_epoch_metrics,
-    training_dataset,
-    untouched_training,
-)
+from .base import EpochMonitor, check_positive_int
+from .training_data import TrainingData, fixed_subset, load_batches, untouched_training
 
 __all__ = ["SharpnessMonitor", "cross_entropy_loss"]
 
@@ -42,7 +33,7 @@ def cross_entropy_loss(pl_module: nn.Module, batch: Any) -> Tensor:
     return nn.functional.cross_entropy(pl_module(inputs), targets)
 
 
-class SharpnessMonitor(Callback):
+class SharpnessMonitor(EpochMonitor):
     r"""Track the sharpness ``λ_max(∇²L)`` of the training loss against the step size ``2 / η``.
 
     Gradient descent ``θ ← θ − η ∇L(θ)`` near a minimiser behaves like ``δ ← (I − η H) δ``; its equilibrium is
@@ -106,9 +97,8 @@ class SharpnessMonitor(Callback):
         patience: int = 1,
         verbose: bool = False,
     ) -> None:
-        super().__init__()
-        owner = "SharpnessMonitor"
-        check_positive_int(owner, "every_n_epochs", every_n_epochs)
+        super().__init__(every_n_epochs=every_n_epochs, verbose=verbose)
+        owner = self.name
         check_positive_int(owner, "num_samples", num_samples)
         check_positive_int(owner, "patience", patience)
         if batch_size is not None:
@@ -125,7 +115,6 @@ class SharpnessMonitor(Callback):
             raise MisconfigurationException(
                 f"{owner}: `loss_fn` must be callable as loss_fn(pl_module, batch) -> mean loss, got {loss_fn!r}."
             )
-        self.every_n_epochs = every_n_epochs
         self.num_samples = num_samples
         self.seed = seed
         self.dataset = dataset
@@ -136,65 +125,28 @@ class SharpnessMonitor(Callback):
         self.max_iter = max_iter
         self.stop_on_unstable = stop_on_unstable
         self.patience = patience
-        self.verbose = verbose
         self.last_estimate: EigenEstimate | None = None
-        self.last_metrics: dict[str, float] = {}
-        # state saved in checkpoints
-        self.checks_done = 0
-        self.last_checked_epoch: int | None = None
+        # state saved in checkpoints (besides the base's counters)
         self.unstable_count = 0
         self.consecutive_unstable = 0
         self.indices: Tensor | None = None
-        self.stop_reason: str | None = None
+
+    checkpoint_state = (*EpochMonitor.checkpoint_state, "unstable_count", "consecutive_unstable", "indices")
 
     @property
     def state_key(self) -> str:
         return self._generate_state_key(every_n_epochs=self.every_n_epochs, num_samples=self.num_samples)
 
-    def state_dict(self) -> dict[str, Any]:
-        return {
-            "checks_done": self.checks_done,
-            "last_checked_epoch": self.last_checked_epoch,
-            "unstable_count": self.unstable_count,
-            "consecutive_unstable": self.consecutive_unstable,
-            "indices": self.indices,
-            "stop_reason": self.stop_reason,
-        }
-
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        self.checks_done = state_dict["checks_done"]
-        self.last_checked_epoch = state_dict["last_checked_epoch"]
-        self.unstable_count = state_dict["unstable_count"]
-        self.consecutive_unstable = state_dict["consecutive_unstable"]
-        self.indices = state_dict["indices"]
-        self.stop_reason = state_dict["stop_reason"]
-
-    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        epoch = trainer.current_epoch
-        due = (epoch + 1) % self.every_n_epochs == 0
-        if due and (self.last_checked_epoch is None or self.last_checked_epoch < epoch):
-            self._check(trainer, pl_module, epoch)
-
     # ------------------------------------------------------------------ the check
 
     def estimate(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> EigenEstimate:
         """``λ_max`` of the loss on the fixed subset at the current weights (no logging; draws the subset once)."""
-        dataset, collate_fn = training_dataset(trainer, self.dataset, "SharpnessMonitor")
-        if self.indices is None:
-            self.indices = fixed_subset(len(dataset), self.num_samples, self.seed)  # type: ignore[arg-type]
-        elif int(self.indices.max()) >= len(dataset):  # type: ignore[arg-type]
-            raise MisconfigurationException(
-                f"SharpnessMonitor: the saved evaluation subset has index {int(self.indices.max())} but the "
-                f"dataset has {len(dataset)} samples; resume with the same training data."  # type: ignore[arg-type]
-            )
-        params = [p for p in pl_module.parameters() if p.requires_grad]
-        if not params:
-            raise MisconfigurationException("SharpnessMonitor: the model has no trainable parameters.")
-        total = self.indices.numel()
+        data = self.training_data(trainer, self.dataset)
+        indices = self._subset(data)
+        params = self._parameters(pl_module)
+        total = indices.numel()
         with untouched_training(pl_module), torch.inference_mode(False), torch.enable_grad():
-            batches = load_batches(
-                trainer, pl_module, dataset, self.indices, collate_fn, self.batch_size or total, self.seed
-            )
+            batches = load_batches(trainer, pl_module, data, indices, self.batch_size or total, self.seed)
             closures = [self._closure(pl_module, batch) for _, batch in batches]
             operator = HessianVectorProduct(params, closures, [size / total for size, _ in batches])
             try:
@@ -204,10 +156,48 @@ class SharpnessMonitor(Callback):
             except ValueError as error:
                 raise ValueError(f"SharpnessMonitor at epoch {trainer.current_epoch}: {error}") from error
 
+    def _subset(self, data: TrainingData) -> Tensor:
+        """The fixed evaluation subset: drawn once, then kept (and saved in checkpoints)."""
+        if self.indices is None:
+            self.indices = fixed_subset(len(data), self.num_samples, self.seed)
+        elif int(self.indices.max()) >= len(data):
+            raise self.error(
+                f"the saved evaluation subset has index {int(self.indices.max())} but the dataset has {len(data)} "
+                "samples; resume with the same training data."
+            )
+        return self.indices
+
+    def _parameters(self, pl_module: pl.LightningModule) -> list[Tensor]:
+        params = [p for p in pl_module.parameters() if p.requires_grad]
+        if not params:
+            raise self.error("the model has no trainable parameters.")
+        return params
+
+    def validate_setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Evaluate ``loss_fn`` on one sample of the subset before training: it must give a finite scalar that
+        depends on the trainable parameters (raises with the fix otherwise)."""
+        data = self.training_data(trainer, self.dataset)
+        indices = self._subset(data)[:1]
+        self._parameters(pl_module)
+        with untouched_training(pl_module), torch.inference_mode(False), torch.enable_grad():
+            ((_, batch),) = load_batches(trainer, pl_module, data, indices, 1, self.seed)
+            loss = self.loss_fn(pl_module, batch)
+        if not isinstance(loss, Tensor) or loss.numel() != 1:
+            got = f"a tensor of shape {tuple(loss.shape)}" if isinstance(loss, Tensor) else type(loss).__name__
+            raise self.error(
+                f"`loss_fn` must return the mean loss of a batch as a scalar tensor, got {got}. Pass "
+                "`loss_fn=lambda module, batch: <mean training loss of the batch>`."
+            )
+        if not loss.requires_grad:
+            raise self.error(
+                "`loss_fn`'s loss does not depend on the trainable parameters (no gradient); it must run the model "
+                "on the batch with gradients enabled."
+            )
+
     def _closure(self, pl_module: pl.LightningModule, batch: Any) -> Callable[[], Tensor]:
         return lambda: self.loss_fn(pl_module, batch)
 
-    def _check(self, trainer: pl.Trainer, pl_module: pl.LightningModule, epoch: int) -> None:
+    def run_check(self, trainer: pl.Trainer, pl_module: pl.LightningModule, epoch: int, in_epoch_end: bool) -> None:
         estimate = self.estimate(trainer, pl_module)
         lrs = [group["lr"] for optimizer in trainer.optimizers for group in optimizer.param_groups]
         lr = float(max(lrs)) if lrs else math.nan
@@ -218,35 +208,33 @@ class SharpnessMonitor(Callback):
             "stability/sharpness/hvp_count": float(estimate.products),
             "stability/sharpness/converged": float(estimate.converged),
         }
-        metrics = broadcast_metrics(trainer, metrics)
+        metrics = self.same_on_every_rank(trainer, metrics)
         unstable = metrics["stability/sharpness/lr_lambda_over_2"] > 1
         self.unstable_count += int(unstable)
         self.consecutive_unstable = self.consecutive_unstable + 1 if unstable else 0
         metrics["stability/sharpness/unstable"] = float(unstable)
         metrics["stability/sharpness/consecutive_unstable"] = float(self.consecutive_unstable)
-        self.checks_done += 1
-        self.last_checked_epoch = epoch
-        self.last_estimate, self.last_metrics = estimate, metrics
-        log_epoch_metrics(pl_module, metrics)
+        self.finish_check(metrics, epoch)
+        self.last_estimate = estimate
+        self.log_metrics(
+            trainer, pl_module, metrics, in_epoch_end=in_epoch_end, epoch=epoch, step=self.log_step(trainer, epoch)
+        )
         value, ratio = metrics["stability/sharpness/lambda_max"], metrics["stability/sharpness/lr_lambda_over_2"]
         if not estimate.converged:
-            rank_zero_warn(
-                f"SharpnessMonitor: λ_max did not converge to tol={self.tol:g} in {self.max_iter} products per run "
+            self.warn(
+                f"λ_max did not converge to tol={self.tol:g} in {self.max_iter} products per run "
                 f"at epoch {epoch} (estimate {value:.6g}); raise `max_iter` or try method='lanczos'."
             )
-        if self.verbose:
-            rank_zero_info(
-                f"[SharpnessMonitor] epoch {epoch}: λ_max {value:.6g}, lr {lr:.3g}, lr·λ_max/2 {ratio:.4g} "
-                f"({estimate.products} Hessian-vector products)"
-            )
+        self.info(
+            f"epoch {epoch}: λ_max {value:.6g}, lr {lr:.3g}, lr·λ_max/2 {ratio:.4g} "
+            f"({estimate.products} Hessian-vector products)"
+        )
         stop = self.stop_on_unstable and self.consecutive_unstable >= self.patience
+        reason = None
         if stop:
-            self.stop_reason = (
+            reason = (
                 f"lr·λ_max/2 = {ratio:.4g} > 1 (λ_max {value:.6g}, lr {lr:.3g}) at {self.consecutive_unstable} "
                 f"consecutive check(s) up to epoch {epoch}, patience {self.patience}: at this step size gradient "
                 f"descent's equilibria are unstable (λ_max > 2 / lr = {2 / lr:.6g})"
             )
-        should_stop = trainer.strategy.reduce_boolean_decision(stop, all=False)
-        if should_stop and not trainer.should_stop:
-            trainer.should_stop = True
-            rank_zero_info(f"[SharpnessMonitor] stopping training: {self.stop_reason}")
+        self.decide_stop(trainer, stop, reason)

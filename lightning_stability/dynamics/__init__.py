@@ -1,21 +1,27 @@
-"""Training-dynamics math without Lightning: Hessian λ_max, degenerate parametrizations, gradient flow."""
+"""Training-dynamics kernels without Lightning (docs/dynamics.md), one module per monitor.
 
-from .gradients import depth_layers, first_last_ratio, layer_norms
-from .hessian import (
-    EigenEstimate,
-    HessianVectorProduct,
-    lanczos_top_eigenvalue,
-    power_iteration,
-    top_hessian_eigenvalue,
-)
+* :mod:`.sharpness` — ``λ_max`` of the loss Hessian from Hessian-vector products (D1, ``SharpnessMonitor``);
+* :mod:`.parametrization` — dead, unbalanced, redundant and disconnected hidden units (D2,
+  ``ParametrizationMonitor``);
+* :mod:`.gradient_flow` — per-layer gradient norms and the first/last ratio (D3, ``GradientFlowMonitor``);
+* :mod:`.results` — their result dataclasses.
+"""
+
+from .gradient_flow import depth_layers, first_last_ratio, layer_norms
 from .parametrization import (
     ActivationKind,
     HiddenLayer,
-    ParametrizationStats,
     activation_kind,
     dead_units,
     find_hidden_layers,
     parametrization_statistics,
+)
+from .results import EigenEstimate, ParametrizationStats
+from .sharpness import (
+    HessianVectorProduct,
+    lanczos_top_eigenvalue,
+    power_iteration,
+    top_hessian_eigenvalue,
 )
 
 __all__ = [

@@ -22,17 +22,18 @@ No Lightning here.
 from __future__ import annotations
 
 import math
-import sys
 from dataclasses import dataclass
 from typing import Literal
 
 import torch
 from torch import Tensor, nn
 
+from ..activations import AbsoluteValue
+from .results import ParametrizationStats
+
 __all__ = [
     "ActivationKind",
     "HiddenLayer",
-    "ParametrizationStats",
     "activation_kind",
     "dead_units",
     "find_hidden_layers",
@@ -47,8 +48,6 @@ _PASSTHROUGH = (nn.Dropout, nn.AlphaDropout, nn.Identity)
 
 def activation_kind(module: nn.Module) -> ActivationKind | None:
     """The kind of a supported activation module, ``None`` for anything else."""
-    # the package's |x| lives in the example (which imports Lightning): a model holding one has imported it
-    example = sys.modules.get("lightning_stability.example.model")
     if isinstance(module, nn.ReLU6):  # a subclass of Hardtanh, not of ReLU
         return "relu6"
     if isinstance(module, nn.ReLU):
@@ -57,7 +56,7 @@ def activation_kind(module: nn.Module) -> ActivationKind | None:
         return "leaky_relu"
     if isinstance(module, nn.PReLU):
         return "prelu"
-    if example is not None and isinstance(module, example.AbsoluteValue):
+    if isinstance(module, AbsoluteValue):
         return "abs"
     return None
 
@@ -117,58 +116,6 @@ def dead_units(preactivations: Tensor, kind: ActivationKind) -> Tensor:
     if kind == "relu6":
         dead |= (preactivations >= 6).all(dim=0)
     return dead
-
-
-@dataclass(frozen=True)
-class ParametrizationStats:
-    """Statistics of one hidden layer (see :func:`parametrization_statistics`); ``nan`` where undefined."""
-
-    units: int
-    dead: Tensor
-    incoming_norms: Tensor
-    outgoing_norms: Tensor
-    balance: Tensor
-    live: Tensor
-    balance_min: float
-    balance_max: float
-    balance_spread: float
-    max_cosine: float
-    max_cosine_pair: tuple[int, int] | None
-    min_cosine: float
-    min_cosine_pair: tuple[int, int] | None
-    parallel_pairs: int
-    opposite_pairs: int
-    zero_incoming: int
-    zero_outgoing: int
-
-    @property
-    def dead_count(self) -> int:
-        return int(self.dead.sum())
-
-    @property
-    def zero_units(self) -> int:
-        """Units with a zero incoming or a zero outgoing norm."""
-        return int(((self.incoming_norms == 0) | (self.outgoing_norms == 0)).sum())
-
-    def to_metrics(self, prefix: str) -> dict[str, float]:
-        """Scalars named ``{prefix}/{statistic}``."""
-        values = {
-            "units": float(self.units),
-            "dead_units": float(self.dead_count),
-            "dead_fraction": self.dead_count / self.units,
-            "live_units": float(self.live.sum()),
-            "balance_min": self.balance_min,
-            "balance_max": self.balance_max,
-            "balance_spread": self.balance_spread,
-            "max_cosine": self.max_cosine,
-            "min_cosine": self.min_cosine,
-            "parallel_pairs": float(self.parallel_pairs),
-            "opposite_pairs": float(self.opposite_pairs),
-            "zero_units": float(self.zero_units),
-            "zero_incoming": float(self.zero_incoming),
-            "zero_outgoing": float(self.zero_outgoing),
-        }
-        return {f"{prefix}/{name}": value for name, value in values.items()}
 
 
 def parametrization_statistics(

@@ -9,14 +9,9 @@ import torch
 from torch import Tensor, nn
 from torchmetrics.classification import MulticlassAccuracy
 
+from ..activations import AbsoluteValue
+
 __all__ = ["AbsMLP", "AbsoluteValue", "LinearClassifier"]
-
-
-class AbsoluteValue(nn.Module):
-    """The activation ``x ↦ |x|`` of the paper's Theorem 2.3 (THEORY.md §9)."""
-
-    def forward(self, inputs: Tensor) -> Tensor:
-        return inputs.abs()
 
 
 class _Classifier(pl.LightningModule):

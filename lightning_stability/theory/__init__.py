@@ -3,27 +3,19 @@
 Nothing here knows about Lightning. All results are float64; weights default to uniform ``1/N``.
 """
 
-from .certificate import (
-    CertificateGrid,
-    StabilityReport,
-    TheoremAFloor,
-    TheoremBFloor,
-    certify,
-    theorem_a_floor,
-    theorem_b_floor,
-)
-from .clusters import DataClusterReport, data_clusters
+from .certificate import CertificateGrid, certify, theorem_a_floor, theorem_b_floor
+from .clusters import data_clusters
 from .condition_a import condition_a_constant, condition_a_envelope
-from .condition_b import ConditionBResult, condition_b_constant, condition_b_envelope
+from .condition_b import condition_b_constant, condition_b_envelope
 from .envelope import envelope_loss_bound
 from .loss import (
     binary_margin_loss,
     loss_bounds,
     loss_floor,
     multiclass_margin_loss,
-    multiclass_margin_loss_slope,
 )
 from .margins import (
+    SortedMargins,
     accuracy,
     bad_mass,
     good_mass,
@@ -33,11 +25,13 @@ from .margins import (
     per_sample_cross_entropy,
 )
 from .monitoring import flip_masses, instability_event, loss_rose
+from .results import ConditionBResult, DataClusterReport, StabilityReport, TheoremAFloor, TheoremBFloor
 
 __all__ = [
     "CertificateGrid",
     "ConditionBResult",
     "DataClusterReport",
+    "SortedMargins",
     "StabilityReport",
     "TheoremAFloor",
     "TheoremBFloor",
@@ -61,7 +55,6 @@ __all__ = [
     "margins",
     "margins_and_cross_entropy",
     "multiclass_margin_loss",
-    "multiclass_margin_loss_slope",
     "per_sample_cross_entropy",
     "theorem_a_floor",
     "theorem_b_floor",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -11,23 +12,87 @@ from torch import Tensor
 
 from .condition_a import condition_a_constants, condition_a_envelope_values
 from .condition_b import condition_b_constant, condition_b_envelope_values
-from .envelope import upper_sums
+from .envelope import DEFAULT_PARTITION_SIZE, upper_sums
 from .loss import loss_bounds, loss_floor
 from .margins import SortedMargins
-from .reports import SEARCH_PARTITION_SIZE, CertificateGrid, StabilityReport, TheoremAFloor, TheoremBFloor
+from .results import StabilityReport, TheoremAFloor, TheoremBFloor
 from .validation import check_finite_number, check_num_classes, check_positive, check_values, float64
 
 __all__ = [
+    "SEARCH_PARTITION_SIZE",
     "CertificateGrid",
-    "StabilityReport",
-    "TheoremAFloor",
-    "TheoremBFloor",
     "certify",
     "theorem_a_floor",
     "theorem_b_floor",
 ]
 
 _LOG2 = math.log(2.0)
+
+SEARCH_PARTITION_SIZE = DEFAULT_PARTITION_SIZE
+"""Pieces of the upper sums of ``Φ`` in :func:`certify` and the ``theorem_*_floor`` functions (the same, so that
+their floors reproduce each other): 4096, within 1e-3 relative of ``Φ`` (1024 was measured at 1.1e-3 for
+``γ = 0.5``)."""
+
+
+@dataclass(frozen=True)
+class CertificateGrid:
+    """The documented parameter grids over which :func:`certify` searches (THEORY.md §7).
+
+    Attributes:
+        zetas: targets for ``ζ``; ``η0`` is the smallest margin with ``F(η0) ≥ ζ`` (up to 1e-9 relative) and
+            the reported ``ζ = F(η0)``.
+        tau_fractions: ``η = −min δ + τ`` with ``τ = fraction × s``, ``s = (median δ − min δ)``
+            (or the margin range, or 1, if that is zero); ``B_η = ∅`` by construction.
+        gammas: exponents ``γ`` of Condition A, with ``λ0 = D = η + η0``.
+        dilation: ``Λ`` of Condition B; ``m = ζ`` and the window ends at ``w = η0``.
+        width_fractions: resolutions ``h = fraction × (η0 − min δ)`` of Condition B.
+        cluster_mass_fractions: smallest cluster masses ``m_min = fraction × ζ``.
+        radius_ratio: ratio ``q`` of the radius grid of the Condition B bracket.
+        centre_spacing_fraction: centres of the Condition B bracket run over the grid ``(fraction × h)ℤ``
+            (a certified bracket costing ``O(R · span / (fraction × h))``, see
+            :func:`~lightning_stability.theory.condition_b_constant`); ``None`` uses exact breakpoints.
+        mass_etas: thresholds ``η`` at which good and bad masses are reported.
+        partition_size: pieces of the upper sum of ``Φ`` (THEORY.md §4) of the reported floors.
+        search_partition_size: pieces of the upper sums that rank the candidates (coarser, cheaper: every
+            candidate's bound is still rigorous; only the best candidate of each theorem is then recomputed with
+            ``partition_size``, so the reported floor is as tight as ``theorem_a_floor``/``theorem_b_floor`` give).
+    """
+
+    zetas: tuple[float, ...] = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5)
+    tau_fractions: tuple[float, ...] = (1 / 1024, 1 / 256, 1 / 64, 1 / 16, 1 / 4)
+    gammas: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0, 8.0)
+    dilation: float = 2.0
+    width_fractions: tuple[float, ...] = (1 / 8,)
+    cluster_mass_fractions: tuple[float, ...] = (0.05,)
+    radius_ratio: float = 1.05
+    centre_spacing_fraction: float | None = 1 / 8
+    mass_etas: tuple[float, ...] = (0.0, 0.5, 1.0, 2.0, 4.0)
+    partition_size: int = SEARCH_PARTITION_SIZE
+    search_partition_size: int = 1024
+
+    def __post_init__(self) -> None:
+        for name in ("zetas", "tau_fractions", "gammas", "width_fractions", "cluster_mass_fractions", "mass_etas"):
+            value = getattr(self, name)
+            if not isinstance(value, tuple | list) or len(value) == 0:
+                raise ValueError(f"grid `{name}` must be a non-empty sequence of numbers, got {value!r}.")
+            object.__setattr__(self, name, tuple(check_finite_number(v, name) for v in value))
+        if any(not 0 < z <= 1 for z in self.zetas):
+            raise ValueError(f"grid `zetas` must lie in (0, 1], got {self.zetas}.")
+        if any(f <= 0 for f in self.tau_fractions + self.gammas + self.width_fractions):
+            raise ValueError("grids `tau_fractions`, `gammas` and `width_fractions` must be positive.")
+        if any(not 0 <= f <= 1 for f in self.cluster_mass_fractions):
+            raise ValueError(f"grid `cluster_mass_fractions` must lie in [0, 1], got {self.cluster_mass_fractions}.")
+        if not self.dilation > 1:
+            raise ValueError(f"grid `dilation` must be > 1, got {self.dilation}.")
+        if not 1 < self.radius_ratio < self.dilation:
+            raise ValueError(f"grid `radius_ratio` must lie in (1, dilation), got {self.radius_ratio}.")
+        if self.centre_spacing_fraction is not None and not 0 < self.centre_spacing_fraction <= 1:
+            raise ValueError(
+                f"grid `centre_spacing_fraction` must be None or in (0, 1], got {self.centre_spacing_fraction}."
+            )
+        for name in ("partition_size", "search_partition_size"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"grid `{name}` must be a positive integer, got {getattr(self, name)}.")
 
 
 def _check_window(eta: float, eta0: float, sorted_margins: SortedMargins) -> tuple[float, float, float]:

@@ -10,80 +10,22 @@ estimate: a constant ``≤ 1`` is a proven violation with a witness; a constant 
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, IterableDataset
 
-from .condition_b import ConditionBResult, condition_b_constant
+from .condition_b import condition_b_constant
 from .margins import SortedMargins
+from .results import ConditionBResult, DataClusterReport
 from .validation import check_finite_number, check_positive, normalised_weights
 
-__all__ = ["MAX_PCA_DIMENSION", "DataClusterReport", "data_clusters"]
+__all__ = ["MAX_PCA_DIMENSION", "data_clusters"]
 
 MAX_PCA_DIMENSION = 4096
 """Largest input dimension for which principal directions are computed (from the exact ``d × d`` covariance)."""
-
-
-@dataclass(frozen=True)
-class DataClusterReport:
-    """Result of :func:`data_clusters`.
-
-    Attributes:
-        constant_lower, constant_upper: ``min_u κ_lo(u)`` and ``min_u κ_hi(u)`` over the sampled directions. The
-            data condition's constant over the sampled directions lies in this bracket; ``constant_upper ≤ 1``
-            (up to rounding) exhibits an isolated cluster.
-        worst_direction: the unit direction ``u`` (``[d]``) whose ``κ_hi`` is smallest.
-        worst_direction_kind: ``"random"``, ``"principal"`` or ``"extra"``.
-        witness: ``(centre, radius)`` of the slab ``{x : |⟨u, x⟩ − c| ≤ r}`` on the worst direction, or ``None``.
-        witness_indices: indices of the (positive-weight) samples inside that slab.
-        directions: ``[D, d]`` unit directions, in the order random, principal, extra.
-        kinds: the kind of every direction.
-        lower, upper: ``[D]`` per-direction brackets ``κ_lo(u)``, ``κ_hi(u)``.
-        resolutions: ``[D]`` per-direction ``h`` (``resolution`` × the projection's spread).
-        max_mass, min_cluster_mass, dilation: the settings used.
-        num_samples: ``N``.
-    """
-
-    constant_lower: float
-    constant_upper: float
-    worst_direction: Tensor = field(repr=False)
-    worst_direction_kind: str
-    witness: tuple[float, float] | None
-    witness_indices: Tensor = field(repr=False)
-    directions: Tensor = field(repr=False)
-    kinds: tuple[str, ...] = field(repr=False)
-    lower: Tensor = field(repr=False)
-    upper: Tensor = field(repr=False)
-    resolutions: Tensor = field(repr=False)
-    max_mass: float
-    min_cluster_mass: float
-    dilation: float
-    num_samples: int
-
-    @property
-    def violated(self) -> bool:
-        """Whether some sampled direction exhibits an isolated cluster (``κ_hi = 1`` up to 1e-12)."""
-        return self.constant_upper <= 1.0 + 1e-12
-
-    def to_dict(self) -> dict[str, float]:
-        """Flat ``name -> float`` view for loggers."""
-        centre, radius = self.witness if self.witness is not None else (math.nan, math.nan)
-        return {
-            "constant_lower": self.constant_lower,
-            "constant_upper": self.constant_upper,
-            "violated": float(self.violated),
-            "witness_centre": centre,
-            "witness_radius": radius,
-            "witness_size": float(self.witness_indices.numel()),
-            "num_directions": float(self.directions.shape[0]),
-            "max_mass": self.max_mass,
-            "min_cluster_mass": self.min_cluster_mass,
-        }
 
 
 def _batches(inputs: Any, batch_size: int) -> Iterable[Tensor]:

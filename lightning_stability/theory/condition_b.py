@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor
 
 from .envelope import Envelope
 from .margins import SortedMargins
+from .results import ConditionBResult
 from .validation import check_finite_number, check_positive, float64
 
 __all__ = [
-    "ConditionBResult",
     "condition_b_constant",
     "condition_b_envelope",
     "condition_b_envelope_values",
@@ -21,37 +20,6 @@ __all__ = [
 
 _OUTWARD = 1.0 - 1e-12
 """``κ_lo`` is multiplied by this, so that float rounding of mass ratios can never lift it above ``κ_B``."""
-
-
-@dataclass(frozen=True)
-class ConditionBResult:
-    """Certified bracket of the Condition B constant ``κ_B`` (THEORY.md §6).
-
-    Attributes:
-        lower: ``κ_lo ≤ κ_B`` (``inf`` when no interval is admissible). Condition B is certified iff ``> 1``.
-        upper: ``κ_hi ≥ κ_B``, the smallest ``μ(ΛI)/μ(I)`` over admissible intervals with a grid radius.
-        witness: ``(centre, radius)`` of the admissible interval giving ``upper``, or ``None``.
-        witness_indices: positions (in the input) of the positive-weight values inside the witness interval.
-        num_radii: number of grid radii ``R + 1`` that were evaluated.
-    """
-
-    lower: float
-    upper: float
-    witness: tuple[float, float] | None
-    witness_indices: Tensor = field(repr=False)
-    dilation: float
-    max_mass: float
-    min_width: float
-    min_cluster_mass: float
-    window_end: float
-    radius_ratio: float
-    centre_spacing: float | None
-    num_radii: int
-
-    @property
-    def certified(self) -> bool:
-        """Whether Condition B is proven to hold with a constant ``> 1``."""
-        return self.lower > 1.0
 
 
 def _breakpoint_centres(values: Tensor, radius_num: float, radius_den: float, centre_max: float) -> Tensor:

@@ -14,7 +14,6 @@ __all__ = [
     "loss_bounds",
     "loss_floor",
     "multiclass_margin_loss",
-    "multiclass_margin_loss_slope",
 ]
 
 
@@ -31,11 +30,6 @@ def multiclass_margin_loss(margin: Tensor, num_classes: int) -> Tensor:
     r"""``f_K(d) = log(1 + (K−1) e^{−d})``, the upper loss of a sample, computed as ``logaddexp(0, log(K−1) − d)``."""
     margin = margin.to(torch.float64)
     return torch.logaddexp(torch.zeros_like(margin), math.log(num_classes - 1) - margin)
-
-
-def multiclass_margin_loss_slope(margin: Tensor, num_classes: int) -> Tensor:
-    r"""``φ_K(d) = −f_K'(d) = 1 / (1 + e^{d}/(K−1))``: decreasing, in (0, 1); ``sigmoid(log(K−1) − d)``."""
-    return torch.sigmoid(math.log(num_classes - 1) - margin.to(torch.float64))
 
 
 def loss_bounds(margins: Tensor, num_classes: int, weights: Tensor | None = None) -> tuple[float, float]:

@@ -14,7 +14,7 @@ from pytorch_lightning import LightningModule
 from lightning_stability import StabilityMonitor
 from lightning_stability.cli import _lightning_cli, main
 from lightning_stability.example import AbsMLP, MNISTDataModule, read_idx, write_idx
-from lightning_stability.report import make_report
+from lightning_stability.plots import make_report
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = sorted((ROOT / "configs").glob("*.yaml"))

@@ -18,7 +18,8 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, IterableDataset, SequentialSampler
 from torchmetrics import Metric
 
-from .theory import margins_and_cross_entropy
+from ..theory import margins_and_cross_entropy
+from .training_data import untouched_training
 
 __all__ = [
     "ForwardFn",
@@ -27,10 +28,12 @@ __all__ = [
     "MarginCollector",
     "MarginPass",
     "MarginRecorder",
+    "check_forward_output",
     "default_forward",
     "margin_dataloader",
     "positioned_loader",
     "run_margin_pass",
+    "unpack_forward_output",
 ]
 
 ForwardFn = Callable[[torch.nn.Module, Any], tuple[Tensor, Tensor]]
@@ -222,29 +225,22 @@ def run_margin_pass(
         forward_context: a context manager factory for precision (e.g. ``precision_plugin.forward_context``).
         max_batches: stop after this many batches (``fast_dev_run``); ``None`` covers the whole loader.
     """
-    modes = [(submodule, submodule.training) for submodule in module.modules()]
-    devices = [torch.cuda.current_device()] if torch.cuda.is_available() and torch.cuda.is_initialized() else []
     num_classes = 0
     collector.reset()
     recorder = MarginRecorder()
-    try:
-        module.eval()
-        with torch.random.fork_rng(devices=devices), torch.inference_mode():
-            for batch_index, (indices, batch) in enumerate(loader):
-                if max_batches is not None and batch_index >= max_batches:
-                    break
-                batch = move_to_device(batch)
-                if forward_context is not None:
-                    with forward_context():
-                        output = forward_fn(module, batch)
-                else:
+    with untouched_training(module), torch.inference_mode():
+        for batch_index, (indices, batch) in enumerate(loader):
+            if max_batches is not None and batch_index >= max_batches:
+                break
+            batch = move_to_device(batch)
+            if forward_context is not None:
+                with forward_context():
                     output = forward_fn(module, batch)
-                logits, targets = _unpack_forward_output(output)
-                num_classes = _check_forward_output(logits, targets, indices, num_classes)
-                recorder.record(indices, logits, targets)
-    finally:
-        for submodule, training in modes:
-            submodule.train(training)
+            else:
+                output = forward_fn(module, batch)
+            logits, targets = unpack_forward_output(output)
+            num_classes = check_forward_output(logits, targets, indices, num_classes)
+            recorder.record(indices, logits, targets)
     if num_classes == 0:
         raise MisconfigurationException("StabilityMonitor: the margin loader yielded no batch; nothing to certify.")
     recorder.hand_over(collector)
@@ -252,7 +248,7 @@ def run_margin_pass(
     return MarginPass(num_classes=num_classes, **{key: value.cpu() for key, value in gathered.items()})
 
 
-def _unpack_forward_output(output: Any) -> tuple[Any, Any]:
+def unpack_forward_output(output: Any) -> tuple[Any, Any]:
     # unpacking a bare logits tensor would split it along the batch dimension (or fail with "too many values")
     if not isinstance(output, tuple | list) or len(output) != 2:
         got = f"a tensor of shape {tuple(output.shape)}" if isinstance(output, Tensor) else type(output).__name__
@@ -266,7 +262,7 @@ def _unpack_forward_output(output: Any) -> tuple[Any, Any]:
     return output[0], output[1]
 
 
-def _check_forward_output(logits: Any, targets: Any, indices: Tensor, num_classes: int) -> int:
+def check_forward_output(logits: Any, targets: Any, indices: Tensor, num_classes: int) -> int:
     if not isinstance(logits, Tensor) or not isinstance(targets, Tensor):
         raise MisconfigurationException(
             "StabilityMonitor: `forward_fn` must return `(logits, targets)` tensors, got "

@@ -18,14 +18,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Literal
 
 import torch
 from torch import Tensor
 
+from .results import EigenEstimate
+
 __all__ = [
-    "EigenEstimate",
     "HessianVectorProduct",
     "lanczos_top_eigenvalue",
     "power_iteration",
@@ -115,24 +115,6 @@ class HessianVectorProduct:
         for index, weight in enumerate(self.weights):
             total += weight * self._grad_of(self._flat_gradient(index), v, retain=False).to(torch.float64)
         return total
-
-
-@dataclass(frozen=True)
-class EigenEstimate:
-    """An eigenvalue estimate ``value`` with its vector ``v`` and relative ``residual`` ``‖H v − value·v‖ / |value|``.
-
-    ``products`` counts the operator applications, ``converged`` says whether the tolerance was met before the
-    iteration cap, ``shift`` is the ``s`` of ``H + s I`` that the final run iterated on (0 if none) and
-    ``image_norm`` is ``‖H v‖`` (power iteration only).
-    """
-
-    value: float
-    vector: Tensor
-    products: int
-    converged: bool
-    residual: float
-    shift: float = 0.0
-    image_norm: float = math.nan
 
 
 def _check_settings(tol: float, max_iter: int) -> None:

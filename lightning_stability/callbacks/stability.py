@@ -1,4 +1,4 @@
-"""StabilityMonitor: certify the training accuracy's stability at epoch end (THEORY.md §1–§8)."""
+"""StabilityMonitor: certify the training accuracy's stability at epoch end (docs/theory.md §1–§8)."""
 
 from __future__ import annotations
 
@@ -9,31 +9,34 @@ from typing import Any, Literal
 import pytorch_lightning as pl
 import torch
 from lightning_fabric.utilities.exceptions import MisconfigurationException
-from pytorch_lightning.callbacks import Callback
-from pytorch_lightning.utilities.rank_zero import rank_zero_info, rank_zero_warn
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
 from .. import theory
-from ..collection import (
+from ..data_check import run_data_check
+from ..files import save_margin_file
+from ..loggers import log_figure, log_histogram
+from ..plots import envelope_figure
+from .base import EpochMonitor, check_positive_int
+from .margin_pass import (
     ForwardFn,
     MarginCollector,
     MarginPass,
+    check_forward_output,
     default_forward,
     margin_dataloader,
     positioned_loader,
     run_margin_pass,
+    unpack_forward_output,
 )
-from ..reporting import log_figure, log_histogram, log_out_of_epoch, save_margin_file
-from ..theory.margins import SortedMargins
-from .data_check import run_data_check
+from .training_data import TrainingData, untouched_training
 
 __all__ = ["StabilityMonitor"]
 
 Weights = Literal["uniform", "balanced"] | Tensor
 
 
-class StabilityMonitor(Callback):
+class StabilityMonitor(EpochMonitor):
     r"""Certify, at the end of training epochs, whether the training accuracy reached is stable.
 
     Every ``every_n_epochs`` training epochs (and once when training starts) the monitor runs an exact margin
@@ -41,7 +44,7 @@ class StabilityMonitor(Callback):
     context, a fixed sequential order; under DDP every rank evaluates a shard and the results are gathered),
     calls :func:`lightning_stability.theory.certify` and logs, under ``stability/``, the accuracy, the loss and
     its margin sandwich, the Theorem 0/A/B accuracy floors with their parameters, the good/bad masses, margin
-    quantiles, flip masses and the instability flags of THEORY.md §8. An *instability event* is a check whose
+    quantiles, flip masses and the instability flags of docs/theory.md §8. An *instability event* is a check whose
     training loss fell while its training accuracy fell by more than ``tol`` since the previous check.
 
     Args:
@@ -68,7 +71,7 @@ class StabilityMonitor(Callback):
             (needs matplotlib).
         grid: overrides of :class:`lightning_stability.theory.CertificateGrid` passed to ``certify``.
         verbose: print a one-line summary of every check (rank zero).
-        check_data: once at fit start, look for small isolated clusters in the training inputs (THEORY.md §9,
+        check_data: once at fit start, look for small isolated clusters in the training inputs (docs/theory.md §9,
             :func:`lightning_stability.theory.data_clusters`) with the rows of the model's first ``nn.Linear`` as
             extra directions; logs ``stability/data/*`` and writes ``data_clusters.pt``/``.txt`` (witness
             indices) to the log directory. ``True`` uses the defaults; a dict passes keyword arguments.
@@ -80,6 +83,8 @@ class StabilityMonitor(Callback):
         >>> monitor = StabilityMonitor(every_n_epochs=1, stop_on_instability=True, patience=2)
         >>> trainer = Trainer(callbacks=[monitor], max_epochs=3)  # doctest: +SKIP
     """
+
+    checkpoint_state = (*EpochMonitor.checkpoint_state, "instability_count", "consecutive_instabilities", "previous")
 
     def __init__(
         self,
@@ -102,17 +107,14 @@ class StabilityMonitor(Callback):
         verbose: bool = False,
         check_data: bool | dict[str, Any] = False,
     ) -> None:
-        super().__init__()
-        if not isinstance(every_n_epochs, int) or every_n_epochs < 1:
-            raise MisconfigurationException(f"`every_n_epochs` must be a positive integer, got {every_n_epochs!r}.")
+        super().__init__(every_n_epochs=every_n_epochs, check_at_start=check_at_start, verbose=verbose)
         if dataset is not None and dataloader is not None:
             raise MisconfigurationException("Pass either `dataset=` or `dataloader=` to StabilityMonitor, not both.")
-        if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
-            raise MisconfigurationException(f"`batch_size` must be a positive integer, got {batch_size!r}.")
+        if batch_size is not None:
+            check_positive_int(self.name, "batch_size", batch_size)
         if not isinstance(num_workers, int) or num_workers < 0:
             raise MisconfigurationException(f"`num_workers` must be a non-negative integer, got {num_workers!r}.")
-        if not isinstance(patience, int) or patience < 1:
-            raise MisconfigurationException(f"`patience` must be a positive integer, got {patience!r}.")
+        check_positive_int(self.name, "patience", patience)
         if not (isinstance(tol, int | float) and math.isfinite(tol) and tol >= 0):
             raise MisconfigurationException(f"`tol` must be a finite number >= 0, got {tol!r}.")
         if isinstance(weights, str) and weights not in ("uniform", "balanced"):
@@ -122,8 +124,6 @@ class StabilityMonitor(Callback):
         if any(not 0 < q < 1 for q in quantiles):
             raise MisconfigurationException(f"`quantiles` must lie in (0, 1), got {quantiles}.")
         theory.CertificateGrid(**(grid or {}))  # fail now, not after the first epoch, on a bad grid
-        self.every_n_epochs = every_n_epochs
-        self.check_at_start = check_at_start
         self.dataset = dataset
         self.dataloader = dataloader
         self.batch_size = batch_size
@@ -138,7 +138,6 @@ class StabilityMonitor(Callback):
         self.log_histogram = log_histogram
         self.log_figure = log_figure
         self.grid = dict(grid or {})
-        self.verbose = verbose
         if not isinstance(check_data, bool | dict):
             raise MisconfigurationException(f"`check_data` must be a bool or a dict of settings, got {check_data!r}.")
         self.check_data = check_data
@@ -147,14 +146,10 @@ class StabilityMonitor(Callback):
         self.collector = MarginCollector()
         self.last_report: theory.StabilityReport | None = None
         self.last_pass: MarginPass | None = None
-        self.last_metrics: dict[str, float] = {}
-        # state saved in checkpoints
-        self.checks_done = 0
-        self.last_checked_epoch: int | None = None
+        # state saved in checkpoints (besides the base's counters)
         self.instability_count = 0
         self.consecutive_instabilities = 0
         self.previous: dict[str, Any] | None = None
-        self.stop_reason: str | None = None
 
     @property
     def state_key(self) -> str:
@@ -168,42 +163,23 @@ class StabilityMonitor(Callback):
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self.check_data and self.data_report is None and trainer.current_epoch == 0:
-            dataset, collate_fn, _ = self._training_data(trainer)
+            data = self._training_data(trainer)
             settings = self.check_data if isinstance(self.check_data, dict) else {}
             output_dir = Path(trainer.log_dir or trainer.default_root_dir)
-            self.data_report = run_data_check(trainer, pl_module, dataset, collate_fn, settings, output_dir)
-        finished_epoch = trainer.current_epoch - 1
-        if finished_epoch >= 0:
-            # resumed from a checkpoint written before this monitor's check of that epoch (e.g. at validation
-            # end): the weights are those the check saw in the uninterrupted run, so run it now.
-            checked = -1 if self.last_checked_epoch is None else self.last_checked_epoch  # (0 is a checked epoch)
-            if self._is_check_epoch(finished_epoch) and checked < finished_epoch:
-                self._check(trainer, pl_module, epoch=finished_epoch, in_epoch_end=False)
-        elif self.check_at_start and self.checks_done == 0:
-            self._check(trainer, pl_module, epoch=-1, in_epoch_end=False)
+            self.data_report = run_data_check(trainer, pl_module, data.dataset, data.collate_fn, settings, output_dir)
+        super().on_train_start(trainer, pl_module)
 
-    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        epoch = trainer.current_epoch
-        if self._is_check_epoch(epoch) and (self.last_checked_epoch is None or self.last_checked_epoch < epoch):
-            self._check(trainer, pl_module, epoch=epoch, in_epoch_end=True)
-
-    def state_dict(self) -> dict[str, Any]:
-        return {
-            "checks_done": self.checks_done,
-            "last_checked_epoch": self.last_checked_epoch,
-            "instability_count": self.instability_count,
-            "consecutive_instabilities": self.consecutive_instabilities,
-            "previous": self.previous,
-            "stop_reason": self.stop_reason,
-        }
-
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        self.checks_done = state_dict["checks_done"]
-        self.last_checked_epoch = state_dict["last_checked_epoch"]
-        self.instability_count = state_dict["instability_count"]
-        self.consecutive_instabilities = state_dict["consecutive_instabilities"]
-        self.previous = state_dict["previous"]
-        self.stop_reason = state_dict.get("stop_reason")
+    def validate_setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Run ``forward_fn`` on one batch of the margin loader and check its output (skipped when the check
+        before training runs, which checks every batch)."""
+        if self.check_at_start and trainer.current_epoch == 0 and self.checks_done == 0:
+            return
+        with untouched_training(pl_module), torch.inference_mode():
+            indices, batch = next(iter(self._loader(trainer)))
+            batch = trainer.strategy.batch_to_device(batch, pl_module.device)
+            with trainer.precision_plugin.forward_context():
+                logits, targets = unpack_forward_output(self.forward_fn(pl_module, batch))
+        check_forward_output(logits, targets, indices, 0)
 
     def margins_dir(self, trainer: pl.Trainer) -> Path | None:
         """Where margin files go: ``save_margins``, or ``<trainer.log_dir>/margins`` for ``save_margins=True``."""
@@ -215,40 +191,33 @@ class StabilityMonitor(Callback):
 
     # ------------------------------------------------------------------ the check
 
-    def _is_check_epoch(self, epoch: int) -> bool:
-        return (epoch + 1) % self.every_n_epochs == 0
-
-    def _check(self, trainer: pl.Trainer, pl_module: pl.LightningModule, epoch: int, in_epoch_end: bool) -> None:
+    def run_check(self, trainer: pl.Trainer, pl_module: pl.LightningModule, epoch: int, in_epoch_end: bool) -> None:
         margin_pass = self._margin_pass(trainer, pl_module)
         weights = self._sample_weights(margin_pass)
         mu = theory.validation.normalised_weights(weights, margin_pass.margins.shape[0], margin_pass.margins.device)
         loss = float((mu * margin_pass.losses).sum())
         report = theory.certify(margin_pass.margins, margin_pass.num_classes, weights=weights, loss=loss, **self.grid)
         metrics = self._metrics(report, margin_pass, weights, epoch)
-        stop = self._update_events(trainer, metrics, report, margin_pass, weights)
+        stop, reason = self._update_events(metrics, report, margin_pass, weights)
 
-        self.checks_done += 1
-        self.last_checked_epoch = epoch
-        self.last_report, self.last_pass, self.last_metrics = report, margin_pass, metrics
-        step = _log_step(trainer, epoch)
-        self._log(trainer, pl_module, metrics, in_epoch_end, step, epoch)
+        self.finish_check(metrics, epoch)
+        self.last_report, self.last_pass = report, margin_pass
+        step = self.log_step(trainer, epoch)
+        self.log_metrics(trainer, pl_module, metrics, in_epoch_end=in_epoch_end, epoch=epoch, step=step)
         if self.log_histogram:
             log_histogram(trainer, "stability/margins", margin_pass.margins, step)
         if self.log_figure:
-            log_figure(trainer, "stability/envelopes", report, margin_pass.margins, mu, step)
+            margins = margin_pass.margins
+            log_figure(trainer, "stability/envelopes", lambda: envelope_figure(report, margins.cpu(), mu.cpu()), step)
         directory = self.margins_dir(trainer)
         if directory is not None and trainer.is_global_zero:
             save_margin_file(directory, epoch, trainer.global_step, margin_pass, report)
-        if self.verbose:
-            rank_zero_info(
-                f"[StabilityMonitor] epoch {epoch}: accuracy {report.accuracy:.4f}, loss {loss:.4f}, "
-                f"loss floor {report.loss_floor:.4f}, Theorem A floor {report.theorem_a.floor:.4f}, "
-                f"Theorem B floor {report.theorem_b.floor:.4f}, instability events {self.instability_count}"
-            )
-        should_stop = trainer.strategy.reduce_boolean_decision(stop, all=False)
-        if should_stop and not trainer.should_stop:
-            trainer.should_stop = True
-            rank_zero_info(f"[StabilityMonitor] stopping training: {self.stop_reason}")
+        self.info(
+            f"epoch {epoch}: accuracy {report.accuracy:.4f}, loss {loss:.4f}, "
+            f"loss floor {report.loss_floor:.4f}, Theorem A floor {report.theorem_a.floor:.4f}, "
+            f"Theorem B floor {report.theorem_b.floor:.4f}, instability events {self.instability_count}"
+        )
+        self.decide_stop(trainer, stop, reason)
 
     def _margin_pass(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> MarginPass:
         loader = self._loader(trainer)
@@ -275,25 +244,13 @@ class StabilityMonitor(Callback):
                     "`dataset=` instead and the monitor shards it with a DistributedSampler."
                 )
             return positioned_loader(self.dataloader)
-        dataset, collate_fn, train_batch_size = self._training_data(trainer)
-        batch_size = self.batch_size or max(256, 4 * (train_batch_size or 64))
-        return margin_dataloader(dataset, batch_size, collate_fn, self.num_workers, world_size, rank)
+        data = self._training_data(trainer)
+        batch_size = self.batch_size or max(256, 4 * (data.batch_size or 64))
+        return margin_dataloader(data.dataset, batch_size, data.collate_fn, self.num_workers, world_size, rank)
 
-    def _training_data(self, trainer: pl.Trainer) -> tuple[Dataset, Any, int | None]:
-        """``(dataset, collate_fn, training batch size)``: ``dataset=`` or the one behind the train dataloader."""
-        dataset, collate_fn, train_batch_size = self.dataset, None, None
-        train_loader = trainer.train_dataloader
-        if isinstance(train_loader, DataLoader):
-            collate_fn, train_batch_size = train_loader.collate_fn, train_loader.batch_size
-            if dataset is None:
-                dataset = train_loader.dataset
-        if dataset is None:
-            raise MisconfigurationException(
-                "StabilityMonitor could not find the training dataset: `trainer.train_dataloader` is "
-                f"{type(train_loader).__name__}, not a single DataLoader. Pass `dataset=` (a map-style dataset of "
-                "the training samples) or `dataloader=` to the StabilityMonitor."
-            )
-        return dataset, collate_fn, train_batch_size
+    def _training_data(self, trainer: pl.Trainer) -> TrainingData:
+        """``dataset=`` or the dataset behind the train dataloader, with its ``collate_fn`` and batch size."""
+        return self.training_data(trainer, self.dataset, "`dataset=` (a map-style dataset) or `dataloader=`")
 
     def _sample_weights(self, margin_pass: MarginPass) -> Tensor | None:
         if isinstance(self.weights, Tensor):
@@ -314,7 +271,7 @@ class StabilityMonitor(Callback):
     ) -> dict[str, float]:
         metrics = {f"stability/{key}": value for key, value in report.to_dict().items()}
         metrics["stability/num_classes"] = float(report.num_classes)
-        distribution = SortedMargins(margin_pass.margins, weights)
+        distribution = theory.SortedMargins(margin_pass.margins, weights)
         for level in self.quantiles:  # quantiles of the weighted F (§1): the smallest margin with F(δ) ≥ q
             metrics[f"stability/margin_quantile/q={level:g}"] = distribution.quantile_value(level)
         metrics["stability/check_epoch"] = float(epoch)
@@ -322,24 +279,25 @@ class StabilityMonitor(Callback):
 
     def _update_events(
         self,
-        trainer: pl.Trainer,
         metrics: dict[str, float],
         report: theory.StabilityReport,
         margin_pass: MarginPass,
         weights: Tensor | None,
-    ) -> bool:
+    ) -> tuple[bool, str | None]:
+        """Compare with the previous check (docs/theory.md §8), update the counters and ``metrics``; returns
+        ``(stop, reason)``."""
         loss, accuracy = metrics["stability/loss"], report.accuracy
+        previous = self.previous
         event = rose = False
         forgotten = learned = math.nan
-        if self.previous is not None:
-            event = theory.instability_event(self.previous["loss"], self.previous["accuracy"], loss, accuracy, self.tol)
-            rose = theory.loss_rose(self.previous["loss"], loss)
-            if torch.equal(self.previous["indices"], margin_pass.indices):
-                forgotten, learned = theory.flip_masses(self.previous["margins"], margin_pass.margins, weights)
+        message = None
+        if previous is not None:
+            event = theory.instability_event(previous["loss"], previous["accuracy"], loss, accuracy, self.tol)
+            rose = theory.loss_rose(previous["loss"], loss)
+            if torch.equal(previous["indices"], margin_pass.indices):
+                forgotten, learned = theory.flip_masses(previous["margins"], margin_pass.margins, weights)
             else:
-                rank_zero_warn(
-                    "StabilityMonitor: the certified samples changed since the previous check; flip masses skipped."
-                )
+                self.warn("the certified samples changed since the previous check; flip masses skipped.")
         if event:
             self.instability_count += 1
             self.consecutive_instabilities += 1
@@ -352,61 +310,18 @@ class StabilityMonitor(Callback):
             metrics["stability/flip_forgotten"] = forgotten
             metrics["stability/flip_learned"] = learned
         stop = self.stop_on_instability and self.consecutive_instabilities >= self.patience
-        if event:
+        if event and previous is not None:
             message = (
                 f"instability at epoch {int(metrics['stability/check_epoch'])}: the training loss fell "
-                f"({self.previous['loss']:.6g} -> {loss:.6g}) while the training accuracy fell "  # type: ignore[index]
-                f"({self.previous['accuracy']:.6g} -> {accuracy:.6g}, tol {self.tol:g}); "  # type: ignore[index]
+                f"({previous['loss']:.6g} -> {loss:.6g}) while the training accuracy fell "
+                f"({previous['accuracy']:.6g} -> {accuracy:.6g}, tol {self.tol:g}); "
                 f"{self.consecutive_instabilities} consecutive event(s), patience {self.patience}"
             )
-            if stop:
-                self.stop_reason = message
-            rank_zero_warn(f"StabilityMonitor: {message}")
+            self.warn(message)
         self.previous = {
             "indices": margin_pass.indices.clone(),
             "margins": margin_pass.margins.clone(),
             "loss": loss,
             "accuracy": accuracy,
         }
-        return stop
-
-    def _log(
-        self,
-        trainer: pl.Trainer,
-        pl_module: pl.LightningModule,
-        metrics: dict[str, float],
-        in_epoch_end: bool,
-        step: int,
-        epoch: int,
-    ) -> None:
-        if in_epoch_end:
-            # `self.log` turns a Python float into a float32 tensor: log float64 tensors so that
-            # `trainer.callback_metrics` and the loggers keep the certificate's full precision (MPS has no float64)
-            dtype = torch.float32 if pl_module.device.type == "mps" else torch.float64
-            has_logger = bool(trainer.loggers)  # no "you called self.log(logger=True) but have no logger" warnings
-            # the values are identical on every rank; under DDP `sync_dist` averages identical values (exact) and
-            # keeps Lightning from warning, for each of them, that epoch-level values are not synchronised
-            distributed = trainer.world_size > 1
-            for name, value in metrics.items():
-                pl_module.log(
-                    name,
-                    torch.tensor(value, dtype=dtype, device=pl_module.device),
-                    on_step=False,
-                    on_epoch=True,
-                    sync_dist=distributed,
-                    logger=has_logger,
-                    batch_size=1,
-                )
-        else:
-            log_out_of_epoch(trainer, metrics, step=step, epoch=max(epoch, 0))
-
-
-def _log_step(trainer: pl.Trainer, epoch: int) -> int:
-    """The logger step of a check: where Lightning logs the epoch-end metrics of ``epoch`` (its last training step).
-
-    Lightning logs ``self.log(on_epoch=True)`` values of a training epoch at ``_batches_that_stepped - 1``; a
-    catch-up check of a finished epoch after resuming and the histogram / figure use the same step, so one check's
-    scalars, histogram and figure line up, and a resumed run logs at the steps of an uninterrupted one.
-    """
-    stepped = getattr(trainer.fit_loop.epoch_loop, "_batches_that_stepped", trainer.global_step)
-    return max(stepped - 1, 0) if epoch >= 0 else stepped
+        return stop, message

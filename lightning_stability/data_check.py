@@ -1,16 +1,30 @@
-"""``lightning-stability check-data``: which training samples form small isolated clusters? (THEORY.md §9)"""
+"""The data-cluster check around :func:`~lightning_stability.theory.data_clusters` (docs/theory.md §9).
+
+Which training inputs form small isolated clusters? Used by ``StabilityMonitor(check_data=...)`` once at fit
+start (:func:`run_data_check`) and by the ``lightning-stability check-data`` command: the model's first-layer
+rows as extra directions (:func:`first_linear_rows`) and a readable table (:func:`data_check_table`). The
+files are written by :mod:`lightning_stability.files`, the witness picture by
+:func:`lightning_stability.plots.witness_figure`.
+"""
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import torch
+from pytorch_lightning.utilities.rank_zero import rank_zero_info
 from torch import nn
+from torch.utils.data import DataLoader, Dataset
 
 from . import theory
+from .files import save_data_check
+from .loggers import log_metrics_now
 
-__all__ = ["first_linear_rows", "format_report", "witness_figure"]
+if TYPE_CHECKING:
+    import pytorch_lightning as pl
+
+__all__ = ["data_check_table", "first_linear_rows", "run_data_check"]
 
 
 def first_linear_rows(model: nn.Module) -> torch.Tensor | None:
@@ -23,7 +37,7 @@ def first_linear_rows(model: nn.Module) -> torch.Tensor | None:
     return None
 
 
-def format_report(report: theory.DataClusterReport) -> str:
+def data_check_table(report: theory.DataClusterReport) -> str:
     """A readable table of a :class:`~lightning_stability.theory.DataClusterReport`."""
     lines = [
         f"samples N = {report.num_samples}, directions = {report.directions.shape[0]} "
@@ -62,45 +76,32 @@ def format_report(report: theory.DataClusterReport) -> str:
     return "\n".join(lines)
 
 
-def witness_figure(report: theory.DataClusterReport, inputs: torch.Tensor, output: str | Path) -> Path:
-    """PNG of the witness samples (as images if the inputs are square images) and the worst projection."""
-    import matplotlib
+def run_data_check(
+    trainer: pl.Trainer,
+    pl_module: pl.LightningModule,
+    dataset: Dataset,
+    collate_fn: Any,
+    settings: dict[str, Any],
+    output_dir: Path,
+) -> theory.DataClusterReport:
+    """Run :func:`~lightning_stability.theory.data_clusters` on ``dataset`` (its ``x``), with the rows of the
+    model's first linear layer as extra directions, log ``stability/data/*`` and write the witness.
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    flat = inputs.reshape(inputs.shape[0], -1).to(torch.float64)
-    projections = flat @ report.worst_direction
-    indices = report.witness_indices[:32]
-    side = math.isqrt(flat.shape[1])
-    columns = 8
-    rows = 1 + (math.ceil(len(indices) / columns) if side * side == flat.shape[1] and len(indices) else 0)
-    figure = plt.figure(figsize=(2 * columns, 2.4 * rows))
-    axes = figure.add_subplot(rows, 1, 1)
-    axes.hist(projections.numpy(), bins=120, color="grey")
-    if report.witness is not None:
-        centre, radius = report.witness
-        axes.axvspan(centre - radius, centre + radius, color="red", alpha=0.4, label="witness slab")
-        axes.axvspan(
-            centre - report.dilation * radius,
-            centre + report.dilation * radius,
-            color="red",
-            alpha=0.15,
-            label=f"dilated ×{report.dilation:g}",
-        )
-        axes.legend()
-    axes.set_title(
-        f"projections on the worst ({report.worst_direction_kind}) direction; κ_hi = {report.constant_upper:.4f}"
-    )
-    if rows > 1:
-        for position, index in enumerate(indices.tolist()):
-            image_axes = figure.add_subplot(rows, columns, columns + position + 1)
-            image_axes.imshow(flat[index].reshape(side, side).numpy(), cmap="gray")
-            image_axes.set_title(f"#{index}", fontsize=8)
-            image_axes.axis("off")
-    figure.tight_layout()
-    output = Path(output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(output, dpi=90)
-    plt.close(figure)
-    return output
+    Every rank computes the same report from the full dataset (deterministic: fixed order, seeded directions).
+    Rank zero logs it and writes ``output_dir/data_clusters.pt`` (report, directions, witness indices) and
+    ``output_dir/data_clusters.txt`` (the readable table).
+    """
+    settings = dict(settings)
+    rows = first_linear_rows(pl_module)
+    if rows is not None:
+        given = settings.pop("extra_directions", None)
+        settings["extra_directions"] = rows if given is None else torch.cat([torch.as_tensor(given).double(), rows])
+    loader = DataLoader(dataset, batch_size=settings.pop("batch_size", 4096), shuffle=False, collate_fn=collate_fn)
+    report = theory.data_clusters(loader, **settings)
+    if trainer.is_global_zero:
+        metrics = {f"stability/data/{key}": value for key, value in report.to_dict().items()}
+        log_metrics_now(trainer, metrics)
+        table = data_check_table(report)
+        _, text_file = save_data_check(output_dir, report, table)
+        rank_zero_info(f"[StabilityMonitor] data check ({text_file}):\n{table}")
+    return report

@@ -1,0 +1,186 @@
+"""What every monitor does, in one place: schedule, counters, checkpoint state, stop decision, logging.
+
+* :class:`Monitor` — the base of every callback of the package: validated options, the check counter and the
+  checkpoint state (``state_dict`` / ``load_state_dict`` over the attributes a subclass lists in
+  ``checkpoint_state``), training-data discovery, logging at or outside an epoch end, one-line summaries on rank
+  zero, and the stop decision reduced across processes with ``trainer.strategy.reduce_boolean_decision``.
+* :class:`EpochMonitor` — a monitor that checks after every ``every_n_epochs``-th training epoch: it validates
+  the user's setup when training starts (before the first epoch, never after a wasted one), optionally checks
+  once before training, and after resuming from a checkpoint written before that epoch's check it runs the
+  missed check, so a resumed run logs what an uninterrupted one does.
+
+A subclass implements :meth:`EpochMonitor.run_check` (compute, then call :meth:`Monitor.finish_check`) and,
+optionally, :meth:`EpochMonitor.validate_setup`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import pytorch_lightning as pl
+from lightning_fabric.utilities.exceptions import MisconfigurationException
+from pytorch_lightning.callbacks import Callback
+from pytorch_lightning.utilities.rank_zero import rank_zero_info, rank_zero_warn
+from torch.utils.data import Dataset
+
+from ..loggers import check_log_step, log_epoch_metrics, log_metrics_now
+from .training_data import TrainingData, find_training_data
+
+__all__ = ["EpochMonitor", "Monitor", "check_positive_int"]
+
+
+def check_positive_int(owner: str, name: str, value: Any) -> int:
+    """``value`` if it is an ``int >= 1`` (not a bool), else a MisconfigurationException naming ``owner.name``."""
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise MisconfigurationException(f"{owner}: `{name}` must be a positive integer, got {value!r}.")
+    return value
+
+
+class Monitor(Callback):
+    """Base of the package's callbacks (see the module documentation).
+
+    Args:
+        verbose: print a one-line summary of every check (rank zero).
+    """
+
+    checkpoint_state: ClassVar[tuple[str, ...]] = ("checks_done", "stop_reason")
+    """Attributes saved in checkpoints; subclasses extend the tuple."""
+
+    def __init__(self, *, verbose: bool = False) -> None:
+        super().__init__()
+        self.verbose = verbose
+        self.last_metrics: dict[str, float] = {}
+        self.checks_done = 0
+        self.stop_reason: str | None = None
+
+    @property
+    def name(self) -> str:
+        """The class name, used in every message."""
+        return type(self).__name__
+
+    # ------------------------------------------------------------------ checkpoint state
+
+    def state_dict(self) -> dict[str, Any]:
+        return {key: getattr(self, key) for key in self.checkpoint_state}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        for key in self.checkpoint_state:
+            if key in state_dict:
+                setattr(self, key, state_dict[key])
+
+    # ------------------------------------------------------------------ pieces for subclasses
+
+    def training_data(
+        self, trainer: pl.Trainer, dataset: Dataset | None, alternatives: str = "`dataset=` (a map-style dataset)"
+    ) -> TrainingData:
+        """``dataset`` or the training loader's dataset (see :func:`.training_data.find_training_data`)."""
+        return find_training_data(trainer, dataset, self.name, alternatives)
+
+    def error(self, message: str) -> MisconfigurationException:
+        """A MisconfigurationException whose message starts with the monitor's name."""
+        return MisconfigurationException(f"{self.name}: {message}")
+
+    def info(self, message: str) -> None:
+        """Print ``[Name] message`` on rank zero when ``verbose``."""
+        if self.verbose:
+            rank_zero_info(f"[{self.name}] {message}")
+
+    def warn(self, message: str) -> None:
+        """Warn ``Name: message`` on rank zero."""
+        rank_zero_warn(f"{self.name}: {message}")
+
+    def log_metrics(
+        self,
+        trainer: pl.Trainer,
+        pl_module: pl.LightningModule,
+        metrics: dict[str, float],
+        *,
+        in_epoch_end: bool,
+        epoch: int | None = None,
+        step: int | None = None,
+    ) -> None:
+        """Log ``metrics`` with ``pl_module.log`` at an epoch end, otherwise straight to the loggers at ``step``."""
+        if in_epoch_end:
+            log_epoch_metrics(pl_module, metrics)
+        else:
+            log_metrics_now(trainer, metrics, step=step, epoch=None if epoch is None else max(epoch, 0))
+
+    def same_on_every_rank(self, trainer: pl.Trainer, metrics: dict[str, float]) -> dict[str, float]:
+        """Rank zero's ``metrics`` on every rank: each rank computed the same values from the same samples and
+        weights; the broadcast makes them bit-identical, so every rank logs and decides alike."""
+        if trainer.world_size == 1:
+            return metrics
+        return trainer.strategy.broadcast(metrics, src=0)
+
+    def finish_check(self, metrics: dict[str, float]) -> None:
+        """Count a finished check and keep its metrics (``last_metrics``)."""
+        self.checks_done += 1
+        self.last_metrics = metrics
+
+    def decide_stop(self, trainer: pl.Trainer, stop: bool, reason: str | None) -> bool:
+        """Stop training if any process asks to (``reduce_boolean_decision``); ``reason`` is kept and printed."""
+        if stop:
+            self.stop_reason = reason
+        should_stop = bool(trainer.strategy.reduce_boolean_decision(stop, all=False))
+        if should_stop and not trainer.should_stop:
+            trainer.should_stop = True
+            rank_zero_info(f"[{self.name}] stopping training: {self.stop_reason}")
+        return should_stop
+
+
+class EpochMonitor(Monitor):
+    """A :class:`Monitor` that checks after every ``every_n_epochs``-th training epoch (see the module doc).
+
+    Args:
+        every_n_epochs: check after every n-th training epoch (epochs ``n − 1, 2n − 1, …``).
+        check_at_start: also check once when training starts, before the first step.
+        verbose: print a one-line summary of every check (rank zero).
+    """
+
+    checkpoint_state: ClassVar[tuple[str, ...]] = (*Monitor.checkpoint_state, "last_checked_epoch")
+
+    def __init__(self, *, every_n_epochs: int = 1, check_at_start: bool = False, verbose: bool = False) -> None:
+        super().__init__(verbose=verbose)
+        self.every_n_epochs = check_positive_int(type(self).__name__, "every_n_epochs", every_n_epochs)
+        self.check_at_start = bool(check_at_start)
+        self.last_checked_epoch: int | None = None
+
+    def is_check_epoch(self, epoch: int) -> bool:
+        """Whether the schedule checks after ``epoch``."""
+        return (epoch + 1) % self.every_n_epochs == 0
+
+    def _due(self, epoch: int) -> bool:
+        checked = -1 if self.last_checked_epoch is None else self.last_checked_epoch  # (0 is a checked epoch)
+        return self.is_check_epoch(epoch) and checked < epoch
+
+    def validate_setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Check the user's setup before the first epoch (on one batch where needed); raise with the fix."""
+
+    def run_check(self, trainer: pl.Trainer, pl_module: pl.LightningModule, epoch: int, in_epoch_end: bool) -> None:
+        """Compute, log and decide; ``epoch = −1`` is the check before training."""
+        raise NotImplementedError(f"{self.name} must implement run_check")
+
+    def log_step(self, trainer: pl.Trainer, epoch: int) -> int:
+        """The logger step of a check of ``epoch`` (see :func:`lightning_stability.loggers.check_log_step`)."""
+        return check_log_step(trainer, epoch)
+
+    def finish_check(self, metrics: dict[str, float], epoch: int | None = None) -> None:
+        """Count a finished check of ``epoch`` and keep its metrics."""
+        super().finish_check(metrics)
+        self.last_checked_epoch = epoch
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.validate_setup(trainer, pl_module)
+        finished_epoch = trainer.current_epoch - 1
+        if finished_epoch >= 0:
+            # resumed from a checkpoint written before this monitor's check of that epoch (e.g. at validation
+            # end): the weights are those the check saw in the uninterrupted run, so run it now
+            if self._due(finished_epoch):
+                self.run_check(trainer, pl_module, finished_epoch, in_epoch_end=False)
+        elif self.check_at_start and self.checks_done == 0:
+            self.run_check(trainer, pl_module, -1, in_epoch_end=False)
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        epoch = trainer.current_epoch
+        if self._due(epoch):
+            self.run_check(trainer, pl_module, epoch, in_epoch_end=True)

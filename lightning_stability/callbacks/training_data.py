@@ -1,0 +1,112 @@
+"""The training samples a monitor evaluates, and evaluating them without disturbing training.
+
+* :func:`find_training_data` — the user's ``dataset=`` or the map-style dataset behind
+  ``trainer.train_dataloader``, with its ``collate_fn`` and batch size; errors name the monitor and the fix;
+* :func:`fixed_subset`, :func:`load_batches` — a seeded, fixed subset of samples, collated on the device;
+* :func:`untouched_training` — eval mode and forked RNG streams inside, every submodule's mode and the RNG
+  restored afterwards, so that adding a monitor leaves training exactly as it was.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from lightning_fabric.utilities.exceptions import MisconfigurationException
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, Dataset, IterableDataset
+
+__all__ = ["TrainingData", "find_training_data", "fixed_subset", "load_batches", "untouched_training"]
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    """A map-style dataset of training samples with the training loader's ``collate_fn`` and batch size
+    (``None`` when not known)."""
+
+    dataset: Dataset
+    collate_fn: Callable[[list[Any]], Any] | None
+    batch_size: int | None
+
+    def __len__(self) -> int:
+        return len(self.dataset)  # type: ignore[arg-type]
+
+
+def find_training_data(
+    trainer: pl.Trainer, dataset: Dataset | None, owner: str, alternatives: str = "`dataset=` (a map-style dataset)"
+) -> TrainingData:
+    """``dataset`` if given, else the dataset behind ``trainer.train_dataloader``, checked to be map-style,
+    sized and non-empty.
+
+    Raises:
+        MisconfigurationException: naming ``owner`` and the fix (pass one of ``alternatives``), if there is no
+            single training DataLoader, or the dataset is iterable, has no length or is empty.
+    """
+    collate_fn, batch_size = None, None
+    loader = trainer.train_dataloader
+    if isinstance(loader, DataLoader):
+        collate_fn, batch_size = loader.collate_fn, loader.batch_size
+        if dataset is None:
+            dataset = loader.dataset
+    if dataset is None:
+        raise MisconfigurationException(
+            f"{owner} could not find the training dataset: `trainer.train_dataloader` is {type(loader).__name__}, "
+            f"not a single DataLoader. Pass {alternatives} to the {owner}."
+        )
+    if isinstance(dataset, IterableDataset) or not hasattr(dataset, "__len__"):
+        kind = "the IterableDataset " if isinstance(dataset, IterableDataset) else ""
+        raise MisconfigurationException(
+            f"{owner} evaluates training samples by index and needs a map-style dataset (with `__len__` and "
+            f"`__getitem__`), got {kind}{type(dataset).__name__}. Pass {alternatives} to the {owner}."
+        )
+    if len(dataset) == 0:
+        raise MisconfigurationException(f"{owner}: the training dataset is empty; nothing to evaluate.")
+    return TrainingData(dataset, collate_fn, batch_size)
+
+
+def fixed_subset(length: int, num_samples: int, seed: int) -> Tensor:
+    """Sorted indices of ``min(num_samples, length)`` samples: the first entries of a permutation seeded by ``seed``."""
+    permutation = torch.randperm(length, generator=torch.Generator().manual_seed(seed))
+    return torch.sort(permutation[: min(num_samples, length)]).values
+
+
+def load_batches(
+    trainer: pl.Trainer,
+    pl_module: pl.LightningModule,
+    data: TrainingData,
+    indices: Tensor,
+    batch_size: int,
+    seed: int,
+) -> list[tuple[int, Any]]:
+    """``[(size, batch)]``: the samples ``indices`` in chunks of ``batch_size``, collated and on the device.
+
+    Called inside :func:`untouched_training`; the global CPU generator is seeded with ``seed`` first (CUDA
+    generators are left alone), so random dataset transforms draw the same subset content at every check, and
+    the training RNG is restored afterwards.
+    """
+    torch.default_generator.manual_seed(seed)
+    collate = data.collate_fn or torch.utils.data.default_collate
+    batches = []
+    for start in range(0, indices.numel(), batch_size):
+        chunk = indices[start : start + batch_size].tolist()
+        batch = trainer.strategy.batch_to_device(collate([data.dataset[i] for i in chunk]), pl_module.device)
+        batches.append((len(chunk), trainer.precision_plugin.convert_input(batch)))
+    return batches
+
+
+@contextmanager
+def untouched_training(module: nn.Module) -> Iterator[None]:
+    """Eval mode inside; afterwards every submodule's train/eval mode and the CPU (and current CUDA) RNG restored."""
+    modes = [(submodule, submodule.training) for submodule in module.modules()]
+    devices = [torch.cuda.current_device()] if torch.cuda.is_available() and torch.cuda.is_initialized() else []
+    try:
+        module.eval()
+        with torch.random.fork_rng(devices=devices):
+            yield
+    finally:
+        for submodule, training in modes:
+            submodule.train(training)

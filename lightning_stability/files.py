@@ -1,0 +1,123 @@
+"""File formats the monitors write and the CLI reads: margin files and data-check files (save *and* load).
+
+* **Margin file** ``margins_epoch=EEEE_step=SSSSSSSS.pt`` (``epoch=start`` for the check before training), one
+  per check, written by ``StabilityMonitor(save_margins=...)``: a ``torch.save`` dict with ``epoch``,
+  ``global_step``, ``indices``, ``targets``, ``margins`` (float64), ``losses`` (float64), ``num_classes`` and
+  ``report`` (:meth:`~lightning_stability.theory.StabilityReport.to_dict`).
+* **Data-check files** ``data_clusters.pt`` (the :class:`~lightning_stability.theory.DataClusterReport`'s
+  tensors and summary) and ``data_clusters.txt`` (the readable table), written by
+  ``StabilityMonitor(check_data=...)``.
+
+Every file is written atomically (to a temporary file in the same directory, then renamed), so a reader never
+sees half a file.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+if TYPE_CHECKING:
+    from .callbacks.margin_pass import MarginPass
+    from .theory import DataClusterReport, StabilityReport
+
+__all__ = [
+    "DATA_CHECK_FILE",
+    "DATA_CHECK_TABLE",
+    "load_data_check",
+    "load_margin_files",
+    "margin_file_name",
+    "save_data_check",
+    "save_margin_file",
+]
+
+DATA_CHECK_FILE = "data_clusters.pt"
+DATA_CHECK_TABLE = "data_clusters.txt"
+
+
+def _atomic_write(path: Path, write: Callable[[Any], None], mode: str = "wb") -> Path:
+    """Write ``path`` through ``write(file)`` into a temporary sibling, then rename it over ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(descriptor, mode) as file:
+            write(file)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def margin_file_name(epoch: int, global_step: int) -> str:
+    """``margins_epoch=EEEE_step=SSSSSSSS.pt``; ``epoch=start`` for the check before training (``epoch < 0``)."""
+    label = "start" if epoch < 0 else f"{epoch:04d}"
+    return f"margins_epoch={label}_step={global_step:08d}.pt"
+
+
+def save_margin_file(
+    directory: Path, epoch: int, global_step: int, margin_pass: MarginPass, report: StabilityReport
+) -> Path:
+    """Write one check's per-sample vectors and report to ``directory / margin_file_name(epoch, global_step)``."""
+    content = {
+        "epoch": epoch,
+        "global_step": global_step,
+        "indices": margin_pass.indices,
+        "targets": margin_pass.targets,
+        "margins": margin_pass.margins,
+        "losses": margin_pass.losses,
+        "num_classes": margin_pass.num_classes,
+        "report": report.to_dict(),
+    }
+    return _atomic_write(Path(directory) / margin_file_name(epoch, global_step), lambda file: torch.save(content, file))
+
+
+def load_margin_files(log_dir: str | Path) -> list[dict[str, Any]]:
+    """Every margin file under ``log_dir`` (searched recursively), in check order (global step, then epoch).
+
+    Raises:
+        FileNotFoundError: if there is none.
+    """
+    files = sorted(Path(log_dir).rglob("margins_epoch=*.pt"), key=lambda path: (path.parent, path.name))
+    if not files:
+        raise FileNotFoundError(
+            f"no margin files (margins_epoch=*.pt) under {log_dir}; run training with "
+            "StabilityMonitor(save_margins=True) (the example configs do) and pass its log directory."
+        )
+    checks = [torch.load(path, map_location="cpu", weights_only=True) for path in files]
+    return sorted(checks, key=lambda check: (check["global_step"], check["epoch"]))
+
+
+def save_data_check(directory: Path, report: DataClusterReport, table: str) -> tuple[Path, Path]:
+    """Write ``directory/data_clusters.pt`` (the report's summary and tensors) and ``data_clusters.txt``
+    (``table``, the readable text); returns both paths."""
+    content = {
+        "summary": report.to_dict(),
+        "witness": report.witness,
+        "witness_indices": report.witness_indices,
+        "worst_direction": report.worst_direction,
+        "worst_direction_kind": report.worst_direction_kind,
+        "directions": report.directions,
+        "kinds": list(report.kinds),
+        "lower": report.lower,
+        "upper": report.upper,
+    }
+    directory = Path(directory)
+    data = _atomic_write(directory / DATA_CHECK_FILE, lambda file: torch.save(content, file))
+    text = _atomic_write(directory / DATA_CHECK_TABLE, lambda file: file.write(table + "\n"), mode="w")
+    return data, text
+
+
+def load_data_check(path: str | Path) -> dict[str, Any]:
+    """The content of a ``data_clusters.pt`` file (or of the one inside the directory ``path``)."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / DATA_CHECK_FILE
+    if not path.exists():
+        raise FileNotFoundError(f"no data-check file at {path}; run training with StabilityMonitor(check_data=True).")
+    return torch.load(path, map_location="cpu", weights_only=True)
