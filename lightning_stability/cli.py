@@ -47,7 +47,8 @@ def _lightning_cli() -> Any:
             trainer = self.trainer
             # `trainer.log_dir` broadcasts from rank zero: every rank must ask, before the others return
             log_dir = Path(trainer.log_dir or trainer.default_root_dir)
-            monitors = [callback for callback in trainer.callbacks if isinstance(callback, StabilityMonitor)]
+            callbacks = getattr(trainer, "callbacks", [])  # set by the Trainer's callback connector
+            monitors = [callback for callback in callbacks if isinstance(callback, StabilityMonitor)]
             margin_dirs = [monitor.margins_dir(trainer) for monitor in monitors]
             if not trainer.is_global_zero:
                 return

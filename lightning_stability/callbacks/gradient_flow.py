@@ -1,4 +1,4 @@
-"""GradientFlowMonitor: per-layer gradient norms and the first/last layer ratio (vanishing/exploding, seed 004)."""
+"""GradientFlowMonitor: per-layer gradient norms and the first/last layer ratio (vanishing/exploding, docs/dynamics.md D3)."""
 
 from __future__ import annotations
 
@@ -61,17 +61,11 @@ class GradientFlowMonitor(Monitor):
         except (TypeError, ValueError):
             p = math.nan
         if not p > 0:
-            raise self.error(
-                f"`norm_type` must be a positive number or 'inf', got {norm_type!r}."
-            )
+            raise self.error(f"`norm_type` must be a positive number or 'inf', got {norm_type!r}.")
         if layers is not None and (isinstance(layers, str) or not all(isinstance(n, str) for n in layers)):
-            raise self.error(
-                f"`layers` must be a list of module names (input side first), got {layers!r}."
-            )
+            raise self.error(f"`layers` must be a list of module names (input side first), got {layers!r}.")
         if layers is not None and len(layers) < 2:
-            raise self.error(
-                f"`layers` needs at least two modules to compare first and last, got {layers!r}."
-            )
+            raise self.error(f"`layers` needs at least two modules to compare first and last, got {layers!r}.")
         self.every_n_steps = every_n_steps
         self.norm_type = p
         self.layers = list(layers) if layers is not None else None
@@ -100,8 +94,7 @@ class GradientFlowMonitor(Monitor):
             missing = [name for name in self.layers if name not in modules]
             if missing:
                 raise self.error(
-                    f"no module named {missing} in the model; `layers` takes names from "
-                    "`model.named_modules()`."
+                    f"no module named {missing} in the model; `layers` takes names from `model.named_modules()`."
                 )
             childless = [name for name in self.layers if not any(True for _ in modules[name].parameters(False))]
             if childless:

@@ -8,9 +8,9 @@ are removed by sample index, so every rank ends with the same vectors, sorted by
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Sequence, Sized
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import torch
 from lightning_fabric.utilities.exceptions import MisconfigurationException
@@ -64,7 +64,7 @@ class IndexedDataset(Dataset):
                 "to the StabilityMonitor."
             )
         try:
-            self.length = len(dataset)  # type: ignore[arg-type]
+            self.length = len(cast(Sized, dataset))
         except TypeError:
             raise MisconfigurationException(
                 f"StabilityMonitor needs a dataset with a length; {type(dataset).__name__} has no `__len__`. "
@@ -127,6 +127,10 @@ class MarginCollector(Metric):
     full_state_update = False
     is_differentiable = False
     higher_is_better = None
+    indices: list[Tensor]
+    targets: list[Tensor]
+    margins: list[Tensor]
+    losses: list[Tensor]
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)

@@ -1,4 +1,4 @@
-"""ParametrizationMonitor: dead, unbalanced, redundant and disconnected hidden units (seed 002)."""
+"""ParametrizationMonitor: dead, unbalanced, redundant and disconnected hidden units (docs/dynamics.md D2)."""
 
 from __future__ import annotations
 
@@ -153,8 +153,7 @@ class ParametrizationMonitor(EpochMonitor):
             missing = [n for n in (incoming_name, activation_name, outgoing_name) if n not in modules]
             if missing:
                 raise self.error(
-                    f"no module named {missing} in the model; `layers` takes names from "
-                    "`model.named_modules()`."
+                    f"no module named {missing} in the model; `layers` takes names from `model.named_modules()`."
                 )
             incoming, activation, outgoing = (modules[incoming_name], modules[activation_name], modules[outgoing_name])
             kind = activation_kind(activation)

@@ -1,4 +1,4 @@
-r"""SharpnessMonitor: is the learning rate small enough for gradient descent's equilibria to be stable? (seed 001)."""
+r"""SharpnessMonitor: is the learning rate small enough for gradient descent's equilibria to be stable? (docs/dynamics.md D1)."""
 
 from __future__ import annotations
 
@@ -168,7 +168,7 @@ class SharpnessMonitor(EpochMonitor):
         return self.indices
 
     def _parameters(self, pl_module: pl.LightningModule) -> list[Tensor]:
-        params = [p for p in pl_module.parameters() if p.requires_grad]
+        params: list[Tensor] = [p for p in pl_module.parameters() if p.requires_grad]
         if not params:
             raise self.error("the model has no trainable parameters.")
         return params

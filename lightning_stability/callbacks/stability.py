@@ -222,9 +222,8 @@ class StabilityMonitor(EpochMonitor):
     def _margin_pass(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> MarginPass:
         loader = self._loader(trainer)
         self.collector = self.collector.to(pl_module.device)
-        max_batches = None
-        if trainer.fast_dev_run:
-            max_batches = int(trainer.fast_dev_run)
+        fast_dev_run = getattr(trainer, "fast_dev_run", 0)  # set by the Trainer's debugging connector
+        max_batches = int(fast_dev_run) if fast_dev_run else None
         return run_margin_pass(
             pl_module,
             loader,

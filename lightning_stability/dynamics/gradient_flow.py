@@ -1,4 +1,4 @@
-r"""Gradient flow across depth (seed 004): per-layer gradient norms and the first/last layer ratio.
+r"""Gradient flow across depth (docs/dynamics.md D3): per-layer gradient norms and the first/last layer ratio.
 
 For a network ``x ↦ f_L ∘ … ∘ f_1(x)`` the gradient reaching layer ``ℓ`` is a product of the Jacobians of the
 layers above it, ``∇_{θ_ℓ} L = (∂f_ℓ/∂θ_ℓ)ᵀ D_{ℓ+1}ᵀ W_{ℓ+1}ᵀ ⋯ D_Lᵀ W_Lᵀ ∇_{f_L} L``; products of many

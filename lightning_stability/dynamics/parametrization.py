@@ -1,4 +1,4 @@
-r"""Degenerate parametrizations of ``Linear → σ → Linear`` hidden layers (seed 002).
+r"""Degenerate parametrizations of ``Linear → σ → Linear`` hidden layers (docs/dynamics.md D2).
 
 A hidden layer with incoming weights ``W ∈ R^{m×d}``, bias ``b ∈ R^m``, activation ``σ`` and outgoing weights
 ``V ∈ R^{p×m}`` computes ``x ↦ V σ(W x + b)``. Several parametrizations realise (nearly) the same function,

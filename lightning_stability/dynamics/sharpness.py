@@ -2,7 +2,7 @@ r"""The largest Hessian eigenvalue ``λ_max(∇²L(θ))`` from Hessian-vector pr
 
 Gradient descent ``θ ← θ − η ∇L(θ)`` linearised around a minimiser ``θ*`` is ``δ ← (I − η H) δ`` with
 ``H = ∇²L(θ*)``; the equilibrium is Lyapunov-stable only while every eigenvalue of ``I − η H`` lies in
-``[−1, 1]``, i.e. while ``η λ_max(H) / 2 ≤ 1`` (seed 001). This module estimates ``λ_max`` — the largest
+``[−1, 1]``, i.e. while ``η λ_max(H) / 2 ≤ 1`` (docs/dynamics.md D1). This module estimates ``λ_max`` — the largest
 *algebraic* eigenvalue — without forming ``H``:
 
 * :class:`HessianVectorProduct`: ``v ↦ H v = ∇_θ (∇_θ L(θ) · v)`` for ``L = Σ_c w_c L_c`` (chunks of data);

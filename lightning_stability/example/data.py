@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gzip
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pytorch_lightning as pl
@@ -25,9 +25,9 @@ __all__ = [
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
 """Pixel mean and standard deviation of the MNIST training set (after scaling to [0, 1])."""
 
-_IDX_TYPES = {
-    0x08: np.uint8,
-    0x09: np.int8,
+_IDX_TYPES: dict[int, np.dtype[Any]] = {
+    0x08: np.dtype(np.uint8),
+    0x09: np.dtype(np.int8),
     0x0B: np.dtype(">i2"),
     0x0C: np.dtype(">i4"),
     0x0D: np.dtype(">f4"),

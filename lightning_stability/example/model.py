@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import pytorch_lightning as pl
 import torch
@@ -43,7 +44,7 @@ class _Classifier(pl.LightningModule):
         self.log("val_acc", self.val_accuracy, prog_bar=True)
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        hparams = self.hparams
+        hparams: Any = self.hparams
         if hparams.optimizer == "adam":
             return torch.optim.Adam(self.parameters(), lr=hparams.lr, weight_decay=hparams.weight_decay)
         return torch.optim.SGD(

@@ -1,4 +1,4 @@
-"""The functional core: pure tensor functions for every quantity of THEORY.md §1–§8.
+"""The functional core: pure tensor functions for every quantity of docs/theory.md §1–§8.
 
 Nothing here knows about Lightning. All results are float64; weights default to uniform ``1/N``.
 """

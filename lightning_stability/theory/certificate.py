@@ -1,4 +1,4 @@
-"""Theorems A and B as floors, and the best certificate of an epoch (THEORY.md §5–§7)."""
+"""Theorems A and B as floors, and the best certificate of an epoch (docs/theory.md §5–§7)."""
 
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ their floors reproduce each other): 4096, within 1e-3 relative of ``Φ`` (1024 w
 
 @dataclass(frozen=True)
 class CertificateGrid:
-    """The documented parameter grids over which :func:`certify` searches (THEORY.md §7).
+    """The documented parameter grids over which :func:`certify` searches (docs/theory.md §7).
 
     Attributes:
         zetas: targets for ``ζ``; ``η0`` is the smallest margin with ``F(η0) ≥ ζ`` (up to 1e-9 relative) and
@@ -52,7 +52,7 @@ class CertificateGrid:
             (a certified bracket costing ``O(R · span / (fraction × h))``, see
             :func:`~lightning_stability.theory.condition_b_constant`); ``None`` uses exact breakpoints.
         mass_etas: thresholds ``η`` at which good and bad masses are reported.
-        partition_size: pieces of the upper sum of ``Φ`` (THEORY.md §4) of the reported floors.
+        partition_size: pieces of the upper sum of ``Φ`` (docs/theory.md §4) of the reported floors.
         search_partition_size: pieces of the upper sums that rank the candidates (coarser, cheaper: every
             candidate's bound is still rigorous; only the best candidate of each theorem is then recomputed with
             ``partition_size``, so the reported floor is as tight as ``theorem_a_floor``/``theorem_b_floor`` give).
@@ -179,7 +179,7 @@ def theorem_a_floor(
     weights: Tensor | None = None,
     partition_size: int = SEARCH_PARTITION_SIZE,
 ) -> TheoremAFloor:
-    r"""Theorem A floor ``1 − Φ(U_A)/log 2`` for given parameters (THEORY.md §5).
+    r"""Theorem A floor ``1 − Φ(U_A)/log 2`` for given parameters (docs/theory.md §5).
 
     ``ζ = F(η0)``, ``C = C_A(η, γ, λ0)`` exact, ``U_A(λ) = min(ζ, C λ^γ)`` on ``(0, λ0]`` and ``ζ`` beyond,
     ``Φ(U) = f_K(η0) + ∫_0^D U(λ) φ_K(λ − η) dλ`` as a rigorous upper sum; ``λ0`` defaults to ``D = η + η0``.
@@ -209,7 +209,7 @@ def theorem_b_floor(
     centre_spacing: float | None = None,
     partition_size: int = SEARCH_PARTITION_SIZE,
 ) -> TheoremBFloor:
-    r"""Theorem B floor ``1 − Φ(U_B)/log 2`` for given parameters (THEORY.md §6).
+    r"""Theorem B floor ``1 − Φ(U_B)/log 2`` for given parameters (docs/theory.md §6).
 
     Condition B is bracketed on the margins with window ``w = η0``, cap ``m = ζ = F(η0)``, resolution ``h``
     (default ``(η0 − min δ)/8``) and cluster mass ``m_min`` (default ``ζ/20``); the envelope of Lemma 3 uses
@@ -255,7 +255,7 @@ def certify(
     loss: float | None = None,
     **grid_overrides: Any,
 ) -> StabilityReport:
-    r"""Every certificate of THEORY.md §2–§7 for one parameter vector, with the best Theorem A/B floors.
+    r"""Every certificate of docs/theory.md §2–§7 for one parameter vector, with the best Theorem A/B floors.
 
     * accuracy, loss sandwich ``Σμ g(δ) ≤ L ≤ Σμ f_K(δ)`` (§2), Theorem 0 floors ``1 − L/log 2`` (§3);
     * good/bad masses on ``mass_etas``;

@@ -1,4 +1,4 @@
-"""No small isolated data clusters: Condition B on projections of the inputs (THEORY.md §9).
+"""No small isolated data clusters: Condition B on projections of the inputs (docs/theory.md §9).
 
 A slab ``P(u, c, r) = {x : |⟨u, x⟩ − c| ≤ r}`` (``‖u‖ = 1``) is an interval of the projections ``⟨u, x_k⟩``, so
 for one direction the data condition *is* Condition B (no window) on those projections, and
@@ -10,8 +10,8 @@ estimate: a constant ``≤ 1`` is a proven violation with a witness; a constant 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Iterable, Sized
+from typing import Any, cast
 
 import torch
 from torch import Tensor
@@ -38,7 +38,7 @@ def _batches(inputs: Any, batch_size: int) -> Iterable[Tensor]:
         return
     if isinstance(inputs, Dataset) and not isinstance(inputs, IterableDataset):
         try:
-            length = len(inputs)  # type: ignore[arg-type]
+            length = len(cast(Sized, inputs))
         except TypeError:
             raise ValueError("`inputs` is a dataset without `__len__`; pass a tensor or a finite DataLoader.") from None
         if length == 0:
@@ -72,7 +72,8 @@ def _checked(batch: Tensor, dimension: int | None) -> Tensor:
 
 def _principal_directions(inputs: Any, count: int, batch_size: int) -> tuple[Tensor, int]:
     """Top ``count`` eigenvectors of the input covariance (streamed: one pass, ``d × d`` memory)."""
-    total = second = None
+    total: Tensor | None = None
+    second: Tensor | None = None
     seen, dimension = 0, None
     for batch in _batches(inputs, batch_size):
         batch = _checked(batch, dimension)
@@ -90,6 +91,8 @@ def _principal_directions(inputs: Any, count: int, batch_size: int) -> tuple[Ten
         raise ValueError("`inputs` is empty; pass at least one sample.")
     if not count:
         return torch.zeros(0, dimension, dtype=torch.float64), seen
+    if total is None or second is None:  # count > 0 and seen > 0: every batch was summed
+        raise AssertionError("no batch was summed")
     mean = total / seen
     covariance = second / seen - torch.outer(mean, mean)
     _, vectors = torch.linalg.eigh(covariance)
@@ -112,7 +115,7 @@ def data_clusters(
     batch_size: int = 4096,
     seed: int = 0,
 ) -> DataClusterReport:
-    r"""Which training samples form small isolated clusters? (THEORY.md §9, the paper's Definition 2.3.)
+    r"""Which training samples form small isolated clusters? (docs/theory.md §9, the paper's Definition 2.3.)
 
     For every direction ``u`` the projections ``v_k = ⟨u, x_k⟩`` are checked for Condition B without a window:
     every slab with ``2r ≥ h``, ``μ̄(P) ≥ m_min``, ``μ̄(P) > 0`` and ``μ̄(ΛP) ≤ m`` should have

@@ -1,4 +1,4 @@
-"""Condition A: the exact minimal constant ``C_A`` and the envelope ``U_A`` (THEORY.md §5)."""
+"""Condition A: the exact minimal constant ``C_A`` and the envelope ``U_A`` (docs/theory.md §5)."""
 
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ def condition_a_constants(sorted_margins: SortedMargins, eta: float, gammas: Ten
 def condition_a_constant(
     margins: Tensor, eta: float, gamma: float, lam0: float, weights: Tensor | None = None
 ) -> float:
-    r"""Minimal constant of Condition A: ``C_A = sup_{0<λ≤λ0} F(−η+λ) / λ^γ`` (THEORY.md §5).
+    r"""Minimal constant of Condition A: ``C_A = sup_{0<λ≤λ0} F(−η+λ) / λ^γ`` (docs/theory.md §5).
 
     With ``λ_k = δ_k + η``: if some sample (of positive weight) has ``λ_k ≤ 0`` the bad set ``B_η`` is not
     empty and ``C_A = +∞``; otherwise the supremum of the step function sits at a jump, so
@@ -56,7 +56,7 @@ def condition_a_constant(
         margins: ``[N]`` margins ``δ``.
         eta: bad threshold ``η``.
         gamma: exponent ``γ > 0``.
-        lam0: range ``λ0 > 0`` (THEORY.md takes ``λ0 ∈ (0, D]``).
+        lam0: range ``λ0 > 0`` (docs/theory.md takes ``λ0 ∈ (0, D]``).
         weights: optional sample weights.
 
     Returns:
@@ -79,7 +79,7 @@ def condition_a_envelope_values(lam: Tensor, constant: Tensor, gamma: Tensor, la
 
 
 def condition_a_envelope(constant: float, gamma: float, lam0: float, zeta: float) -> Envelope:
-    r"""Envelope of Theorem A: ``U_A(λ) = min(ζ, C λ^γ)`` for ``λ ≤ λ0`` and ``ζ`` beyond (THEORY.md §5)."""
+    r"""Envelope of Theorem A: ``U_A(λ) = min(ζ, C λ^γ)`` for ``λ ≤ λ0`` and ``ζ`` beyond (docs/theory.md §5)."""
     gamma = check_positive(gamma, "gamma")
     lam0 = check_positive(lam0, "lam0")
     zeta = check_positive(zeta, "zeta", strict=False)

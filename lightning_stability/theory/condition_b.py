@@ -1,8 +1,9 @@
-"""Condition B: the certified bracket ``κ_lo ≤ κ_B ≤ κ_hi`` and the envelope ``U_B`` (THEORY.md §6)."""
+"""Condition B: the certified bracket ``κ_lo ≤ κ_B ≤ κ_hi`` and the envelope ``U_B`` (docs/theory.md §6)."""
 
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -84,7 +85,7 @@ def condition_b_constant(
     radius_ratio: float = 1.05,
     centre_spacing: float | None = None,
 ) -> ConditionBResult:
-    r"""Certified bracket ``κ_lo ≤ κ_B ≤ κ_hi`` of the Condition B constant (THEORY.md §6).
+    r"""Certified bracket ``κ_lo ≤ κ_B ≤ κ_hi`` of the Condition B constant (docs/theory.md §6).
 
     ``κ_B = inf μ(ΛI)/μ(I)`` over closed intervals ``I = [c − r, c + r]`` with ``r ≥ h/2``,
     ``ΛI = [c − Λr, c + Λr] ⊂ (−∞, w]``, ``μ(I) ≥ m_min``, ``μ(I) > 0`` and ``μ(ΛI) ≤ m``.
@@ -141,7 +142,7 @@ def condition_b_constant(
             )
 
     sorted_values = values if isinstance(values, SortedMargins) else SortedMargins(values, weights, name="values")
-    settings = dict(
+    settings: dict[str, Any] = dict(
         dilation=dilation,
         max_mass=max_mass,
         min_width=min_width,
@@ -251,8 +252,10 @@ def condition_b_constant(
     if witness is None:
         indices = torch.zeros(0, dtype=torch.long)
     else:
-        centre, radius = witness
-        inside = (sorted_values.values >= centre - radius) & (sorted_values.values <= centre + radius)
+        witness_centre, witness_radius = witness
+        inside = (sorted_values.values >= witness_centre - witness_radius) & (
+            sorted_values.values <= witness_centre + witness_radius
+        )
         indices = torch.sort(sorted_values.indices[inside]).values.cpu()
     lower = min(lower, upper)
     return ConditionBResult(
@@ -282,7 +285,7 @@ def condition_b_envelope_values(
 def condition_b_envelope(
     kappa: float, dilation: float, zeta: float, min_cluster_mass: float, min_width: float, span: float
 ) -> Envelope:
-    r"""Lemma 3 envelope ``U_B(λ) = min(ζ, max(m_min, ζ κ^{−J(λ)}))`` (THEORY.md §6).
+    r"""Lemma 3 envelope ``U_B(λ) = min(ζ, max(m_min, ζ κ^{−J(λ)}))`` (docs/theory.md §6).
 
     ``J(λ) = floor(log_Λ(D / max(λ, h/2)))`` (0 when negative) is computed so that
     ``Λ^J max(λ, h/2) ≤ D`` holds exactly in floating point: rounding never lowers the envelope.

@@ -1,4 +1,4 @@
-"""Lemma 2: the loss bound ``Φ(U)`` of a margin envelope, as a rigorous upper sum (THEORY.md §4)."""
+"""Lemma 2: the loss bound ``Φ(U)`` of a margin envelope, as a rigorous upper sum (docs/theory.md §4)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ DEFAULT_PARTITION_SIZE = 4096
 
 
 def upper_sums(envelope_right: Tensor, partition: Tensor, eta: Tensor, eta0: Tensor, num_classes: int) -> Tensor:
-    r"""Batched ``f_K(η0) + Σ_i U(a_{i+1}) (f_K(a_i − η) − f_K(a_{i+1} − η))`` (THEORY.md §4).
+    r"""Batched ``f_K(η0) + Σ_i U(a_{i+1}) (f_K(a_i − η) − f_K(a_{i+1} − η))`` (docs/theory.md §4).
 
     On each piece ``U ≤ U(a_{i+1})`` (``U`` nondecreasing) and ``∫_{a_i}^{a_{i+1}} φ_K(λ − η) dλ =
     f_K(a_i − η) − f_K(a_{i+1} − η)`` exactly (``φ_K = −f_K'``), so every term bounds its piece of the integral
@@ -51,7 +51,7 @@ def envelope_loss_bound(
     partition_size: int = DEFAULT_PARTITION_SIZE,
     breakpoints: Tensor | None = None,
 ) -> float:
-    r"""Lemma 2: ``L ≤ Φ(U) = f_K(η0) + ∫_0^D U(λ) φ_K(λ − η) dλ`` with ``D = η + η0`` (THEORY.md §4).
+    r"""Lemma 2: ``L ≤ Φ(U) = f_K(η0) + ∫_0^D U(λ) φ_K(λ − η) dλ`` with ``D = η + η0`` (docs/theory.md §4).
 
     Valid for every nondecreasing envelope ``U : [0, D] → [0, ζ]`` with ``F(−η + λ) ≤ U(λ)``, when
     ``B_η = ∅`` and ``ζ = F(η0)``. The integral is computed as an upper sum on a uniform partition of

@@ -1,4 +1,4 @@
-"""The loss sandwich (THEORY.md §2) and the Theorem 0 loss certificate (THEORY.md §3)."""
+"""The loss sandwich (docs/theory.md §2) and the Theorem 0 loss certificate (docs/theory.md §3)."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ def multiclass_margin_loss(margin: Tensor, num_classes: int) -> Tensor:
 
 
 def loss_bounds(margins: Tensor, num_classes: int, weights: Tensor | None = None) -> tuple[float, float]:
-    r"""Bounds of the cross-entropy loss from the margins alone (THEORY.md §2).
+    r"""Bounds of the cross-entropy loss from the margins alone (docs/theory.md §2).
 
     ``Σ_k μ_k g(δ_k) ≤ L ≤ Σ_k μ_k f_K(δ_k)`` with ``g(d) = log(1 + e^{−d})`` and
     ``f_K(d) = log(1 + (K−1) e^{−d})``; both are equalities when ``K = 2``.

@@ -1,4 +1,4 @@
-"""Margins, per-sample cross entropy and the weighted margin distribution (THEORY.md §1).
+"""Margins, per-sample cross entropy and the weighted margin distribution (docs/theory.md §1).
 
 All functions return float64 results on the input's device. Weights ``μ`` default to ``1/N``; a weight
 tensor is validated and normalised to sum to one. Samples of weight zero carry no mass.
@@ -24,7 +24,7 @@ __all__ = [
 
 
 def margins(logits: Tensor, targets: Tensor) -> Tensor:
-    r"""Margin of every sample, ``δ_k = z_{k,y_k} − max_{j≠y_k} z_{k,j}`` (THEORY.md §1).
+    r"""Margin of every sample, ``δ_k = z_{k,y_k} − max_{j≠y_k} z_{k,j}`` (docs/theory.md §1).
 
     ``δ_k > 0`` iff sample ``k`` is classified correctly; a tie (``δ_k = 0``) counts as misclassified.
 
@@ -44,7 +44,7 @@ def margins(logits: Tensor, targets: Tensor) -> Tensor:
 
 
 def per_sample_cross_entropy(logits: Tensor, targets: Tensor) -> Tensor:
-    r"""Cross entropy ``ℓ_k = logsumexp_j z_{k,j} − z_{k,y_k}`` of every sample, float64 (THEORY.md §1)."""
+    r"""Cross entropy ``ℓ_k = logsumexp_j z_{k,j} − z_{k,y_k}`` of every sample, float64 (docs/theory.md §1)."""
     check_logits_and_targets(logits, targets)
     scores = logits.to(torch.float64)
     return torch.logsumexp(scores, dim=1) - scores.gather(1, targets.long().unsqueeze(1)).squeeze(1)
@@ -68,7 +68,7 @@ class SortedMargins:
     """Margins sorted ascending with cumulative weights, for exact ``F`` and mass queries in ``O(log N)``.
 
     ``F(x) = μ({k : δ_k ≤ x})`` is read off ``cumulative[searchsorted(values, x, right=True) − 1]``.
-    Samples of weight zero are dropped: every quantity of THEORY.md depends only on the measure ``μ``.
+    Samples of weight zero are dropped: every quantity of docs/theory.md depends only on the measure ``μ``.
     """
 
     def __init__(self, values: Tensor, weights: Tensor | None = None, *, name: str = "margins") -> None:
@@ -147,7 +147,7 @@ def margin_cdf(margins: Tensor, x: float | Tensor, weights: Tensor | None = None
 
 
 def good_mass(margins: Tensor, eta: float | Tensor, weights: Tensor | None = None) -> float | Tensor:
-    """Mass of the good set ``μ(G_η) = μ({k : δ_k > η}) = 1 − F(η)`` (THEORY.md §1)."""
+    """Mass of the good set ``μ(G_η) = μ({k : δ_k > η}) = 1 − F(η)`` (docs/theory.md §1)."""
     sorted_margins = SortedMargins(margins, weights)
     points, scalar = _points(eta, "eta")
     result = 1.0 - sorted_margins.cdf(points.to(sorted_margins.values.device))
@@ -155,7 +155,7 @@ def good_mass(margins: Tensor, eta: float | Tensor, weights: Tensor | None = Non
 
 
 def bad_mass(margins: Tensor, eta: float | Tensor, weights: Tensor | None = None) -> float | Tensor:
-    """Mass of the bad set ``μ(B_η) = μ({k : δ_k < −η})`` (THEORY.md §1)."""
+    """Mass of the bad set ``μ(B_η) = μ({k : δ_k < −η})`` (docs/theory.md §1)."""
     sorted_margins = SortedMargins(margins, weights)
     points, scalar = _points(eta, "eta")
     result = sorted_margins.mass_below(-points.to(sorted_margins.values.device))

@@ -1,4 +1,4 @@
-"""Comparing two checks: instability events, flip masses, loss rises (THEORY.md §8)."""
+"""Comparing two checks: instability events, flip masses, loss rises (docs/theory.md §8)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ __all__ = ["flip_masses", "instability_event", "loss_rose"]
 
 
 def flip_masses(previous_margins: Tensor, margins: Tensor, weights: Tensor | None = None) -> tuple[float, float]:
-    r"""Mass that changed side between two checks ``t' < t`` of the same samples (THEORY.md §8).
+    r"""Mass that changed side between two checks ``t' < t`` of the same samples (docs/theory.md §8).
 
     Returns ``(forgotten, learned)`` with ``forgotten = μ{k : δ_k(t') > 0 ≥ δ_k(t)}`` and
     ``learned = μ{k : δ_k(t') ≤ 0 < δ_k(t)}``.
@@ -32,7 +32,7 @@ def flip_masses(previous_margins: Tensor, margins: Tensor, weights: Tensor | Non
 def instability_event(
     previous_loss: float, previous_accuracy: float, loss: float, accuracy: float, tol: float = 0.0
 ) -> bool:
-    r"""Instability between two checks: ``L(t) < L(t')`` and ``A(t) < A(t') − tol`` (THEORY.md §8)."""
+    r"""Instability between two checks: ``L(t) < L(t')`` and ``A(t) < A(t') − tol`` (docs/theory.md §8)."""
     previous_loss = check_finite_number(previous_loss, "previous_loss")
     loss = check_finite_number(loss, "loss")
     previous_accuracy = check_finite_number(previous_accuracy, "previous_accuracy")
@@ -42,5 +42,5 @@ def instability_event(
 
 
 def loss_rose(previous_loss: float, loss: float) -> bool:
-    r"""``L(t) > L(t')``: the standing hypothesis of every certificate failed for this step (THEORY.md §8)."""
+    r"""``L(t) > L(t')``: the standing hypothesis of every certificate failed for this step (docs/theory.md §8)."""
     return check_finite_number(loss, "loss") > check_finite_number(previous_loss, "previous_loss")

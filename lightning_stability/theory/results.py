@@ -51,7 +51,7 @@ class TheoremBFloor:
 
 @dataclass(frozen=True)
 class StabilityReport:
-    """Everything THEORY.md §1–§7 says about one parameter vector's margins.
+    """Everything docs/theory.md §1–§7 says about one parameter vector's margins.
 
     Attributes:
         num_samples, num_classes: ``N`` and ``K``.
@@ -104,7 +104,7 @@ class StabilityReport:
 
 @dataclass(frozen=True)
 class ConditionBResult:
-    """Certified bracket of the Condition B constant ``κ_B`` (THEORY.md §6).
+    """Certified bracket of the Condition B constant ``κ_B`` (docs/theory.md §6).
 
     Attributes:
         lower: ``κ_lo ≤ κ_B`` (``inf`` when no interval is admissible). Condition B is certified iff ``> 1``.
