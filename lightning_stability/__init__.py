@@ -1,7 +1,7 @@
 """lightning-stability: is the accuracy you have reached stable under further loss decrease?
 
-The callbacks (:class:`StabilityMonitor` and the training-dynamics monitors) are the entry points; the pure
-tensor mathematics lives in :mod:`lightning_stability.theory` and :mod:`lightning_stability.dynamics`.
+The callbacks (`StabilityMonitor` and the training-dynamics monitors) are the entry points; the pure
+tensor mathematics lives in `lightning_stability.theory` and `lightning_stability.dynamics`.
 """
 
 from importlib.metadata import PackageNotFoundError, version

@@ -10,8 +10,9 @@ __all__ = ["AbsoluteValue"]
 class AbsoluteValue(nn.Module):
     """The activation ``x ↦ |x|`` of the paper's Theorem 2.3 (docs/theory.md §9).
 
-    Networks built with it satisfy the data-cluster criterion of §9, and the
-    :class:`~lightning_stability.ParametrizationMonitor` recognises it as a hidden-layer activation.
+    Theorem 2.3 of the paper applies to networks built with it: for them, stability can be checked on the
+    training inputs alone (the data-cluster check of §9). The `ParametrizationMonitor` recognises it as a
+    hidden-layer activation.
 
     Example:
         >>> import torch

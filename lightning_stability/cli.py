@@ -3,7 +3,7 @@
 Subcommands (``lightning-stability --help`` lists them, ``lightning-stability SUBCOMMAND --help`` shows each
 one's options):
 
-* ``fit``, ``validate``, ``test``, ``predict`` — Lightning's :class:`~pytorch_lightning.cli.LightningCLI`; after
+* ``fit``, ``validate``, ``test``, ``predict`` — Lightning's `LightningCLI`; after
   ``fit`` it prints where the logs are and the last check, and draws the report next to the logs;
 * ``report`` — redraw the report PNG of a run from its saved margin files;
 * ``check-data`` — look for small isolated clusters in the training inputs before training (docs/theory.md §9).

@@ -1,10 +1,10 @@
-"""The data-cluster check around :func:`~lightning_stability.theory.data_clusters` (docs/theory.md §9).
+"""The data-cluster check around `data_clusters` (docs/theory.md §9).
 
 Which training inputs form small isolated clusters? Used by ``StabilityMonitor(check_data=...)`` once at fit
-start (:func:`run_data_check`) and by the ``lightning-stability check-data`` command: the model's first-layer
-rows as extra directions (:func:`first_linear_rows`) and a readable table (:func:`data_check_table`). The
-files are written by :mod:`lightning_stability.files`, the witness picture by
-:func:`lightning_stability.plots.witness_figure`.
+start (`run_data_check`) and by the ``lightning-stability check-data`` command: the model's first-layer
+rows as extra directions (`first_linear_rows`) and a readable table (`data_check_table`). The
+files are written by `lightning_stability.files`, the witness picture by
+`lightning_stability.plots.witness_figure`.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ __all__ = ["data_check_table", "first_linear_rows", "run_data_check"]
 
 
 def first_linear_rows(model: nn.Module) -> torch.Tensor | None:
-    """Weight rows of the model's first :class:`~torch.nn.Linear` (the slabs its units ``|⟨w, x⟩ + b|`` see),
+    """Weight rows of the model's first `Linear` (the slabs its units ``|⟨w, x⟩ + b|`` see),
     without rows of norm zero; ``None`` if the model has no linear layer."""
     for module in model.modules():
         if isinstance(module, nn.Linear):
@@ -38,7 +38,7 @@ def first_linear_rows(model: nn.Module) -> torch.Tensor | None:
 
 
 def data_check_table(report: theory.DataClusterReport) -> str:
-    """A readable table of a :class:`~lightning_stability.theory.DataClusterReport`."""
+    """A readable table of a `DataClusterReport`."""
     lines = [
         f"samples N = {report.num_samples}, directions = {report.directions.shape[0]} "
         f"({', '.join(f'{report.kinds.count(k)} {k}' for k in ('random', 'principal', 'extra') if k in report.kinds)})",
@@ -84,7 +84,7 @@ def run_data_check(
     settings: dict[str, Any],
     output_dir: Path,
 ) -> theory.DataClusterReport:
-    """Run :func:`~lightning_stability.theory.data_clusters` on ``dataset`` (its ``x``), with the rows of the
+    """Run `data_clusters` on ``dataset`` (its ``x``), with the rows of the
     model's first linear layer as extra directions, log ``stability/data/*`` and write the witness.
 
     Every rank computes the same report from the full dataset (deterministic: fixed order, seeded directions).

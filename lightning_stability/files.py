@@ -3,8 +3,8 @@
 * **Margin file** ``margins_epoch=EEEE_step=SSSSSSSS.pt`` (``epoch=start`` for the check before training), one
   per check, written by ``StabilityMonitor(save_margins=...)``: a ``torch.save`` dict with ``epoch``,
   ``global_step``, ``indices``, ``targets``, ``margins`` (float64), ``losses`` (float64), ``num_classes`` and
-  ``report`` (:meth:`~lightning_stability.theory.StabilityReport.to_dict`).
-* **Data-check files** ``data_clusters.pt`` (the :class:`~lightning_stability.theory.DataClusterReport`'s
+  ``report`` (`to_dict`).
+* **Data-check files** ``data_clusters.pt`` (the `DataClusterReport`'s
   tensors and summary) and ``data_clusters.txt`` (the readable table), written by
   ``StabilityMonitor(check_data=...)``.
 

@@ -1,10 +1,10 @@
 """Logger output: every metric, histogram and figure the monitors emit goes through this module.
 
-* :func:`log_epoch_metrics` — ``pl_module.log`` at a training epoch's end (Lightning aggregates and syncs);
-* :func:`log_metrics_now` — straight to every logger, for values produced outside an epoch end (the check
+* `log_epoch_metrics` — ``pl_module.log`` at a training epoch's end (Lightning aggregates and syncs);
+* `log_metrics_now` — straight to every logger, for values produced outside an epoch end (the check
   before training, a catch-up check after resuming, per-step values);
-* :func:`log_histogram`, :func:`log_figure` — TensorBoard histograms and figures;
-* :func:`check_log_step` — the logger step a check's values belong to, so scalars, histograms and figures of
+* `log_histogram`, `log_figure` — TensorBoard histograms and figures;
+* `check_log_step` — the logger step a check's values belong to, so scalars, histograms and figures of
   one check line up.
 
 Only rank zero writes; every function is a no-op on the other ranks.

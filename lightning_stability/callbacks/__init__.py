@@ -1,5 +1,5 @@
-"""Lightning callbacks: thin layers on one shared base (:mod:`.base`) that collect samples, call the pure kernels of
-:mod:`lightning_stability.theory` or :mod:`lightning_stability.dynamics`, log and decide to stop.
+"""Lightning callbacks: thin layers on one shared base (`base`) that collect samples, call the pure kernels of
+`lightning_stability.theory` or `lightning_stability.dynamics`, log and decide to stop.
 
 * `StabilityMonitor` (kernels: `theory`): is the accuracy reached stable? (docs/theory.md)
 * `SharpnessMonitor` (kernels: `dynamics.sharpness`): is the step size below `2 / λ_max`? (docs/dynamics.md D1)

@@ -1,16 +1,16 @@
 """What every monitor does, in one place: schedule, counters, checkpoint state, stop decision, logging.
 
-* :class:`Monitor` — the base of every callback of the package: validated options, the check counter and the
+* `Monitor` — the base of every callback of the package: validated options, the check counter and the
   checkpoint state (``state_dict`` / ``load_state_dict`` over the attributes a subclass lists in
   ``checkpoint_state``), training-data discovery, logging at or outside an epoch end, one-line summaries on rank
   zero, and the stop decision reduced across processes with ``trainer.strategy.reduce_boolean_decision``.
-* :class:`EpochMonitor` — a monitor that checks after every ``every_n_epochs``-th training epoch: it validates
+* `EpochMonitor` — a monitor that checks after every ``every_n_epochs``-th training epoch: it validates
   the user's setup when training starts (before the first epoch, never after a wasted one), optionally checks
   once before training, and after resuming from a checkpoint written before that epoch's check it runs the
   missed check, so a resumed run logs what an uninterrupted one does.
 
-A subclass implements :meth:`EpochMonitor.run_check` (compute, then call :meth:`Monitor.finish_check`) and,
-optionally, :meth:`EpochMonitor.validate_setup`.
+A subclass implements `EpochMonitor.run_check` (compute, then call `Monitor.finish_check`) and,
+optionally, `EpochMonitor.validate_setup`.
 """
 
 from __future__ import annotations
@@ -73,7 +73,7 @@ class Monitor(Callback):
     def training_data(
         self, trainer: pl.Trainer, dataset: Dataset | None, alternatives: str = "`dataset=` (a map-style dataset)"
     ) -> TrainingData:
-        """``dataset`` or the training loader's dataset (see :func:`.training_data.find_training_data`)."""
+        """``dataset`` or the training loader's dataset (see `training_data.find_training_data`)."""
         return find_training_data(trainer, dataset, self.name, alternatives)
 
     def error(self, message: str) -> MisconfigurationException:
@@ -129,7 +129,7 @@ class Monitor(Callback):
 
 
 class EpochMonitor(Monitor):
-    """A :class:`Monitor` that checks after every ``every_n_epochs``-th training epoch (see the module doc).
+    """A `Monitor` that checks after every ``every_n_epochs``-th training epoch (see the module doc).
 
     Args:
         every_n_epochs: check after every n-th training epoch (epochs ``n − 1, 2n − 1, …``).
@@ -161,7 +161,7 @@ class EpochMonitor(Monitor):
         raise NotImplementedError(f"{self.name} must implement run_check")
 
     def log_step(self, trainer: pl.Trainer, epoch: int) -> int:
-        """The logger step of a check of ``epoch`` (see :func:`lightning_stability.loggers.check_log_step`)."""
+        """The logger step of a check of ``epoch`` (see `lightning_stability.loggers.check_log_step`)."""
         return check_log_step(trainer, epoch)
 
     def finish_check(self, metrics: dict[str, float], epoch: int | None = None) -> None:

@@ -19,8 +19,8 @@ class GradientFlowMonitor(Monitor):
     r"""Log every ``every_n_steps`` optimizer steps how large the gradient is at each depth.
 
     In ``on_before_optimizer_step`` — after accumulation, gradient unscaling and the DDP all-reduce, before
-    clipping — Lightning's :func:`pytorch_lightning.utilities.grad_norm` gives every parameter's gradient
-    p-norm ``‖g_q‖_p``, and :func:`lightning_stability.dynamics.layer_norms` combines those of each layer into
+    clipping — Lightning's `pytorch_lightning.utilities.grad_norm` gives every parameter's gradient
+    p-norm ``‖g_q‖_p``, and `lightning_stability.dynamics.layer_norms` combines those of each layer into
     ``‖g_ℓ‖_p = (Σ_{q ∈ ℓ} ‖g_q‖_p^p)^{1/p}``. Logged straight to the loggers at the optimizer step (whatever
     ``log_every_n_steps`` is):
 
@@ -39,7 +39,7 @@ class GradientFlowMonitor(Monitor):
         layers: module names in depth order (input side first) instead of the default.
         verbose: print the layers at fit start and a one-line summary of every logged step (rank zero).
 
-    Example::
+    Example:
 
         >>> from pytorch_lightning import Trainer
         >>> from lightning_stability import GradientFlowMonitor

@@ -1,8 +1,8 @@
 """The exact margin pass: per-sample margins over a whole dataset, DDP-safe.
 
 Per batch only ``O(batch)`` vectors are kept (sample index, target, margin, cross entropy), never the
-``N × K`` logits. Across ranks the vectors are gathered by a torchmetrics :class:`~torchmetrics.Metric` with
-``dist_reduce_fx="cat"`` states; the padding duplicates a :class:`~torch.utils.data.DistributedSampler` adds
+``N × K`` logits. Across ranks the vectors are gathered by a torchmetrics `Metric` with
+``dist_reduce_fx="cat"`` states; the padding duplicates a `DistributedSampler` adds
 are removed by sample index, so every rank ends with the same vectors, sorted by index.
 """
 
@@ -166,7 +166,7 @@ class MarginCollector(Metric):
 
 
 class MarginRecorder:
-    """Per-batch ``(index, target, margin, loss)`` vectors of a pass, handed to a :class:`MarginCollector` once.
+    """Per-batch ``(index, target, margin, loss)`` vectors of a pass, handed to a `MarginCollector` once.
 
     Keeps ``O(batch)`` vectors per batch (never logits); one ``update`` at the end instead of one per batch spares
     the metric's per-call bookkeeping, and the gather across ranks is the collector's as before.
@@ -222,7 +222,7 @@ def run_margin_pass(
 
     Args:
         module: the model; ``forward_fn(module, batch)`` must return ``(logits [B, K], targets [B])``.
-        loader: yields ``(indices, batch)`` (see :func:`margin_dataloader`).
+        loader: yields ``(indices, batch)`` (see `margin_dataloader`).
         forward_fn: maps a batch to logits and targets.
         collector: the (reset) metric that gathers the vectors across ranks.
         move_to_device: moves a batch to the model's device (e.g. ``trainer.strategy.batch_to_device``).

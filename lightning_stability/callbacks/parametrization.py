@@ -36,11 +36,11 @@ class ParametrizationMonitor(EpochMonitor):
     r"""Find degenerate parametrizations of ``Linear → activation → Linear`` hidden layers.
 
     Hidden layers are found among the model's leaf modules in registration order (a Linear, a ReLU, LeakyReLU,
-    PReLU, ReLU6 or :class:`lightning_stability.example.AbsoluteValue`, optional Dropout/Identity, the next Linear
+    PReLU, ReLU6 or `lightning_stability.AbsoluteValue`, optional Dropout/Identity, the next Linear
     taking the first one's outputs), or named explicitly with ``layers``. Every ``every_n_epochs`` training epochs
     the model runs in eval mode on a fixed probe batch (seeded choice of training samples), forward hooks record
     every hidden layer's pre-activations ``Z = X Wᵀ + b``, and
-    :func:`lightning_stability.dynamics.parametrization_statistics` gives, for layer ``i`` (0-based, in order),
+    `lightning_stability.dynamics.parametrization_statistics` gives, for layer ``i`` (0-based, in order),
     the scalars logged under ``stability/parametrization/layer{i}/``:
 
     * ``dead_units``, ``dead_fraction``: units with ``z ≤ 0`` on every probe sample (ReLU family; ReLU6 also
@@ -62,13 +62,13 @@ class ParametrizationMonitor(EpochMonitor):
         dataset: the samples to draw from; default: the dataset behind ``trainer.train_dataloader``.
         layers: ``[(incoming Linear, activation, outgoing Linear), …]`` module names (``model.named_modules()``)
             instead of the automatic search.
-        forward_fn: ``forward_fn(pl_module, batch)`` runs the model on a probe batch; default :func:`run_inputs`.
+        forward_fn: ``forward_fn(pl_module, batch)`` runs the model on a probe batch; default `run_inputs`.
         threshold: cosine threshold of parallel / opposite pairs.
         zero_tol: norms ``≤ zero_tol`` count as zero.
         log_histogram: log the balance histograms (TensorBoard).
         verbose: print the layers found and a one-line summary per layer and check (rank zero).
 
-    Example::
+    Example:
 
         >>> from pytorch_lightning import Trainer
         >>> from lightning_stability import ParametrizationMonitor

@@ -40,7 +40,7 @@ class SharpnessMonitor(EpochMonitor):
     Lyapunov-stable only while ``η λ_max(H) ≤ 2``. Every ``every_n_epochs`` training epochs the monitor estimates
     ``λ_max`` — the largest *algebraic* eigenvalue of the Hessian of the mean loss
     ``L(θ) = (1/n) Σ_{i ∈ S} ℓ_i(θ)`` over a fixed subset ``S`` of ``n`` training samples (seeded choice of
-    indices) — from Hessian-vector products (:func:`lightning_stability.dynamics.top_hessian_eigenvalue`) and logs
+    indices) — from Hessian-vector products (`lightning_stability.dynamics.top_hessian_eigenvalue`) and logs
 
     * ``stability/sharpness/lambda_max`` — ``λ_max``;
     * ``stability/sharpness/lr`` — the optimizer's learning rate ``η`` (the largest over all param groups) when
@@ -53,7 +53,7 @@ class SharpnessMonitor(EpochMonitor):
       ``stability/sharpness/hvp_count`` (Hessian-vector products used) and ``stability/sharpness/converged``.
 
     The estimate runs in eval mode (dropout off, so the operator is deterministic) with gradients computed by
-    :func:`torch.autograd.grad` only, inside :func:`torch.random.fork_rng`: training's RNG, every parameter's
+    `torch.autograd.grad` only, inside `torch.random.fork_rng`: training's RNG, every parameter's
     ``.grad`` and every submodule's train/eval mode are unchanged afterwards. Under DDP every rank evaluates the
     same subset and rank zero's values are broadcast, so all ranks log and decide alike. Weight decay applied by
     the optimizer is not part of ``L`` (it would add its coefficient to every eigenvalue).
@@ -65,7 +65,7 @@ class SharpnessMonitor(EpochMonitor):
         dataset: the samples to draw from; default: the dataset behind ``trainer.train_dataloader``.
         batch_size: chunk size of the loss; default ``num_samples`` (one chunk whose gradient graph is kept across
             products). Smaller chunks bound memory but recompute each chunk's gradient per product.
-        loss_fn: ``loss_fn(pl_module, batch) -> mean loss`` of a batch; default :func:`cross_entropy_loss`.
+        loss_fn: ``loss_fn(pl_module, batch) -> mean loss`` of a batch; default `cross_entropy_loss`.
         method: ``"power"`` (power iteration with a shift when the dominant eigenvalue is negative) or
             ``"lanczos"`` (fewer products, keeps up to ``max_iter`` parameter-sized vectors).
         tol: relative convergence tolerance of the eigenvalue.
@@ -74,7 +74,7 @@ class SharpnessMonitor(EpochMonitor):
         patience: consecutive unstable checks that stop training.
         verbose: print a one-line summary of every check (rank zero).
 
-    Example::
+    Example:
 
         >>> from pytorch_lightning import Trainer
         >>> from lightning_stability import SharpnessMonitor

@@ -42,7 +42,7 @@ class StabilityMonitor(EpochMonitor):
     Every ``every_n_epochs`` training epochs (and once when training starts) the monitor runs an exact margin
     pass over the **whole training set** (model in eval mode, ``torch.inference_mode()``, the trainer's precision
     context, a fixed sequential order; under DDP every rank evaluates a shard and the results are gathered),
-    calls :func:`lightning_stability.theory.certify` and logs, under ``stability/``, the accuracy, the loss and
+    calls `lightning_stability.theory.certify` and logs, under ``stability/``, the accuracy, the loss and
     its margin sandwich, the Theorem 0/A/B accuracy floors with their parameters, the good/bad masses, margin
     quantiles, flip masses and the instability flags of docs/theory.md §8. An *instability event* is a check whose
     training loss fell while its training accuracy fell by more than ``tol`` since the previous check.
@@ -69,14 +69,14 @@ class StabilityMonitor(EpochMonitor):
         log_histogram: log ``stability/margins`` as a TensorBoard histogram at every check.
         log_figure: log a TensorBoard figure of the empirical ``F`` against the Theorem A and B envelopes
             (needs matplotlib).
-        grid: overrides of :class:`lightning_stability.theory.CertificateGrid` passed to ``certify``.
+        grid: overrides of `lightning_stability.theory.CertificateGrid` passed to ``certify``.
         verbose: print a one-line summary of every check (rank zero).
         check_data: once at fit start, look for small isolated clusters in the training inputs (docs/theory.md §9,
-            :func:`lightning_stability.theory.data_clusters`) with the rows of the model's first ``nn.Linear`` as
+            `lightning_stability.theory.data_clusters`) with the rows of the model's first ``nn.Linear`` as
             extra directions; logs ``stability/data/*`` and writes ``data_clusters.pt``/``.txt`` (witness
             indices) to the log directory. ``True`` uses the defaults; a dict passes keyword arguments.
 
-    Example::
+    Example:
 
         >>> from pytorch_lightning import Trainer
         >>> from lightning_stability import StabilityMonitor

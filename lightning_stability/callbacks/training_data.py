@@ -1,9 +1,9 @@
 """The training samples a monitor evaluates, and evaluating them without disturbing training.
 
-* :func:`find_training_data` — the user's ``dataset=`` or the map-style dataset behind
+* `find_training_data` — the user's ``dataset=`` or the map-style dataset behind
   ``trainer.train_dataloader``, with its ``collate_fn`` and batch size; errors name the monitor and the fix;
-* :func:`fixed_subset`, :func:`load_batches` — a seeded, fixed subset of samples, collated on the device;
-* :func:`untouched_training` — eval mode and forked RNG streams inside, every submodule's mode and the RNG
+* `fixed_subset`, `load_batches` — a seeded, fixed subset of samples, collated on the device;
+* `untouched_training` — eval mode and forked RNG streams inside, every submodule's mode and the RNG
   restored afterwards, so that adding a monitor leaves training exactly as it was.
 """
 
@@ -84,7 +84,7 @@ def load_batches(
 ) -> list[tuple[int, Any]]:
     """``[(size, batch)]``: the samples ``indices`` in chunks of ``batch_size``, collated and on the device.
 
-    Called inside :func:`untouched_training`; the global CPU generator is seeded with ``seed`` first (CUDA
+    Called inside `untouched_training`; the global CPU generator is seeded with ``seed`` first (CUDA
     generators are left alone), so random dataset transforms draw the same subset content at every check, and
     the training RNG is restored afterwards.
     """

@@ -1,10 +1,10 @@
 """Training-dynamics kernels without Lightning (docs/dynamics.md), one module per monitor.
 
-* :mod:`.sharpness` — ``λ_max`` of the loss Hessian from Hessian-vector products (D1, ``SharpnessMonitor``);
-* :mod:`.parametrization` — dead, unbalanced, redundant and disconnected hidden units (D2,
+* `sharpness` — ``λ_max`` of the loss Hessian from Hessian-vector products (D1, ``SharpnessMonitor``);
+* `parametrization` — dead, unbalanced, redundant and disconnected hidden units (D2,
   ``ParametrizationMonitor``);
-* :mod:`.gradient_flow` — per-layer gradient norms and the first/last ratio (D3, ``GradientFlowMonitor``);
-* :mod:`.results` — their result dataclasses.
+* `gradient_flow` — per-layer gradient norms and the first/last ratio (D3, ``GradientFlowMonitor``);
+* `results` — their result dataclasses.
 """
 
 from .gradient_flow import depth_layers, first_last_ratio, layer_norms

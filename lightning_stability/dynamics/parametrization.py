@@ -41,6 +41,7 @@ __all__ = [
 ]
 
 ActivationKind = Literal["relu", "relu6", "leaky_relu", "prelu", "abs"]
+"""The supported hidden-layer activations: ReLU, ReLU6, LeakyReLU, PReLU and `AbsoluteValue` (``|x|``)."""
 
 # elementwise modules that may sit between the activation and the next Linear without mixing units
 _PASSTHROUGH = (nn.Dropout, nn.AlphaDropout, nn.Identity)
@@ -132,7 +133,7 @@ def parametrization_statistics(
     Args:
         weight_in: ``W`` ``[m, d]``; bias_in: ``b`` ``[m]`` or ``None``; weight_out: ``V`` ``[p, m]``.
         preactivations: ``Z = X Wᵀ + b`` ``[N, m]`` on the probe samples.
-        kind: the activation (:data:`ActivationKind`).
+        kind: the activation (`ActivationKind`).
         threshold: a pair ``j < k`` counts as parallel when ``cos(w_j, w_k) > threshold`` and as opposite when
             ``cos(w_j, w_k) < −threshold``.
         zero_tol: a norm ``≤ zero_tol`` counts as zero (incoming ``‖(w_j, b_j)‖``, outgoing ``‖v_j‖`` and, for

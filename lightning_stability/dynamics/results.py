@@ -30,7 +30,7 @@ class EigenEstimate:
 
 @dataclass(frozen=True)
 class ParametrizationStats:
-    """Statistics of one hidden layer (see :func:`parametrization_statistics`); ``nan`` where undefined."""
+    """Statistics of one hidden layer (see `parametrization_statistics`); ``nan`` where undefined."""
 
     units: int
     dead: Tensor

@@ -5,10 +5,10 @@ Gradient descent ``θ ← θ − η ∇L(θ)`` linearised around a minimiser ``�
 ``[−1, 1]``, i.e. while ``η λ_max(H) / 2 ≤ 1`` (docs/dynamics.md D1). This module estimates ``λ_max`` — the largest
 *algebraic* eigenvalue — without forming ``H``:
 
-* :class:`HessianVectorProduct`: ``v ↦ H v = ∇_θ (∇_θ L(θ) · v)`` for ``L = Σ_c w_c L_c`` (chunks of data);
-* :func:`power_iteration`: ``v ← (H + s I) v / ‖(H + s I) v‖`` with the Rayleigh quotient ``ρ = vᵀ H v``;
-* :func:`lanczos_top_eigenvalue`: Lanczos with full reorthogonalisation, the largest Ritz value of ``T_k``;
-* :func:`top_hessian_eigenvalue`: the two combined into ``λ_max`` (power iteration shifts when the dominant
+* `HessianVectorProduct`: ``v ↦ H v = ∇_θ (∇_θ L(θ) · v)`` for ``L = Σ_c w_c L_c`` (chunks of data);
+* `power_iteration`: ``v ← (H + s I) v / ‖(H + s I) v‖`` with the Rayleigh quotient ``ρ = vᵀ H v``;
+* `lanczos_top_eigenvalue`: Lanczos with full reorthogonalisation, the largest Ritz value of ``T_k``;
+* `top_hessian_eigenvalue`: the two combined into ``λ_max`` (power iteration shifts when the dominant
   eigenvalue is negative).
 
 No Lightning here; iterations run in float64, products in the parameters' dtype.
@@ -40,7 +40,7 @@ class HessianVectorProduct:
     r"""``v ↦ H v`` with ``H = ∇²_θ L(θ)`` and ``L(θ) = Σ_c w_c L_c(θ)``, never forming ``H``.
 
     ``H v = ∇_θ ⟨∇_θ L(θ), v⟩`` (Pearlmutter): one backward pass with ``create_graph=True`` for the gradient,
-    one more through the gradient for each product. Only :func:`torch.autograd.grad` is used, so no parameter's
+    one more through the gradient for each product. Only `torch.autograd.grad` is used, so no parameter's
     ``.grad`` is read or written.
 
     Args:
@@ -102,7 +102,7 @@ class HessianVectorProduct:
         )
 
     def __call__(self, vector: Tensor) -> Tensor:
-        """``H v`` for a flat ``v`` of length :attr:`dim` (returned in float64)."""
+        """``H v`` for a flat ``v`` of length `dim` (returned in float64)."""
         if vector.shape != (self.dim,):
             raise ValueError(f"expected a flat vector of length {self.dim}, got shape {tuple(vector.shape)}.")
         v = vector.to(dtype=self.dtype, device=self.device)
@@ -232,7 +232,7 @@ def top_hessian_eigenvalue(
     ``H + s I`` with ``s = ‖H v‖ ≈ max|λ|``, whose eigenvalues ``λ + s ≥ ≈ 0`` make ``λ_max + s`` dominant:
     ``λ_max = ρ'`` (the Rayleigh quotient of ``H`` at the shifted run's iterate). ``max_iter`` caps each run.
 
-    ``method="lanczos"``: :func:`lanczos_top_eigenvalue` (no shift needed; faster convergence, more memory).
+    ``method="lanczos"``: `lanczos_top_eigenvalue` (no shift needed; faster convergence, more memory).
     ``products`` of the result counts all operator applications.
     """
     if method not in ("power", "lanczos"):

@@ -203,7 +203,7 @@ def outlier_dataset(num_per_class: int = 50, num_outliers: int = 5, seed: int = 
 
 
 class OutlierDataModule(pl.LightningDataModule):
-    """Full-batch loader over :func:`outlier_dataset` (one gradient-descent step per epoch)."""
+    """Full-batch loader over `outlier_dataset` (one gradient-descent step per epoch)."""
 
     def __init__(self, num_per_class: int = 50, num_outliers: int = 5, seed: int = 0) -> None:
         super().__init__()

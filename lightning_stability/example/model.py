@@ -64,7 +64,7 @@ class AbsMLP(_Classifier):
         momentum: SGD momentum (ignored by Adam).
         weight_decay: L2 penalty.
 
-    Example::
+    Example:
 
         >>> model = AbsMLP(input_dim=784, hidden_dims=(128, 128), num_classes=10)
         >>> model(torch.zeros(2, 1, 28, 28)).shape
@@ -107,7 +107,7 @@ class LinearClassifier(_Classifier):
         input_dim: number of input features.
         num_classes: ``K``.
         initial_weight: optional ``[K, input_dim]`` starting weights; ``initial_bias`` likewise ``[K]``.
-        optimizer, lr, momentum, weight_decay: as for :class:`AbsMLP`.
+        optimizer, lr, momentum, weight_decay: as for `AbsMLP`.
     """
 
     def __init__(

@@ -14,7 +14,7 @@ from .loss import (
     loss_floor,
     multiclass_margin_loss,
 )
-from .margins import (
+from .distribution import (
     SortedMargins,
     accuracy,
     bad_mass,

@@ -14,7 +14,7 @@ from .condition_a import condition_a_constants, condition_a_envelope_values
 from .condition_b import condition_b_constant, condition_b_envelope_values
 from .envelope import DEFAULT_PARTITION_SIZE, upper_sums
 from .loss import loss_bounds, loss_floor
-from .margins import SortedMargins
+from .distribution import SortedMargins
 from .results import StabilityReport, TheoremAFloor, TheoremBFloor
 from .validation import check_finite_number, check_num_classes, check_positive, check_values, float64
 
@@ -29,14 +29,14 @@ __all__ = [
 _LOG2 = math.log(2.0)
 
 SEARCH_PARTITION_SIZE = DEFAULT_PARTITION_SIZE
-"""Pieces of the upper sums of ``Φ`` in :func:`certify` and the ``theorem_*_floor`` functions (the same, so that
+"""Pieces of the upper sums of ``Φ`` in `certify` and the ``theorem_*_floor`` functions (the same, so that
 their floors reproduce each other): 4096, within 1e-3 relative of ``Φ`` (1024 was measured at 1.1e-3 for
 ``γ = 0.5``)."""
 
 
 @dataclass(frozen=True)
 class CertificateGrid:
-    """The documented parameter grids over which :func:`certify` searches (docs/theory.md §7).
+    """The documented parameter grids over which `certify` searches (docs/theory.md §7).
 
     Attributes:
         zetas: targets for ``ζ``; ``η0`` is the smallest margin with ``F(η0) ≥ ζ`` (up to 1e-9 relative) and
@@ -50,7 +50,7 @@ class CertificateGrid:
         radius_ratio: ratio ``q`` of the radius grid of the Condition B bracket.
         centre_spacing_fraction: centres of the Condition B bracket run over the grid ``(fraction × h)ℤ``
             (a certified bracket costing ``O(R · span / (fraction × h))``, see
-            :func:`~lightning_stability.theory.condition_b_constant`); ``None`` uses exact breakpoints.
+            `condition_b_constant`); ``None`` uses exact breakpoints.
         mass_etas: thresholds ``η`` at which good and bad masses are reported.
         partition_size: pieces of the upper sum of ``Φ`` (docs/theory.md §4) of the reported floors.
         search_partition_size: pieces of the upper sums that rank the candidates (coarser, cheaper: every
@@ -263,7 +263,7 @@ def certify(
     * Theorem B (§6) over the same ``(η, η0)`` and the resolution / cluster-mass grids, ``Λ = dilation``,
       ``m = ζ``, window ``w = η0``.
 
-    The grids are those of :class:`CertificateGrid`; override any of them by keyword (e.g. ``gammas=(1.0,)``).
+    The grids are those of `CertificateGrid`; override any of them by keyword (e.g. ``gammas=(1.0,)``).
     Every floor satisfies ``0 ≤ floor ≤ margin_loss_floor ≤ 1``.
 
     Args:

@@ -2,7 +2,7 @@
 
 A slab ``P(u, c, r) = {x : |⟨u, x⟩ − c| ≤ r}`` (``‖u‖ = 1``) is an interval of the projections ``⟨u, x_k⟩``, so
 for one direction the data condition *is* Condition B (no window) on those projections, and
-:func:`~lightning_stability.theory.condition_b_constant` brackets it. The check over the whole sphere is
+`condition_b_constant` brackets it. The check over the whole sphere is
 estimated by the minimum over a finite set of directions (random Gaussian ones, the top principal directions,
 and any the caller adds, e.g. the rows of a model's first linear layer). More directions can only lower the
 estimate: a constant ``≤ 1`` is a proven violation with a witness; a constant ``> 1`` is evidence, not proof.
@@ -18,7 +18,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, IterableDataset
 
 from .condition_b import condition_b_constant
-from .margins import SortedMargins
+from .distribution import SortedMargins
 from .results import ConditionBResult, DataClusterReport
 from .validation import check_finite_number, check_positive, normalised_weights
 
@@ -143,7 +143,7 @@ def data_clusters(
         seed: seed of the random directions.
 
     Returns:
-        a :class:`DataClusterReport`.
+        a `DataClusterReport`.
     """
     dilation = check_finite_number(dilation, "dilation")
     if not dilation > 1:

@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 
 from .envelope import Envelope
-from .margins import SortedMargins
+from .distribution import SortedMargins
 from .validation import check_finite_number, check_positive, float64
 
 __all__ = ["condition_a_constant", "condition_a_constants", "condition_a_envelope", "condition_a_envelope_values"]
@@ -18,7 +18,7 @@ def condition_a_constants(sorted_margins: SortedMargins, eta: float, gammas: Ten
     r"""Exact ``C_A`` for several exponents and ranges at once, on pre-sorted margins.
 
     One pass: the ratios ``F(−η + λ_k)/λ_k^γ`` of the sorted ``λ_k`` are computed up to the largest range,
-    and a running maximum gives every ``λ0`` (see :func:`condition_a_constant`).
+    and a running maximum gives every ``λ0`` (see `condition_a_constant`).
 
     Returns a float64 tensor of shape ``[len(lam0s), len(gammas)]``.
     """

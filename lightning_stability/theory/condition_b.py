@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 
 from .envelope import Envelope
-from .margins import SortedMargins
+from .distribution import SortedMargins
 from .results import ConditionBResult
 from .validation import check_finite_number, check_positive, float64
 
@@ -107,7 +107,7 @@ def condition_b_constant(
 
     Args:
         values: ``[N]`` values ``v_k`` (margins, or projections of inputs), or an already built
-            :class:`~lightning_stability.theory.margins.SortedMargins` (then ``weights`` is ignored).
+            `SortedMargins` (then ``weights`` is ignored).
         dilation: ``Λ > 1``.
         max_mass: mass cap ``m ∈ (0, 1]``.
         min_width: resolution ``h > 0`` (intervals have radius ``≥ h/2``).

@@ -1,10 +1,10 @@
 """Every result dataclass of the functional core, in one place (docs/theory.md §5–§7, §9).
 
-* :class:`TheoremAFloor`, :class:`TheoremBFloor`, :class:`StabilityReport` — what
-  :func:`~lightning_stability.theory.certify` reports (§5–§7);
-* :class:`ConditionBResult` — the Condition B bracket of
-  :func:`~lightning_stability.theory.condition_b_constant` (§6);
-* :class:`DataClusterReport` — the data check of :func:`~lightning_stability.theory.data_clusters` (§9).
+* `TheoremAFloor`, `TheoremBFloor`, `StabilityReport` — what
+  `certify` reports (§5–§7);
+* `ConditionBResult` — the Condition B bracket of
+  `condition_b_constant` (§6);
+* `DataClusterReport` — the data check of `data_clusters` (§9).
 """
 
 from __future__ import annotations
@@ -135,7 +135,7 @@ class ConditionBResult:
 
 @dataclass(frozen=True)
 class DataClusterReport:
-    """Result of :func:`data_clusters`.
+    """Result of `data_clusters`.
 
     Attributes:
         constant_lower, constant_upper: ``min_u κ_lo(u)`` and ``min_u κ_hi(u)`` over the sampled directions. The

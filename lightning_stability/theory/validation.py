@@ -1,7 +1,7 @@
 """Input checks shared by the functional core.
 
-Every public function of :mod:`lightning_stability.theory` validates its tensors here and fails with a
-:class:`ValueError` that names the offending argument and says what to pass instead.
+Every public function of `lightning_stability.theory` validates its tensors here and fails with a
+`ValueError` that names the offending argument and says what to pass instead.
 """
 
 from __future__ import annotations

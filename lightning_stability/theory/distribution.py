@@ -53,7 +53,7 @@ def per_sample_cross_entropy(logits: Tensor, targets: Tensor) -> Tensor:
 def margins_and_cross_entropy(logits: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
     r"""``(δ_k, ℓ_k)`` of every sample in one validated pass (the margin pass's per-batch work).
 
-    Same values as :func:`margins` and :func:`per_sample_cross_entropy`: ``δ_k = z_{k,y_k} − max_{j≠y_k} z_{k,j}``,
+    Same values as `margins` and `per_sample_cross_entropy`: ``δ_k = z_{k,y_k} − max_{j≠y_k} z_{k,j}``,
     ``ℓ_k = logsumexp_j z_{k,j} − z_{k,y_k}``, float64.
     """
     check_logits_and_targets(logits, targets)
