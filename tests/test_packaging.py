@@ -39,7 +39,14 @@ def test_wheel_and_sdist_hold_the_package_and_its_type_marker(distributions: tup
     expected_version = version("lightning-stability")
     assert wheel.name.startswith(f"lightning_stability-{expected_version}-py3-none-any")
     names = set(zipfile.ZipFile(wheel).namelist())
-    for module in ("__init__.py", "py.typed", "cli.py", "theory/certificate.py", "callbacks/base.py", "example/data.py"):
+    for module in (
+        "__init__.py",
+        "py.typed",
+        "cli.py",
+        "theory/certificate.py",
+        "callbacks/base.py",
+        "example/data.py",
+    ):
         assert f"lightning_stability/{module}" in names
     assert not any(name.startswith("tests/") for name in names)
     metadata = zipfile.ZipFile(wheel).read(f"lightning_stability-{expected_version}.dist-info/METADATA").decode()
@@ -58,8 +65,11 @@ def test_wheel_installs_in_a_fresh_venv_and_trains_the_example(
     venv.create(environment, with_pip=True)
     python = environment / "bin" / "python"
     constraints = ROOT / "constraints.txt"
-    run([str(python), "-m", "pip", "install", "-q", "-c", str(constraints), f"{wheel}[examples]"], cwd=tmp_path,
-        timeout=1200)
+    run(
+        [str(python), "-m", "pip", "install", "-q", "-c", str(constraints), f"{wheel}[examples]"],
+        cwd=tmp_path,
+        timeout=1200,
+    )
     command = environment / "bin" / "lightning-stability"
     # run outside the source tree, so the installed package is the one imported
     where = run([str(python), "-c", "import lightning_stability as l; print(l.__file__, l.__version__)"], cwd=tmp_path)
@@ -82,6 +92,9 @@ def test_wheel_installs_in_a_fresh_venv_and_trains_the_example(
     assert "[lightning-stability] last check: training accuracy" in fitted.stdout
     assert list((tmp_path / "logs").rglob("report.png"))
     # the sdist builds and installs over it (dependencies already there) and its command runs
-    run([str(python), "-m", "pip", "install", "-q", "--no-deps", "--force-reinstall", str(sdist)], cwd=tmp_path,
-        timeout=600)
+    run(
+        [str(python), "-m", "pip", "install", "-q", "--no-deps", "--force-reinstall", str(sdist)],
+        cwd=tmp_path,
+        timeout=600,
+    )
     assert "check-data" in run([str(command), "--help"], cwd=tmp_path).stdout

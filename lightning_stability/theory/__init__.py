@@ -7,13 +7,6 @@ from .certificate import CertificateGrid, certify, theorem_a_floor, theorem_b_fl
 from .clusters import data_clusters
 from .condition_a import condition_a_constant, condition_a_envelope
 from .condition_b import condition_b_constant, condition_b_envelope
-from .envelope import envelope_loss_bound
-from .loss import (
-    binary_margin_loss,
-    loss_bounds,
-    loss_floor,
-    multiclass_margin_loss,
-)
 from .distribution import (
     SortedMargins,
     accuracy,
@@ -23,6 +16,13 @@ from .distribution import (
     margins,
     margins_and_cross_entropy,
     per_sample_cross_entropy,
+)
+from .envelope import envelope_loss_bound
+from .loss import (
+    binary_margin_loss,
+    loss_bounds,
+    loss_floor,
+    multiclass_margin_loss,
 )
 from .monitoring import flip_masses, instability_event, loss_rose
 from .results import ConditionBResult, DataClusterReport, StabilityReport, TheoremAFloor, TheoremBFloor

@@ -12,9 +12,9 @@ from torch import Tensor
 
 from .condition_a import condition_a_constants, condition_a_envelope_values
 from .condition_b import condition_b_constant, condition_b_envelope_values
+from .distribution import SortedMargins
 from .envelope import DEFAULT_PARTITION_SIZE, upper_sums
 from .loss import loss_bounds, loss_floor
-from .distribution import SortedMargins
 from .results import StabilityReport, TheoremAFloor, TheoremBFloor
 from .validation import check_finite_number, check_num_classes, check_positive, check_values, float64
 

@@ -7,8 +7,8 @@ import math
 import torch
 from torch import Tensor
 
-from .envelope import Envelope
 from .distribution import SortedMargins
+from .envelope import Envelope
 from .validation import check_finite_number, check_positive, float64
 
 __all__ = ["condition_a_constant", "condition_a_constants", "condition_a_envelope", "condition_a_envelope_values"]

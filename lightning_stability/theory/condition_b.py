@@ -8,8 +8,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .envelope import Envelope
 from .distribution import SortedMargins
+from .envelope import Envelope
 from .results import ConditionBResult
 from .validation import check_finite_number, check_positive, float64
 
