@@ -95,6 +95,7 @@ class IndexedCollate:
 def margin_dataloader(
     dataset: Dataset,
     batch_size: int,
+    *,
     collate_fn: Callable[[list[Any]], Any] | None = None,
     num_workers: int = 0,
     world_size: int = 1,
@@ -211,6 +212,7 @@ def run_margin_pass(
     loader: DataLoader,
     forward_fn: ForwardFn,
     collector: MarginCollector,
+    *,
     move_to_device: Callable[[Any], Any] = lambda batch: batch,
     forward_context: Callable[[], Any] | None = None,
     max_batches: int | None = None,

@@ -210,8 +210,8 @@ class ParametrizationMonitor(EpochMonitor):
                     layer.outgoing.weight,
                     torch.cat(slot),
                     layer.kind,
-                    self.threshold,
-                    self.zero_tol,
+                    threshold=self.threshold,
+                    zero_tol=self.zero_tol,
                 )
             )
         return stats

@@ -104,17 +104,15 @@ class SharpnessMonitor(EpochMonitor):
         if batch_size is not None:
             check_positive_int(owner, "batch_size", batch_size)
         if not isinstance(seed, int):
-            raise MisconfigurationException(f"{owner}: `seed` must be an integer, got {seed!r}.")
+            raise self.error(f"`seed` must be an integer, got {seed!r}.")
         if method not in ("power", "lanczos"):
-            raise MisconfigurationException(f"{owner}: `method` must be 'power' or 'lanczos', got {method!r}.")
+            raise self.error(f"`method` must be 'power' or 'lanczos', got {method!r}.")
         if not (isinstance(tol, int | float) and math.isfinite(tol) and 0 < tol < 1):
-            raise MisconfigurationException(f"{owner}: `tol` must be a relative tolerance in (0, 1), got {tol!r}.")
+            raise self.error(f"`tol` must be a relative tolerance in (0, 1), got {tol!r}.")
         if not isinstance(max_iter, int) or isinstance(max_iter, bool) or max_iter < 2:
-            raise MisconfigurationException(f"{owner}: `max_iter` must be an integer >= 2, got {max_iter!r}.")
+            raise self.error(f"`max_iter` must be an integer >= 2, got {max_iter!r}.")
         if loss_fn is not None and not callable(loss_fn):
-            raise MisconfigurationException(
-                f"{owner}: `loss_fn` must be callable as loss_fn(pl_module, batch) -> mean loss, got {loss_fn!r}."
-            )
+            raise self.error(f"`loss_fn` must be callable as loss_fn(pl_module, batch) -> mean loss, got {loss_fn!r}.")
         self.num_samples = num_samples
         self.seed = seed
         self.dataset = dataset
@@ -151,7 +149,13 @@ class SharpnessMonitor(EpochMonitor):
             operator = HessianVectorProduct(params, closures, [size / total for size, _ in batches])
             try:
                 return top_hessian_eigenvalue(
-                    operator, operator.dim, self.method, self.tol, self.max_iter, self.seed, params[0].device
+                    operator,
+                    operator.dim,
+                    method=self.method,
+                    tol=self.tol,
+                    max_iter=self.max_iter,
+                    seed=self.seed,
+                    device=params[0].device,
                 )
             except ValueError as error:
                 raise ValueError(f"SharpnessMonitor at epoch {trainer.current_epoch}: {error}") from error

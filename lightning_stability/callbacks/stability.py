@@ -109,20 +109,20 @@ class StabilityMonitor(EpochMonitor):
     ) -> None:
         super().__init__(every_n_epochs=every_n_epochs, check_at_start=check_at_start, verbose=verbose)
         if dataset is not None and dataloader is not None:
-            raise MisconfigurationException("Pass either `dataset=` or `dataloader=` to StabilityMonitor, not both.")
+            raise self.error("pass either `dataset=` or `dataloader=`, not both.")
         if batch_size is not None:
             check_positive_int(self.name, "batch_size", batch_size)
         if not isinstance(num_workers, int) or num_workers < 0:
-            raise MisconfigurationException(f"`num_workers` must be a non-negative integer, got {num_workers!r}.")
+            raise self.error(f"`num_workers` must be a non-negative integer, got {num_workers!r}.")
         check_positive_int(self.name, "patience", patience)
         if not (isinstance(tol, int | float) and math.isfinite(tol) and tol >= 0):
-            raise MisconfigurationException(f"`tol` must be a finite number >= 0, got {tol!r}.")
+            raise self.error(f"`tol` must be a finite number >= 0, got {tol!r}.")
         if isinstance(weights, str) and weights not in ("uniform", "balanced"):
-            raise MisconfigurationException(
+            raise self.error(
                 f"`weights` must be 'uniform', 'balanced' or a tensor of per-sample weights, got {weights!r}."
             )
         if any(not 0 < q < 1 for q in quantiles):
-            raise MisconfigurationException(f"`quantiles` must lie in (0, 1), got {quantiles}.")
+            raise self.error(f"`quantiles` must lie in (0, 1), got {quantiles}.")
         theory.CertificateGrid(**(grid or {}))  # fail now, not after the first epoch, on a bad grid
         self.dataset = dataset
         self.dataloader = dataloader
@@ -139,7 +139,7 @@ class StabilityMonitor(EpochMonitor):
         self.log_figure = log_figure
         self.grid = dict(grid or {})
         if not isinstance(check_data, bool | dict):
-            raise MisconfigurationException(f"`check_data` must be a bool or a dict of settings, got {check_data!r}.")
+            raise self.error(f"`check_data` must be a bool or a dict of settings, got {check_data!r}.")
         self.check_data = check_data
         self.data_report: theory.DataClusterReport | None = None
 
@@ -245,7 +245,14 @@ class StabilityMonitor(EpochMonitor):
             return positioned_loader(self.dataloader)
         data = self._training_data(trainer)
         batch_size = self.batch_size or max(256, 4 * (data.batch_size or 64))
-        return margin_dataloader(data.dataset, batch_size, data.collate_fn, self.num_workers, world_size, rank)
+        return margin_dataloader(
+            data.dataset,
+            batch_size,
+            collate_fn=data.collate_fn,
+            num_workers=self.num_workers,
+            world_size=world_size,
+            rank=rank,
+        )
 
     def _training_data(self, trainer: pl.Trainer) -> TrainingData:
         """``dataset=`` or the dataset behind the train dataloader, with its ``collate_fn`` and batch size."""

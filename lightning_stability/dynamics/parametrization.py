@@ -125,6 +125,7 @@ def parametrization_statistics(
     weight_out: Tensor,
     preactivations: Tensor,
     kind: ActivationKind,
+    *,
     threshold: float = 0.99,
     zero_tol: float = 0.0,
 ) -> ParametrizationStats:

@@ -141,7 +141,7 @@ def _finite(product: Tensor) -> Tensor:
 
 
 def power_iteration(
-    matvec: MatVec, start: Tensor, tol: float = 1e-3, max_iter: int = 100, shift: float = 0.0
+    matvec: MatVec, start: Tensor, *, tol: float = 1e-3, max_iter: int = 100, shift: float = 0.0
 ) -> EigenEstimate:
     r"""Power iteration on ``A = H + s I``; returns the Rayleigh quotient ``ρ = vᵀ H v`` of its last iterate.
 
@@ -170,7 +170,7 @@ def power_iteration(
     raise AssertionError("unreachable: the loop returns at products == max_iter")
 
 
-def lanczos_top_eigenvalue(matvec: MatVec, start: Tensor, tol: float = 1e-3, max_iter: int = 100) -> EigenEstimate:
+def lanczos_top_eigenvalue(matvec: MatVec, start: Tensor, *, tol: float = 1e-3, max_iter: int = 100) -> EigenEstimate:
     r"""Lanczos with full reorthogonalisation: the largest algebraic Ritz value of the tridiagonal ``T_k``.
 
     ``q_1 = v / ‖v‖``; ``r = H q_k − β_{k−1} q_{k−1}``, ``α_k = q_kᵀ r``, ``r ← r − α_k q_k`` then re-orthogonalised
@@ -216,6 +216,7 @@ def lanczos_top_eigenvalue(matvec: MatVec, start: Tensor, tol: float = 1e-3, max
 def top_hessian_eigenvalue(
     matvec: MatVec,
     dim: int,
+    *,
     method: Literal["power", "lanczos"] = "power",
     tol: float = 1e-3,
     max_iter: int = 100,
@@ -243,13 +244,13 @@ def top_hessian_eigenvalue(
     generator = torch.Generator().manual_seed(seed)
     start = torch.randn(dim, generator=generator, dtype=torch.float64).to(device)
     if method == "lanczos":
-        return lanczos_top_eigenvalue(matvec, start, tol, max_iter)
-    dominant = power_iteration(matvec, start, tol, max_iter)
+        return lanczos_top_eigenvalue(matvec, start, tol=tol, max_iter=max_iter)
+    dominant = power_iteration(matvec, start, tol=tol, max_iter=max_iter)
     if dominant.value > 0 and dominant.residual <= math.sqrt(tol):
         return dominant
     shift = dominant.image_norm
     restart = torch.randn(dim, generator=generator, dtype=torch.float64).to(device)
-    shifted = power_iteration(matvec, restart, tol, max_iter, shift=shift)
+    shifted = power_iteration(matvec, restart, tol=tol, max_iter=max_iter, shift=shift)
     return EigenEstimate(
         shifted.value,
         shifted.vector,

@@ -41,7 +41,7 @@ def condition_a_constants(sorted_margins: SortedMargins, eta: float, gammas: Ten
 
 
 def condition_a_constant(
-    margins: Tensor, eta: float, gamma: float, lam0: float, weights: Tensor | None = None
+    margins: Tensor, eta: float, gamma: float, lam0: float, *, weights: Tensor | None = None
 ) -> float:
     r"""Minimal constant of Condition A: ``C_A = sup_{0<λ≤λ0} F(−η+λ) / λ^γ`` (docs/theory.md §5).
 

@@ -79,6 +79,7 @@ def condition_b_constant(
     dilation: float,
     max_mass: float,
     min_width: float,
+    *,
     min_cluster_mass: float = 0.0,
     window_end: float = math.inf,
     weights: Tensor | None = None,

@@ -48,6 +48,7 @@ def envelope_loss_bound(
     eta: float,
     eta0: float,
     num_classes: int,
+    *,
     partition_size: int = DEFAULT_PARTITION_SIZE,
     breakpoints: Tensor | None = None,
 ) -> float:
