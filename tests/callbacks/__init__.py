@@ -1,1 +1,1 @@
-"""Integration tests of the StabilityMonitor callback with a real Trainer."""
+"""Callback tests: the monitors (and their shared base) in a real Trainer."""

@@ -1,43 +1,84 @@
-"""2-process CPU DDP run of the StabilityMonitor, launched by ``test_ddp.py``: ``python ddp_script.py OUT_DIR``.
+"""2-process CPU DDP runs, launched by ``test_ddp.py``: ``python ddp_script.py SCENARIO OUT_DIR``.
 
-Lightning's DDP launcher re-runs this file for rank 1. Every rank writes ``OUT_DIR/rank{r}.pt`` with the initial
-and final weights, what the monitor computed at each check and its counters.
+``SCENARIO`` is ``stability`` (the StabilityMonitor, one epoch) or ``dynamics`` (the three dynamics monitors in one
+run, two epochs). Lightning's DDP launcher re-runs this file, with the same arguments, for rank 1. Every rank writes
+``OUT_DIR/rank{r}.pt`` with its rank, the world size, the initial and final weights and what the scenario records:
+for ``stability`` what the monitor computed at each check and its state; for ``dynamics`` every check's logged
+metrics per monitor, the values each rank computed itself before rank zero's were broadcast, and the states.
 """
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository root, for `tests.callbacks`
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository root, for `tests.helpers`
 
 import pytorch_lightning as pl
 import torch
 
 from lightning_stability import StabilityMonitor
-from tests.callbacks.helpers import (
+from tests.helpers import (
     DDP_MARGIN_BATCH_SIZE,
     DDP_NUM_SAMPLES,
     MLP,
     SMALL_GRID,
+    MonitorRecorder,
     Recorder,
-    make_dataset,
-    make_loader,
-    trainer_kwargs,
+    all_monitors,
+    fit,
 )
 
+# a scenario builds (model, callbacks, fit options, what to save once the run is over)
+Scenario = tuple[pl.LightningModule, list[pl.Callback], dict[str, Any], Callable[[pl.Trainer], dict[str, Any]]]
 
-def main(out_dir: Path) -> None:
-    pl.seed_everything(0)
-    dataset = make_dataset(DDP_NUM_SAMPLES)
+
+def stability() -> Scenario:
     model = MLP(lr=0.5)
-    initial_state = {k: v.clone() for k, v in model.state_dict().items()}
     monitor = StabilityMonitor(grid=SMALL_GRID, batch_size=DDP_MARGIN_BATCH_SIZE)
     recorder = Recorder(monitor)
-    trainer = pl.Trainer(
-        **trainer_kwargs(strategy="ddp", devices=2, max_epochs=1, callbacks=[monitor, recorder], deterministic=False)
+
+    def results(trainer: pl.Trainer) -> dict[str, Any]:
+        return dict(
+            records=recorder.records,
+            last_pass=monitor.last_pass.__dict__,
+            report=monitor.last_report.to_dict(),
+            monitor_state=monitor.state_dict(),
+            should_stop=trainer.should_stop,
+        )
+
+    return model, [monitor, recorder], dict(max_epochs=1, shuffle=False), results
+
+
+def dynamics() -> Scenario:
+    model = MLP(hidden=12, lr=0.5, dropout=0.2)
+    sharpness, parametrization, gradient_flow = monitors = all_monitors(num_samples=96, every_n_steps=2)
+    recorder = MonitorRecorder(*monitors)
+
+    def results(trainer: pl.Trainer) -> dict[str, Any]:
+        return dict(
+            records=recorder.records,
+            own_lambda_max=sharpness.last_estimate.value,
+            own_parametrization=parametrization.last_stats[0].to_metrics("own"),
+            indices=sharpness.indices,
+            states={type(m).__name__: m.state_dict() for m in monitors},
+        )
+
+    return model, [*monitors, recorder], dict(max_epochs=2, shuffle=True), results
+
+
+SCENARIOS: dict[str, Callable[[], Scenario]] = {"stability": stability, "dynamics": dynamics}
+
+
+def main(scenario: str, out_dir: Path) -> None:
+    pl.seed_everything(0)
+    model, callbacks, options, results = SCENARIOS[scenario]()
+    initial_state = {k: v.clone() for k, v in model.state_dict().items()}
+    trainer = fit(
+        callbacks, model, DDP_NUM_SAMPLES, batch_size=16, strategy="ddp", devices=2, deterministic=False, **options
     )
-    trainer.fit(model, make_loader(dataset, batch_size=16))
     assert trainer.world_size == 2
     torch.save(
         dict(
@@ -45,15 +86,11 @@ def main(out_dir: Path) -> None:
             world_size=trainer.world_size,
             initial_state=initial_state,
             final_state={k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
-            records=recorder.records,
-            last_pass=monitor.last_pass.__dict__,
-            report=monitor.last_report.to_dict(),
-            monitor_state=monitor.state_dict(),
-            should_stop=trainer.should_stop,
+            **results(trainer),
         ),
         out_dir / f"rank{trainer.global_rank}.pt",
     )
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]))
+    main(sys.argv[1], Path(sys.argv[2]))

@@ -1,31 +1,31 @@
-"""2-process CPU DDP (gloo): every rank ends with the same margins and report, equal to a 1-process run."""
+"""2-process CPU DDP (gloo), run by ``ddp_script.py``: every rank ends with the same values, equal to 1 process.
+
+* the StabilityMonitor: every rank gathers the same margins and report over the whole training set;
+* the three dynamics monitors, in one run: every rank logs the same values, those of one process.
+"""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
-import pytorch_lightning as pl
+import pytest
 import torch
+from torch import nn
 
 from lightning_stability import StabilityMonitor, theory
+from lightning_stability.dynamics import HessianVectorProduct, parametrization_statistics, top_hessian_eigenvalue
 
-from .helpers import (
+from ..helpers import (
     DDP_MARGIN_BATCH_SIZE,
     DDP_NUM_SAMPLES,
     MLP,
     SMALL_GRID,
     Recorder,
+    explicit_hessian,
+    fit,
     hand_margin_pass,
     make_dataset,
-    make_loader,
-    trainer_kwargs,
+    subset_tensors,
 )
 
-SCRIPT = Path(__file__).with_name("ddp_script.py")
-REPO = Path(__file__).resolve().parents[2]
 # differ between two checks of the same weights only through the previous check
 RELATIVE = ("stability/flip_forgotten", "stability/flip_learned", "stability/instability", "stability/loss_rose")
 
@@ -36,8 +36,7 @@ def single_process_records(state: dict) -> list[dict]:
     model.load_state_dict(state)
     monitor = StabilityMonitor(grid=SMALL_GRID, batch_size=DDP_MARGIN_BATCH_SIZE)
     recorder = Recorder(monitor)
-    trainer = pl.Trainer(**trainer_kwargs(max_epochs=1, callbacks=[monitor, recorder]))
-    trainer.fit(model, make_loader(make_dataset(DDP_NUM_SAMPLES), batch_size=16))
+    fit([monitor, recorder], model, DDP_NUM_SAMPLES, batch_size=16, max_epochs=1)
     assert all(torch.equal(v, model.state_dict()[k]) for k, v in state.items()), "lr = 0 must keep the weights"
     return recorder.records
 
@@ -46,23 +45,10 @@ def without(metrics: dict[str, float], keys=RELATIVE + ("stability/check_epoch",
     return {k: v for k, v in metrics.items() if k not in keys}
 
 
-def test_ddp_two_processes_gather_the_whole_training_set(tmp_path) -> None:
-    env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
-    env.pop("MASTER_PORT", None)
-    result = subprocess.run(
-        [sys.executable, str(SCRIPT), str(tmp_path)],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, f"DDP run failed:\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}"
-    ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=False) for r in (0, 1)]
-    assert [r["rank"] for r in ranks] == [0, 1] and {r["world_size"] for r in ranks} == {2}
+def test_ddp_two_processes_gather_the_whole_training_set(run_ddp) -> None:
+    zero, one = run_ddp("stability")
 
     # the same report on every rank, covering every sample once (rank 1's padding duplicate removed)
-    zero, one = ranks
     for key in ("indices", "targets", "margins", "losses"):
         assert torch.equal(zero["last_pass"][key], one["last_pass"][key]), key
     assert torch.equal(zero["last_pass"]["indices"], torch.arange(DDP_NUM_SAMPLES))
@@ -94,3 +80,44 @@ def test_ddp_two_processes_gather_the_whole_training_set(tmp_path) -> None:
     forgotten, learned = theory.flip_masses(zero["records"][0]["margins"], zero["records"][1]["margins"])
     assert zero["records"][1]["metrics"]["stability/flip_forgotten"] == forgotten
     assert zero["records"][1]["metrics"]["stability/flip_learned"] == learned
+
+
+def test_ddp_two_processes_log_the_same_values(run_ddp) -> None:
+    zero, one = run_ddp("dynamics")
+
+    # the same checks, values and counters on both ranks, computed independently before the broadcast too
+    assert zero["records"] == one["records"]
+    assert [len(zero["records"][name]) for name in ("SharpnessMonitor", "ParametrizationMonitor")] == [2, 2]
+    steps_per_epoch = -(-DDP_NUM_SAMPLES // 2 // 16)  # 151 samples per rank in batches of 16: 10 steps
+    assert len(zero["records"]["GradientFlowMonitor"]) == steps_per_epoch  # steps 0, 2, …, 18 of 20
+    assert zero["own_lambda_max"] == one["own_lambda_max"]
+    assert zero["own_parametrization"] == one["own_parametrization"]
+    for name, state in zero["states"].items():
+        for key, value in state.items():
+            other = one["states"][name][key]
+            assert torch.equal(value, other) if isinstance(value, torch.Tensor) else value == other, (name, key)
+    assert all(torch.equal(v, one["final_state"][k]) for k, v in zero["final_state"].items())
+    assert not torch.equal(zero["final_state"]["net.0.weight"], zero["initial_state"]["net.0.weight"])
+
+    # equal to one process on the final weights: λ_max (same algorithm, and the explicit Hessian to 1 %) …
+    model = MLP(hidden=12, dropout=0.2)
+    model.load_state_dict(zero["final_state"])
+    model.eval()
+    inputs, targets = subset_tensors(make_dataset(DDP_NUM_SAMPLES), zero["indices"])
+    operator = HessianVectorProduct(
+        list(model.parameters()), [lambda: nn.functional.cross_entropy(model(inputs), targets)]
+    )
+    single = top_hessian_eigenvalue(operator, operator.dim)
+    logged = zero["records"]["SharpnessMonitor"][-1]["stability/sharpness/lambda_max"]
+    assert logged == pytest.approx(single.value, rel=1e-5)
+    explicit = float(torch.linalg.eigvalsh(explicit_hessian(model, inputs, targets).double())[-1])
+    assert logged == pytest.approx(explicit, rel=0.01)
+    # … and the parametrization statistics on the same probe samples
+    permutation = torch.randperm(DDP_NUM_SAMPLES, generator=torch.Generator().manual_seed(0))  # seed 0, 96 samples
+    probe = subset_tensors(make_dataset(DDP_NUM_SAMPLES), torch.sort(permutation[:96]).values)[0]
+    with torch.no_grad():
+        stats = parametrization_statistics(
+            model.net[0].weight, model.net[0].bias, model.net[-1].weight, model.net[0](probe), "relu"
+        )
+    logged_stats = zero["records"]["ParametrizationMonitor"][-1]
+    assert logged_stats == pytest.approx(stats.to_metrics("stability/parametrization/layer0"), nan_ok=True)

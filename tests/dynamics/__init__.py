@@ -1,0 +1,1 @@
+"""Tests of the pure kernels of `lightning_stability.dynamics` (no Trainer)."""

@@ -1,165 +1,147 @@
-"""SharpnessMonitor in a real Trainer: λ_max of the explicit Hessian, lr · λ_max / 2, stopping, bad input."""
+"""λ_max by power iteration / Lanczos with Hessian-vector products, against explicit matrices and Hessians."""
 
 from __future__ import annotations
 
+import math
+
 import pytest
-import pytorch_lightning as pl
 import torch
-from lightning_fabric.utilities.exceptions import MisconfigurationException
 from torch import nn
-from torch.utils.data import DataLoader
 
-from lightning_stability import SharpnessMonitor
+from lightning_stability.dynamics import (
+    HessianVectorProduct,
+    lanczos_top_eigenvalue,
+    power_iteration,
+    top_hessian_eigenvalue,
+)
 
-from .helpers import MLP, FrozenMLP, MonitorRecorder, explicit_hessian, make_dataset, make_loader, subset_tensors
-from .helpers import trainer_kwargs as base_kwargs
-
-N = 200
+from ..helpers import explicit_hessian
 
 
-def fit(monitor: SharpnessMonitor, model: pl.LightningModule, max_epochs: int = 2, **kwargs) -> pl.Trainer:
-    recorder = MonitorRecorder(monitor)
-    trainer = pl.Trainer(**base_kwargs(callbacks=[monitor, recorder], max_epochs=max_epochs, **kwargs))
-    trainer.fit(model, make_loader(make_dataset(N), batch_size=25, shuffle=True))
-    trainer.recorder = recorder  # type: ignore[attr-defined]
-    return trainer
+def symmetric(eigenvalues: list[float], seed: int = 0) -> torch.Tensor:
+    """``Q diag(λ) Qᵀ`` with a random orthogonal ``Q``."""
+    generator = torch.Generator().manual_seed(seed)
+    q, _ = torch.linalg.qr(torch.randn(len(eigenvalues), len(eigenvalues), generator=generator, dtype=torch.float64))
+    return q @ torch.diag(torch.tensor(eigenvalues, dtype=torch.float64)) @ q.T
+
+
+BULK = [0.01 * i for i in range(40)]
+SPECTRA = {
+    "positive dominant": [5.0, 1.0, -0.2, *BULK],
+    "negative dominant": [-10.0, 3.0, 1.0, *BULK],
+    "plus and minus the same": [5.0, -5.0, 1.0, *BULK],
+    "all negative": [-3.0, -1.0, -0.5, *[-0.6 - 0.01 * i for i in range(40)]],
+    "repeated top": [2.0, 2.0, -1.0, *BULK],
+}
 
 
 @pytest.mark.parametrize("method", ["power", "lanczos"])
-def test_lambda_max_equals_the_explicit_hessian_top_eigenvalue(method: str) -> None:
-    pl.seed_everything(0)
-    model = MLP(hidden=8, dropout=0.3)  # dropout: the monitor must evaluate in eval mode
-    monitor = SharpnessMonitor(num_samples=150, method=method)
-    fit(monitor, model)
-    assert monitor.indices.numel() == 150 and monitor.indices.unique().numel() == 150
-    inputs, targets = subset_tensors(make_dataset(N), monitor.indices)
-    expected = float(torch.linalg.eigvalsh(explicit_hessian(model, inputs, targets).double())[-1])
-    assert monitor.last_metrics["stability/sharpness/lambda_max"] == pytest.approx(expected, rel=0.01)
-    assert monitor.last_metrics["stability/sharpness/lr"] == 0.2
-    assert monitor.last_metrics["stability/sharpness/lr_lambda_over_2"] == pytest.approx(0.2 * expected / 2, rel=0.01)
-    assert monitor.checks_done == 2 and monitor.last_checked_epoch == 1
+@pytest.mark.parametrize("name", list(SPECTRA))
+def test_largest_algebraic_eigenvalue_of_explicit_matrices(name: str, method: str) -> None:
+    matrix = symmetric(SPECTRA[name])
+    expected = float(torch.linalg.eigvalsh(matrix)[-1])
+    result = top_hessian_eigenvalue(lambda v: matrix @ v, matrix.shape[0], method=method, tol=1e-8, max_iter=3000)
+    assert result.converged
+    assert result.value == pytest.approx(expected, rel=1e-4), (name, method)
+    # an eigenvector of that eigenvalue
+    residual = torch.linalg.vector_norm(matrix @ result.vector - result.value * result.vector)
+    assert residual <= 1e-2 * abs(expected)
 
 
-def test_chunked_loss_gives_the_same_lambda_max() -> None:
-    values = []
-    for batch_size in (None, 40):
-        pl.seed_everything(0)
-        model = MLP(hidden=8)
-        monitor = SharpnessMonitor(num_samples=120, batch_size=batch_size, tol=1e-6, max_iter=500)
-        fit(monitor, model, max_epochs=1)
-        values.append(monitor.last_metrics["stability/sharpness/lambda_max"])
-    assert values[0] == pytest.approx(values[1], rel=1e-4)
+def test_power_iteration_shifts_only_when_the_dominant_eigenvalue_is_not_the_largest() -> None:
+    for name, shifted in [("positive dominant", False), ("negative dominant", True), ("plus and minus the same", True)]:
+        matrix = symmetric(SPECTRA[name])
+        result = top_hessian_eigenvalue(lambda v, m=matrix: m @ v, matrix.shape[0], tol=1e-8, max_iter=3000)
+        assert (result.shift != 0) is shifted, name
+    # without the shift, the plain power iteration finds the dominant (most negative) eigenvalue
+    matrix = symmetric(SPECTRA["negative dominant"])
+    plain = power_iteration(lambda v: matrix @ v, torch.ones(matrix.shape[0], dtype=torch.float64), tol=1e-10)
+    assert plain.value == pytest.approx(-10.0, rel=1e-6)
 
 
-def frozen_lambda() -> float:
-    """λ_max of FrozenMLP's (seeded, never moving) weights on the monitor's subset."""
-    pl.seed_everything(0)
-    model = FrozenMLP(lr=0.0)
-    monitor = SharpnessMonitor(num_samples=100)
-    fit(monitor, model, max_epochs=1)
-    return monitor.last_metrics["stability/sharpness/lambda_max"]
+def test_the_iteration_cap_is_reported() -> None:
+    matrix = symmetric([1.0, 0.999, 0.998, *BULK])  # tiny gaps: far from converged after 3 products
+    start = torch.ones(matrix.shape[0], dtype=torch.float64)
+    result = power_iteration(lambda v: matrix @ v, start, tol=1e-12, max_iter=3)
+    assert not result.converged and result.products == 3
+    result = lanczos_top_eigenvalue(lambda v: matrix @ v, start, tol=1e-12, max_iter=3)
+    assert not result.converged and result.products == 3
 
 
-def test_lr_lambda_over_2_reacts_to_the_learning_rate() -> None:
-    lam = frozen_lambda()
-    assert lam > 0
-    ratios = {}
-    for lr in (1.0 / lam, 3.0 / lam):  # lr·λ/2 = 0.5 (stable) and 1.5 (unstable)
-        pl.seed_everything(0)
-        monitor = SharpnessMonitor(num_samples=100)
-        fit(monitor, FrozenMLP(lr=lr), max_epochs=2)
-        assert monitor.last_metrics["stability/sharpness/lambda_max"] == pytest.approx(lam, rel=1e-6)
-        assert monitor.last_metrics["stability/sharpness/lr"] == pytest.approx(lr)
-        ratios[lr] = monitor.last_metrics["stability/sharpness/lr_lambda_over_2"]
-        assert monitor.last_metrics["stability/sharpness/unstable"] == float(ratios[lr] > 1)
-        assert monitor.unstable_count == (2 if ratios[lr] > 1 else 0)
-    assert list(ratios.values()) == pytest.approx([0.5, 1.5], rel=1e-5)
+def tiny_problem(seed: int = 0, activation: type[nn.Module] = nn.Tanh):
+    torch.manual_seed(seed)
+    model = nn.Sequential(nn.Linear(4, 6), activation(), nn.Linear(6, 3))
+    x, y = torch.randn(50, 4), torch.randint(0, 3, (50,))
+    return model, x, y
 
 
-def test_stop_after_patience_consecutive_unstable_checks() -> None:
-    lam = frozen_lambda()
-    # Lightning steps epoch-interval schedulers before `on_train_epoch_end`: the check of epoch e sees the lr of
-    # epoch e + 1, factors[e + 1]. lr·λ/2 at the checks: 1.5, 0.5, 1.5, 1.5, 1.5 → the unstable streak restarts
-    # after epoch 1 and patience 2 stops at epoch 3.
-    factors = [1.0, 1.0, 1 / 3, 1.0, 1.0, 1.0]
-    pl.seed_everything(0)
-    model = FrozenMLP(lr=3.0 / lam, lr_factors=factors)
-    monitor = SharpnessMonitor(num_samples=100, stop_on_unstable=True, patience=2)
-    trainer = fit(monitor, model, max_epochs=5)
-    ratios = [r["stability/sharpness/lr_lambda_over_2"] for r in trainer.recorder.records["SharpnessMonitor"]]
-    assert ratios == pytest.approx([1.5, 0.5, 1.5, 1.5], rel=1e-5)
-    consecutive = [r["stability/sharpness/consecutive_unstable"] for r in trainer.recorder.records["SharpnessMonitor"]]
-    assert consecutive == [1, 0, 1, 2]
-    assert trainer.should_stop and trainer.current_epoch == 4 and monitor.checks_done == 4
-    assert "lr·λ_max/2 = 1.5 > 1" in monitor.stop_reason and "patience 2" in monitor.stop_reason
-    assert "2 consecutive check(s) up to epoch 3" in monitor.stop_reason
-    # the same schedule without stop_on_unstable runs to the end
-    pl.seed_everything(0)
-    quiet = SharpnessMonitor(num_samples=100, patience=2)
-    trainer = fit(quiet, FrozenMLP(lr=3.0 / lam, lr_factors=factors), max_epochs=5)
-    assert quiet.checks_done == 5 and quiet.stop_reason is None and quiet.consecutive_unstable == 3
+@pytest.mark.parametrize("chunks", [1, 3])
+def test_hessian_vector_products_equal_the_explicit_hessian_times_v(chunks: int) -> None:
+    model, x, y = tiny_problem()
+    hessian = explicit_hessian(model, x, y).to(torch.float64)
+    pieces = torch.arange(50).chunk(chunks)
+    closures = [lambda idx=idx: nn.functional.cross_entropy(model(x[idx]), y[idx]) for idx in pieces]
+    operator = HessianVectorProduct(list(model.parameters()), closures, [len(idx) / 50 for idx in pieces])
+    for seed in range(3):
+        v = torch.randn(operator.dim, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+        torch.testing.assert_close(operator(v), hessian @ v, rtol=1e-4, atol=1e-6)
 
 
-def test_every_n_epochs() -> None:
-    pl.seed_everything(0)
-    monitor = SharpnessMonitor(every_n_epochs=2, num_samples=50)
-    trainer = fit(monitor, MLP(hidden=8), max_epochs=5)
-    assert monitor.checks_done == 2 and monitor.last_checked_epoch == 3
-    assert len(trainer.recorder.records["SharpnessMonitor"]) == 2
+@pytest.mark.parametrize("activation", [nn.Tanh, nn.ReLU])
+@pytest.mark.parametrize("method", ["power", "lanczos"])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_tiny_model_top_eigenvalue_within_one_percent_of_the_explicit_hessian(seed, method, activation) -> None:
+    model, x, y = tiny_problem(seed, activation)
+    expected = float(torch.linalg.eigvalsh(explicit_hessian(model, x, y).to(torch.float64))[-1])
+    closure = lambda: nn.functional.cross_entropy(model(x), y)
+    operator = HessianVectorProduct(list(model.parameters()), [closure])
+    result = top_hessian_eigenvalue(operator, operator.dim, method=method)  # default tol and cap
+    assert result.value == pytest.approx(expected, rel=0.01)
+    assert result.products == operator.products
 
 
-@pytest.mark.parametrize(
-    ("kwargs", "message"),
-    [
-        (dict(every_n_epochs=0), "`every_n_epochs` must be a positive integer"),
-        (dict(num_samples=0), "`num_samples` must be a positive integer"),
-        (dict(patience=0), "`patience` must be a positive integer"),
-        (dict(batch_size=-1), "`batch_size` must be a positive integer"),
-        (dict(method="qr"), "`method` must be 'power' or 'lanczos'"),
-        (dict(tol=1.5), r"`tol` must be a relative tolerance in \(0, 1\)"),
-        (dict(max_iter=1), "`max_iter` must be an integer >= 2"),
-        (dict(loss_fn="cross_entropy"), r"`loss_fn` must be callable as loss_fn\(pl_module, batch\)"),
-        (dict(seed=0.5), "`seed` must be an integer"),
-    ],
-)
-def test_bad_arguments(kwargs, message) -> None:
-    with pytest.raises(MisconfigurationException, match=message):
-        SharpnessMonitor(**kwargs)
+def test_products_leave_every_grad_untouched() -> None:
+    model, x, y = tiny_problem()
+    sentinels = [torch.full_like(p, 7.0) for p in model.parameters()]
+    for p, s in zip(model.parameters(), sentinels):
+        p.grad = s.clone()
+    model[2].bias.grad = None
+    operator = HessianVectorProduct(list(model.parameters()), [lambda: nn.functional.cross_entropy(model(x), y)])
+    top_hessian_eigenvalue(operator, operator.dim)
+    assert model[2].bias.grad is None
+    for p, s in zip(list(model.parameters())[:3], sentinels):
+        assert torch.equal(p.grad, s)
 
 
-class DictBatches(MLP):
-    def training_step(self, batch, batch_idx):
-        return nn.functional.cross_entropy(self(batch["x"]), batch["y"])
+def test_unused_parameters_and_a_zero_hessian() -> None:
+    unused = nn.Parameter(torch.ones(3))
+    weight = nn.Parameter(torch.tensor([1.0, -2.0]))
+    # L = 0.5 (w·x)² has H = x xᵀ (λ_max = |x|² = 5); `unused` adds zero rows and columns
+    operator = HessianVectorProduct([weight, unused], [lambda: 0.5 * (weight @ torch.tensor([1.0, 2.0])) ** 2])
+    assert top_hessian_eigenvalue(operator, operator.dim).value == pytest.approx(5.0, rel=1e-6)
+    affine = HessianVectorProduct([weight], [lambda: weight.sum()])
+    result = top_hessian_eigenvalue(affine, affine.dim)
+    assert result.value == 0.0 and result.converged
 
 
-def test_batches_the_default_loss_cannot_read_say_what_to_pass() -> None:
-    dataset = [{"x": x, "y": y} for x, y in zip(*make_dataset(60).tensors)]
-    monitor = SharpnessMonitor(num_samples=20)
-    trainer = pl.Trainer(**base_kwargs(callbacks=[monitor], max_epochs=1))
-    with pytest.raises(MisconfigurationException, match=r"expects `\(x, y\)` batches, got dict. Pass `loss_fn="):
-        trainer.fit(DictBatches(), DataLoader(dataset, batch_size=20))
-    # ... and what the message suggests works
-    monitor = SharpnessMonitor(
-        num_samples=20, loss_fn=lambda module, batch: nn.functional.cross_entropy(module(batch["x"]), batch["y"])
-    )
-    pl.Trainer(**base_kwargs(callbacks=[monitor], max_epochs=1)).fit(DictBatches(), DataLoader(dataset, batch_size=20))
-    assert monitor.checks_done == 1 and monitor.last_metrics["stability/sharpness/lambda_max"] > 0
-
-
-def test_a_non_finite_loss_fails_with_the_epoch() -> None:
-    loss_fn = lambda module, batch: nn.functional.cross_entropy(module(batch[0]), batch[1]) * float("nan")
-    with pytest.raises(ValueError, match=r"SharpnessMonitor at epoch 0: the loss is nan \(not finite\)"):
-        fit(SharpnessMonitor(num_samples=20, loss_fn=loss_fn), MLP(), max_epochs=1)
-
-
-def test_an_iterable_training_set_needs_dataset() -> None:
-    class Stream(torch.utils.data.IterableDataset):
-        def __iter__(self):
-            return iter(zip(*make_dataset(40).tensors))
-
-    trainer = pl.Trainer(**base_kwargs(callbacks=[SharpnessMonitor(num_samples=20)], max_epochs=1))
-    with pytest.raises(MisconfigurationException, match=r"needs a map-style dataset .* Pass `dataset=`"):
-        trainer.fit(MLP(), DataLoader(Stream(), batch_size=20))
-    monitor = SharpnessMonitor(num_samples=20, dataset=make_dataset(40))
-    pl.Trainer(**base_kwargs(callbacks=[monitor], max_epochs=1)).fit(MLP(), DataLoader(Stream(), batch_size=20))
-    assert monitor.checks_done == 1
+def test_bad_inputs_raise_clear_errors() -> None:
+    matvec = lambda v: v
+    with pytest.raises(ValueError, match="`tol` must be a number in"):
+        top_hessian_eigenvalue(matvec, 3, tol=0.0)
+    with pytest.raises(ValueError, match="`max_iter` must be an integer >= 2"):
+        top_hessian_eigenvalue(matvec, 3, max_iter=1)
+    with pytest.raises(ValueError, match="`method` must be 'power' or 'lanczos'"):
+        top_hessian_eigenvalue(matvec, 3, method="arnoldi")
+    with pytest.raises(ValueError, match="`dim` must be a positive integer"):
+        top_hessian_eigenvalue(matvec, 0)
+    with pytest.raises(ValueError, match="not finite"):
+        top_hessian_eigenvalue(lambda v: v * math.nan, 3)
+    weight = nn.Parameter(torch.ones(2))
+    with pytest.raises(ValueError, match=r"the loss is nan \(not finite\)"):
+        HessianVectorProduct([weight], [lambda: weight.sum() * math.nan])(torch.ones(2))
+    with pytest.raises(ValueError, match="requires_grad=True"):
+        HessianVectorProduct([torch.ones(2)], [lambda: weight.sum()])
+    with pytest.raises(ValueError, match="one each"):
+        HessianVectorProduct([weight], [lambda: weight.sum()], [0.5, 0.5])
+    with pytest.raises(ValueError, match="flat vector of length 2"):
+        HessianVectorProduct([weight], [lambda: (weight**2).sum()])(torch.ones(3))

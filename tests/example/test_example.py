@@ -1,58 +1,37 @@
-"""The example: configs, MNIST sources, the instability demo, the report command."""
+"""The example: training runs of its configs, MNIST sources, the AbsMLP, the report and check-data commands (the
+configs' parsing is in test_configs.py)."""
 
 from __future__ import annotations
 
 import gzip
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from lightning_fabric.utilities.exceptions import MisconfigurationException  # noqa: F401  (re-exported errors)
-from pytorch_lightning import LightningModule
 
-from lightning_stability import StabilityMonitor
-from lightning_stability.cli import _lightning_cli, main
+from lightning_stability.cli import main
 from lightning_stability.example import AbsMLP, MNISTDataModule, read_idx, write_idx
 from lightning_stability.plots import make_report
 
-ROOT = Path(__file__).resolve().parents[2]
-CONFIGS = sorted((ROOT / "configs").glob("*.yaml"))
+from ..helpers import CONFIGS_DIR, tensorboard_events
 
 
-def test_there_are_the_four_configs():
-    names = {path.name for path in CONFIGS}
-    assert {"mnist_abs_mlp.yaml", "mnist_full.yaml", "mnist_ddp.yaml", "instability_demo.yaml"} <= names
-
-
-@pytest.mark.parametrize("config", CONFIGS, ids=lambda path: path.name)
-def test_every_config_parses_and_instantiates(config, tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    cli = _lightning_cli()(args=["--config", str(config)], run=False)
-    assert isinstance(cli.model, LightningModule)
-    assert any(isinstance(callback, StabilityMonitor) for callback in cli.trainer.callbacks)
-
-
-def test_default_config_trains_and_logs_stability_metrics(tmp_path, monkeypatch, capsys):
-    monkeypatch.chdir(tmp_path)
+def test_default_config_trains_and_logs_stability_metrics(in_tmp_path, capsys):
     main(
         [
             "fit",
             "--config",
-            str(ROOT / "configs" / "mnist_abs_mlp.yaml"),
+            str(CONFIGS_DIR / "mnist_abs_mlp.yaml"),
             "--trainer.max_epochs=2",
             "--trainer.callbacks.init_args.log_figure=false",
         ]
     )
     out = capsys.readouterr().out
     assert "[lightning-stability] logs:" in out and "[lightning-stability] report:" in out
-    run_dir = tmp_path / "stability_logs" / "mnist_abs_mlp" / "version_0"
+    run_dir = in_tmp_path / "stability_logs" / "mnist_abs_mlp" / "version_0"
     assert (run_dir / "report.png").stat().st_size > 10_000
     assert len(list((run_dir / "margins").glob("margins_epoch=*.pt"))) == 3  # start + 2 epochs
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    events = EventAccumulator(str(run_dir), size_guidance={"scalars": 0, "histograms": 0})
-    events.Reload()
+    events = tensorboard_events(run_dir)
     tags = events.Tags()["scalars"]
     for name in (
         "stability/accuracy",
@@ -66,13 +45,12 @@ def test_default_config_trains_and_logs_stability_metrics(tmp_path, monkeypatch,
     assert "stability/margins" in events.Tags()["histograms"]
 
 
-def test_instability_demo_stops_and_says_why(tmp_path, monkeypatch, capsys):
-    monkeypatch.chdir(tmp_path)
-    main(["fit", "--config", str(ROOT / "configs" / "instability_demo.yaml")])
+def test_instability_demo_stops_and_says_why(in_tmp_path, capsys):
+    main(["fit", "--config", str(CONFIGS_DIR / "instability_demo.yaml")])
     out = capsys.readouterr().out
     assert "stopped: instability at epoch" in out
     assert "training loss fell" in out and "training accuracy fell" in out
-    margin_files = list((tmp_path / "stability_logs" / "instability_demo" / "version_0" / "margins").glob("*.pt"))
+    margin_files = list((in_tmp_path / "stability_logs" / "instability_demo" / "version_0" / "margins").glob("*.pt"))
     assert len(margin_files) < 30  # stopped before max_epochs (30 epochs + the start check)
 
 
@@ -139,9 +117,9 @@ def test_abs_mlp_uses_absolute_value_activations():
         AbsMLP(optimizer="lbfgs")
 
 
-def test_report_command_writes_a_png(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    main(["fit", "--config", str(ROOT / "configs" / "instability_demo.yaml"), "--trainer.max_epochs=3"])
+@pytest.mark.usefixtures("in_tmp_path")
+def test_report_command_writes_a_png(tmp_path):
+    main(["fit", "--config", str(CONFIGS_DIR / "instability_demo.yaml"), "--trainer.max_epochs=3"])
     log_dir = tmp_path / "stability_logs" / "instability_demo" / "version_0"
     assert main(["report", str(log_dir), "-o", str(tmp_path / "out.png")]) == 0
     assert (tmp_path / "out.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -159,9 +137,9 @@ def test_check_data_command_prints_a_table_and_writes_the_witness_png(tmp_path, 
     assert output.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_check_data_with_a_config_adds_the_first_layer_rows(tmp_path, monkeypatch, capsys):
-    monkeypatch.chdir(tmp_path)
-    text = (ROOT / "configs" / "mnist_abs_mlp.yaml").read_text().replace("hidden_dims: [256, 256]", "hidden_dims: [8]")
+@pytest.mark.usefixtures("in_tmp_path")
+def test_check_data_with_a_config_adds_the_first_layer_rows(tmp_path, capsys):
+    text = (CONFIGS_DIR / "mnist_abs_mlp.yaml").read_text().replace("hidden_dims: [256, 256]", "hidden_dims: [8]")
     (tmp_path / "small.yaml").write_text(text)
     main(["check-data", "--config", "small.yaml", "--directions", "2", "--principal", "0", "-o", "w.png"])
     assert "8 extra" in capsys.readouterr().out  # the model's first layer has 8 units

@@ -1,32 +1,45 @@
-"""configs/mnist_all_monitors.yaml: all four monitors instantiate, and a short run logs every monitor's metrics."""
+"""The configs in configs/: they parse and instantiate; configs/mnist_all_monitors.yaml has all four monitors, and a
+short run of it logs every monitor's metrics."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from pytorch_lightning import LightningModule
 
 from lightning_stability import GradientFlowMonitor, ParametrizationMonitor, SharpnessMonitor, StabilityMonitor
 from lightning_stability.cli import _lightning_cli, main
 
-CONFIG = Path(__file__).resolve().parents[2] / "configs" / "mnist_all_monitors.yaml"
+from ..helpers import CONFIGS_DIR, tensorboard_events
+
+CONFIGS = sorted(CONFIGS_DIR.glob("*.yaml"))
+CONFIG = CONFIGS_DIR / "mnist_all_monitors.yaml"
 MONITORS = (StabilityMonitor, SharpnessMonitor, ParametrizationMonitor, GradientFlowMonitor)
 
 
-def test_the_config_has_every_monitor(tmp_path, monkeypatch) -> None:
-    monkeypatch.chdir(tmp_path)
+def test_there_are_the_four_configs():
+    names = {path.name for path in CONFIGS}
+    assert {"mnist_abs_mlp.yaml", "mnist_full.yaml", "mnist_ddp.yaml", "instability_demo.yaml"} <= names
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=lambda path: path.name)
+@pytest.mark.usefixtures("in_tmp_path")
+def test_every_config_parses_and_instantiates(config):
+    cli = _lightning_cli()(args=["--config", str(config)], run=False)
+    assert isinstance(cli.model, LightningModule)
+    assert any(isinstance(callback, StabilityMonitor) for callback in cli.trainer.callbacks)
+
+
+@pytest.mark.usefixtures("in_tmp_path")
+def test_the_config_has_every_monitor() -> None:
     cli = _lightning_cli()(args=["--config", str(CONFIG)], run=False)
     assert [type(c) for c in cli.trainer.callbacks if isinstance(c, MONITORS)] == list(MONITORS)
     sharpness = next(c for c in cli.trainer.callbacks if isinstance(c, SharpnessMonitor))
     assert sharpness.num_samples == 512 and cli.model.hparams.optimizer == "sgd"
 
 
-def test_a_short_run_logs_every_monitor(tmp_path, monkeypatch) -> None:
-    monkeypatch.chdir(tmp_path)
+def test_a_short_run_logs_every_monitor(in_tmp_path) -> None:
     main(["fit", "--config", str(CONFIG), "--trainer.max_epochs=1", "--trainer.limit_train_batches=21"])
-    run_dir = tmp_path / "stability_logs" / "mnist_all_monitors" / "version_0"
-    events = EventAccumulator(str(run_dir), size_guidance={"scalars": 0, "histograms": 0}).Reload()
+    events = tensorboard_events(in_tmp_path / "stability_logs" / "mnist_all_monitors" / "version_0")
     scalars = events.Tags()["scalars"]
     for name in (
         "stability/accuracy",

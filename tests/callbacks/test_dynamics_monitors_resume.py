@@ -1,4 +1,5 @@
-"""Checkpoint resume: the monitors' counters continue (state_dict round trip) and their values match."""
+"""Checkpoint resume of the three dynamics monitors: their counters continue and their values match an uninterrupted
+run (the StabilityMonitor's resume is in test_stability_resume.py, the state_dict round trips in test_base.py)."""
 
 from __future__ import annotations
 
@@ -6,11 +7,10 @@ from pathlib import Path
 
 import pytest
 import pytorch_lightning as pl
-from pytorch_lightning.callbacks import ModelCheckpoint
 
 from lightning_stability import GradientFlowMonitor, ParametrizationMonitor, SharpnessMonitor
 
-from .helpers import FrozenMLP, MonitorRecorder, make_dataset, make_loader, trainer_kwargs
+from ..helpers import FrozenMLP, MonitorRecorder, epoch_checkpoints, fit
 
 MAX_EPOCHS = 3
 LR = 50.0  # with FrozenMLP's λ_max ≈ 0.8, lr·λ_max/2 > 1 at every check: the unstable counters grow
@@ -29,13 +29,16 @@ def run(tmp_path: Path, name: str, ckpt_path: Path | None = None):
     model = FrozenMLP(lr=LR)  # real gradients, weights never move: both runs see the same values at each check
     callbacks = monitors()
     recorder = MonitorRecorder(*callbacks)
-    checkpoint = ModelCheckpoint(
-        dirpath=tmp_path / name, filename="{epoch}", every_n_epochs=1, save_top_k=-1, save_on_train_epoch_end=True
+    checkpoint = epoch_checkpoints(tmp_path / name, save_on_train_epoch_end=True)
+    fit(
+        [*callbacks, recorder, checkpoint],
+        model,
+        120,
+        batch_size=20,
+        ckpt_path=ckpt_path,
+        max_epochs=MAX_EPOCHS,
+        enable_checkpointing=True,
     )
-    trainer = pl.Trainer(
-        **trainer_kwargs(max_epochs=MAX_EPOCHS, callbacks=[*callbacks, recorder, checkpoint], enable_checkpointing=True)
-    )
-    trainer.fit(model, make_loader(make_dataset(120), batch_size=20), ckpt_path=ckpt_path)
     return callbacks, recorder
 
 
@@ -64,15 +67,3 @@ def test_resumed_run_continues_the_counters(tmp_path) -> None:
         assert_same(resumed_records.records[name], full_records.records[name][1:])
     assert resumed_records.records["SharpnessMonitor"][-1]["stability/sharpness/consecutive_unstable"] == MAX_EPOCHS
     assert_same(resumed_records.records["GradientFlowMonitor"], full_records.records["GradientFlowMonitor"][2:])
-
-
-def test_state_dict_round_trip() -> None:
-    for monitor in monitors():
-        monitor.checks_done, monitor.last_checked_epoch = 7, 4
-        if isinstance(monitor, SharpnessMonitor):
-            monitor.consecutive_unstable, monitor.unstable_count, monitor.stop_reason = 2, 5, "why"
-        fresh = type(monitor)()
-        fresh.load_state_dict(monitor.state_dict())
-        assert fresh.state_dict() == monitor.state_dict()
-    assert SharpnessMonitor().state_key != SharpnessMonitor(num_samples=10).state_key
-    assert GradientFlowMonitor().state_key != GradientFlowMonitor(every_n_steps=2).state_key

@@ -2,34 +2,29 @@
 
 from __future__ import annotations
 
-import csv
 import warnings
-from pathlib import Path
 
 import pytest
 import pytorch_lightning as pl
 import torch
-from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
+from pytorch_lightning.loggers import CSVLogger
 
 from lightning_stability import StabilityMonitor
 
-from .helpers import MLP, SMALL_GRID, Recorder, make_dataset, make_loader, trainer_kwargs
+from .. import helpers
+from ..helpers import MLP, SMALL_GRID, Recorder, csv_rows, make_dataset, make_loader, tensorboard_events
 
 N = 300
 
 
-def fit(monitor: StabilityMonitor, model: pl.LightningModule | None = None, batch_size: int = 32, **kwargs):
-    pl.seed_everything(0)
-    model = model or MLP()
+def fit(monitor: StabilityMonitor, **kwargs) -> tuple[pl.Trainer, Recorder]:
+    """A seeded fit of a fresh MLP on N samples with the monitor and a Recorder after it."""
     recorder = Recorder(monitor)
-    trainer = pl.Trainer(**trainer_kwargs(**{"callbacks": [monitor, recorder], **kwargs}))
-    trainer.fit(model, make_loader(make_dataset(N), batch_size=batch_size))
-    return trainer, recorder
+    return helpers.fit([monitor, recorder], data=N, seed=0, **kwargs), recorder
 
 
-def read_csv(logger: CSVLogger) -> list[dict[str, str]]:
-    with open(Path(logger.log_dir) / "metrics.csv", newline="") as handle:
-        return list(csv.DictReader(handle))
+def csv_checks(logger: CSVLogger) -> list[dict[str, str]]:
+    return csv_rows(logger.log_dir, "stability/accuracy")
 
 
 def test_no_logger() -> None:
@@ -43,11 +38,10 @@ def test_no_logger() -> None:
     assert not noisy, f"the monitor warns once per metric without a logger: {noisy[:2]}"
 
 
-def test_csv_logger_gets_every_check(tmp_path) -> None:
-    logger = CSVLogger(tmp_path, name="csv", version=0)
+def test_csv_logger_gets_every_check(csv_logger) -> None:
     monitor = StabilityMonitor(grid=SMALL_GRID)
-    trainer, recorder = fit(monitor, logger=logger)
-    rows = [row for row in read_csv(logger) if row.get("stability/accuracy")]
+    trainer, recorder = fit(monitor, logger=csv_logger)
+    rows = csv_checks(csv_logger)
     assert [float(row["stability/check_epoch"]) for row in rows] == [-1.0, 0.0, 1.0]
     assert [int(row["step"]) for row in rows] == [0, 9, 19]  # 10 batches per epoch; Lightning's epoch-end steps
     for row, record in zip(rows, recorder.records, strict=True):
@@ -55,17 +49,12 @@ def test_csv_logger_gets_every_check(tmp_path) -> None:
             assert float(row[name]) == pytest.approx(value, rel=1e-12, abs=1e-12), name
 
 
-def test_several_loggers(tmp_path) -> None:
-    from tensorboard.backend.event_processing.event_accumulator import HISTOGRAMS, SCALARS, EventAccumulator
-
-    csv_logger = CSVLogger(tmp_path, name="csv", version=0)
-    tb_logger = TensorBoardLogger(tmp_path, name="tb", version=0)
+def test_several_loggers(csv_logger, tb_logger) -> None:
     monitor = StabilityMonitor(grid=SMALL_GRID)
     fit(monitor, logger=[csv_logger, tb_logger], max_epochs=1)
-    rows = [row for row in read_csv(csv_logger) if row.get("stability/accuracy")]
+    rows = csv_checks(csv_logger)
     assert len(rows) == 2
-    events = EventAccumulator(tb_logger.log_dir, size_guidance={SCALARS: 0, HISTOGRAMS: 0})
-    events.Reload()
+    events = tensorboard_events(tb_logger.log_dir)
     assert len(events.Scalars("stability/accuracy")) == 2
     assert len(events.Histograms("stability/margins")) == 2
     assert [float(row["stability/accuracy"]) for row in rows] == pytest.approx(
@@ -116,15 +105,16 @@ def test_check_at_start_false() -> None:
     assert "stability/flip_forgotten" in recorder.records[1]["metrics"]
 
 
-def test_trainer_validate_is_a_no_op(tmp_path) -> None:
-    logger = CSVLogger(tmp_path, name="csv", version=0)
+def test_trainer_validate_is_a_no_op(csv_logger) -> None:
     monitor = StabilityMonitor(grid=SMALL_GRID)
-    trainer = pl.Trainer(**trainer_kwargs(callbacks=[monitor], logger=logger))
+    trainer = pl.Trainer(**helpers.trainer_kwargs(callbacks=[monitor], logger=csv_logger))
     results = trainer.validate(MLP(), make_loader(make_dataset(64, seed=3)))
     assert "val_loss" in results[0]
     assert monitor.checks_done == 0 and monitor.last_pass is None and monitor.last_metrics == {}
     assert not any(name.startswith("stability/") for name in trainer.callback_metrics)
-    assert not any(name.startswith("stability/") for row in read_csv(logger) for name, v in row.items() if v)
+    assert not any(
+        name.startswith("stability/") for row in csv_rows(csv_logger.log_dir) for name, v in row.items() if v
+    )
 
 
 def test_user_dataset_and_dataloader() -> None:

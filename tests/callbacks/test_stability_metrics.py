@@ -7,11 +7,10 @@ import math
 import pytest
 import pytorch_lightning as pl
 import torch
-from pytorch_lightning.loggers import TensorBoardLogger
 
 from lightning_stability import StabilityMonitor, theory
 
-from .helpers import MLP, NUM_CLASSES, SMALL_GRID, Recorder, hand_margin_pass, make_dataset, make_loader, trainer_kwargs
+from ..helpers import MLP, NUM_CLASSES, SMALL_GRID, Recorder, fit, hand_margin_pass, make_dataset, tensorboard_events
 
 N = 400
 TOL = 1e-9
@@ -56,8 +55,7 @@ def test_metrics_equal_certify_on_hand_computed_margins() -> None:
     dataset = make_dataset(300)
     model = MLP(lr=0.5)
     monitor = StabilityMonitor(check_at_start=False)
-    trainer = pl.Trainer(**trainer_kwargs(max_epochs=1, callbacks=[monitor]))
-    trainer.fit(model, make_loader(dataset, batch_size=32))
+    trainer = fit([monitor], model, dataset, max_epochs=1)
 
     assert monitor.checks_done == 1 and monitor.last_checked_epoch == 0
     assert model.training, "the margin pass must restore train mode"
@@ -82,8 +80,7 @@ def test_flip_masses_events_and_saved_margin_files(tmp_path) -> None:
     model = MLP()
     monitor = StabilityMonitor(grid=SMALL_GRID, batch_size=100, save_margins=tmp_path / "margins")
     recorder = Recorder(monitor)
-    trainer = pl.Trainer(**trainer_kwargs(max_epochs=2, callbacks=[monitor, recorder]))
-    trainer.fit(model, make_loader(dataset, batch_size=32))
+    fit([monitor, recorder], model, dataset, max_epochs=2)
 
     files = sorted((tmp_path / "margins").glob("*.pt"))
     assert [f.name for f in files] == [
@@ -139,8 +136,7 @@ def test_weights_equal_certify_with_those_weights(kind: str) -> None:
     model = MLP()
     monitor = StabilityMonitor(grid=SMALL_GRID, weights=weights_arg, quantiles=(0.1, 0.5))
     recorder = Recorder(monitor)
-    trainer = pl.Trainer(**trainer_kwargs(max_epochs=1, callbacks=[monitor, recorder]))
-    trainer.fit(model, make_loader(dataset, batch_size=32))
+    trainer = fit([monitor, recorder], model, dataset, max_epochs=1)
 
     _, margins, losses = hand_margin_pass(model, dataset, batch_size=256)
     expected = expected_metrics(margins, losses, weights, epoch=0, quantiles=(0.1, 0.5), **SMALL_GRID)
@@ -153,25 +149,15 @@ def test_weights_equal_certify_with_those_weights(kind: str) -> None:
     assert monitor.last_metrics["stability/flip_learned"] == pytest.approx(learned, abs=TOL)
 
 
-def test_tensorboard_events_contain_scalars_histogram_and_figure(tmp_path) -> None:
-    from tensorboard.backend.event_processing.event_accumulator import (
-        HISTOGRAMS,
-        IMAGES,
-        SCALARS,
-        EventAccumulator,
-    )
-
+def test_tensorboard_events_contain_scalars_histogram_and_figure(tb_logger) -> None:
     pl.seed_everything(3)
     dataset = make_dataset(N)
     model = MLP()
     monitor = StabilityMonitor(grid=SMALL_GRID, log_figure=True)
     recorder = Recorder(monitor)
-    logger = TensorBoardLogger(tmp_path, name="tb", version=0)
-    trainer = pl.Trainer(**trainer_kwargs(max_epochs=2, callbacks=[monitor, recorder], logger=logger))
-    trainer.fit(model, make_loader(dataset, batch_size=32))
+    fit([monitor, recorder], model, dataset, max_epochs=2, logger=tb_logger)
 
-    events = EventAccumulator(logger.log_dir, size_guidance={SCALARS: 0, HISTOGRAMS: 0, IMAGES: 0})
-    events.Reload()
+    events = tensorboard_events(tb_logger.log_dir)
     tags = events.Tags()
     missing = set(monitor.last_metrics) - set(tags["scalars"])
     assert not missing, f"scalars missing from the TensorBoard events: {sorted(missing)}"

@@ -2,40 +2,24 @@
 
 from __future__ import annotations
 
-import csv
-from pathlib import Path
-
 import pytest
 import pytorch_lightning as pl
 import torch
 from lightning_fabric.utilities.exceptions import MisconfigurationException
-from pytorch_lightning.loggers import CSVLogger
-from torch import nn
-from torch.utils.data import DataLoader, Dataset, IterableDataset, TensorDataset
+from torch.utils.data import DataLoader, TensorDataset
 
 from lightning_stability import StabilityMonitor
 
-from .helpers import MLP, SMALL_GRID, make_data, make_dataset, make_loader, trainer_kwargs
+from .. import helpers
+from ..helpers import SMALL_GRID, DictDataset, DictMLP, Stream, csv_rows, make_data, make_dataset, make_loader
 
 N = 200
 Errors = (ValueError, MisconfigurationException)
 
 
 def fit(monitor: StabilityMonitor, loader: DataLoader | None = None, model=None, **kwargs) -> pl.Trainer:
-    pl.seed_everything(0)
-    trainer = pl.Trainer(**trainer_kwargs(callbacks=[monitor], **kwargs))
-    trainer.fit(model or MLP(), make_loader(make_dataset(N)) if loader is None else loader)
-    return trainer
-
-
-class Stream(IterableDataset):
-    """An IterableDataset without a length."""
-
-    def __init__(self, dataset: TensorDataset) -> None:
-        self.dataset = dataset
-
-    def __iter__(self):
-        return iter(zip(*self.dataset.tensors))
+    """A seeded fit of ``model`` (default a fresh MLP) with the monitor, on ``loader`` (default N samples)."""
+    return helpers.fit([monitor], model, N if loader is None else loader, seed=0, **kwargs)
 
 
 def test_iterable_dataset_without_length() -> None:
@@ -49,7 +33,7 @@ def test_iterable_dataset_without_length() -> None:
     assert monitor.last_metrics["stability/num_samples"] == N
 
 
-def test_nan_logits_fail_and_keep_earlier_csv_metrics(tmp_path) -> None:
+def test_nan_logits_fail_and_keep_earlier_csv_metrics(csv_logger) -> None:
     def forward_fn(module, batch):
         x, y = batch
         logits = module(x)
@@ -58,17 +42,15 @@ def test_nan_logits_fail_and_keep_earlier_csv_metrics(tmp_path) -> None:
             logits[5, 1] = float("nan")
         return logits, y
 
-    logger = CSVLogger(tmp_path, name="csv", version=0)
     monitor = StabilityMonitor(grid=SMALL_GRID, forward_fn=forward_fn)
     with pytest.raises(ValueError, match="NaN or inf") as error:
-        fit(monitor, logger=logger, max_epochs=4)
+        fit(monitor, logger=csv_logger, max_epochs=4)
     message = str(error.value)
     assert "StabilityMonitor" in message and "learning rate" in message
     assert monitor.checks_done == 3  # start, epochs 0 and 1
 
     # the metrics of the checks before the failure were written to disk
-    with open(Path(logger.log_dir) / "metrics.csv", newline="") as handle:
-        rows = [row for row in csv.DictReader(handle) if row.get("stability/check_epoch")]
+    rows = csv_rows(csv_logger.log_dir, "stability/check_epoch")
     assert [float(row["stability/check_epoch"]) for row in rows] == [-1.0, 0.0, 1.0]
     assert float(rows[-1]["stability/accuracy"]) == pytest.approx(monitor.last_metrics["stability/accuracy"])
 
@@ -101,29 +83,13 @@ def test_forward_fn_with_wrong_outputs(forward_fn, match: str) -> None:
     assert monitor.checks_done == 0
 
 
-class DictDataset(Dataset):
-    def __init__(self) -> None:
-        self.x, self.y = make_data(N)
-
-    def __len__(self) -> int:
-        return N
-
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        return {"image": self.x[index], "label": self.y[index]}
-
-
-class DictMLP(MLP):
-    def training_step(self, batch, batch_idx):
-        return nn.functional.cross_entropy(self(batch["image"]), batch["label"])
-
-
 def test_default_forward_needs_x_y_batches() -> None:
-    loader = make_loader(DictDataset())
+    loader = make_loader(DictDataset(N))
     with pytest.raises(MisconfigurationException, match=r"expects `\(x, y\)` batches, got dict") as error:
         fit(StabilityMonitor(grid=SMALL_GRID), loader, model=DictMLP(), max_epochs=1)
     assert "forward_fn=" in str(error.value)
     # ... and the forward_fn it asks for works
-    monitor = StabilityMonitor(grid=SMALL_GRID, forward_fn=lambda m, b: (m(b["image"]), b["label"]))
+    monitor = StabilityMonitor(grid=SMALL_GRID, forward_fn=lambda m, b: (m(b["x"]), b["y"]))
     fit(monitor, loader, model=DictMLP(), max_epochs=1)
     assert monitor.last_metrics["stability/num_samples"] == N
 

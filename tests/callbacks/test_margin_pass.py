@@ -1,4 +1,5 @@
-"""An implementation no one here wrote agrees with ours: aum's AUMCalculator records the same margin δ."""
+"""The margin pass's MarginCollector against an implementation no one here wrote: aum's AUMCalculator records the
+same margin δ."""
 
 from __future__ import annotations
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import pytorch_lightning as pl
 import torch
 from pytorch_lightning.loggers import CSVLogger
 from torch.utils.data import TensorDataset
 
 from lightning_stability import StabilityMonitor, theory
-from tests.callbacks.helpers import MLP, SMALL_GRID, make_data, make_loader
+
+from ..helpers import MLP, SMALL_GRID, fit, make_data
 
 
 def test_check_data_runs_once_with_the_first_layer_rows_and_writes_the_witness(tmp_path):
@@ -18,24 +18,17 @@ def test_check_data_runs_once_with_the_first_layer_rows_and_writes_the_witness(t
     settings = dict(n_random=8, n_principal=2, min_cluster_mass=0.01)
     monitor = StabilityMonitor(grid=SMALL_GRID, check_data=settings, check_at_start=False)
     model = MLP(hidden=6)
-    trainer = pl.Trainer(
-        max_epochs=2,
-        callbacks=[monitor],
-        logger=CSVLogger(tmp_path),
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        default_root_dir=tmp_path,
-    )
     first_layer = model.net[0].weight.detach().double().clone()
-    trainer.fit(model, make_loader(TensorDataset(x, y)))
+    fit([monitor], model, TensorDataset(x, y), max_epochs=2, logger=CSVLogger(tmp_path), default_root_dir=tmp_path)
 
     report = monitor.data_report
     expected = theory.data_clusters(x, extra_directions=first_layer, **settings)
     assert report.kinds.count("extra") == 6
     torch.testing.assert_close(report.upper, expected.upper)
     assert report.violated and report.witness_indices.tolist() == planted.tolist()
-    saved = torch.load(tmp_path / "lightning_logs" / "version_0" / "data_clusters.pt", weights_only=True)
+    log_dir = tmp_path / "lightning_logs" / "version_0"
+    saved = torch.load(log_dir / "data_clusters.pt", weights_only=True)
     assert saved["witness_indices"].tolist() == planted.tolist()
-    assert "isolated cluster" in (tmp_path / "lightning_logs" / "version_0" / "data_clusters.txt").read_text()
-    metrics = (tmp_path / "lightning_logs" / "version_0" / "metrics.csv").read_text()
+    assert "isolated cluster" in (log_dir / "data_clusters.txt").read_text()
+    metrics = (log_dir / "metrics.csv").read_text()
     assert "stability/data/constant_upper" in metrics and "stability/data/violated" in metrics

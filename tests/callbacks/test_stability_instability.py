@@ -8,13 +8,12 @@ import math
 import pytest
 import pytorch_lightning as pl
 import torch
-from pytorch_lightning.callbacks import ModelCheckpoint
 from torch import nn
 from torch.utils.data import TensorDataset
 
 from lightning_stability import StabilityMonitor, theory
 
-from .helpers import SMALL_GRID, Recorder, make_loader, trainer_kwargs
+from ..helpers import SMALL_GRID, Recorder, epoch_checkpoints, fit
 
 # Three groups of samples; the input of a sample is the one-hot code of its group, so a bias-free linear layer
 # gives every group its own logit vector. Group g has class g: 40, 40 and 20 samples.
@@ -97,13 +96,20 @@ class AssertScripted(pl.Callback):
         assert torch.equal(pl_module.linear.weight, weight_for(trainer.current_epoch))
 
 
-def fit(monitor: StabilityMonitor, tmp_path=None, ckpt_path=None, checkpoint: bool = False):
+def fit_scripted(monitor: StabilityMonitor, tmp_path=None, ckpt_path=None, checkpoint: bool = False):
     script, recorder = Script(), Recorder(monitor)
     callbacks: list[pl.Callback] = [script, monitor, recorder, AssertScripted()]
     if checkpoint:
-        callbacks.append(ModelCheckpoint(dirpath=tmp_path, filename="{epoch}", every_n_epochs=1, save_top_k=-1))
-    trainer = pl.Trainer(**trainer_kwargs(max_epochs=MAX_EPOCHS, callbacks=callbacks, enable_checkpointing=checkpoint))
-    trainer.fit(ScriptedClassifier(), make_loader(dataset(), batch_size=25), ckpt_path=ckpt_path)
+        callbacks.append(epoch_checkpoints(tmp_path))
+    trainer = fit(
+        callbacks,
+        ScriptedClassifier(),
+        dataset(),
+        batch_size=25,
+        ckpt_path=ckpt_path,
+        max_epochs=MAX_EPOCHS,
+        enable_checkpointing=checkpoint,
+    )
     return trainer, script, recorder
 
 
@@ -129,7 +135,7 @@ def test_instability_events_and_stop(
 ) -> None:
     monitor = StabilityMonitor(grid=SMALL_GRID, stop_on_instability=stop, patience=patience, tol=tol)
     with caplog.at_level(logging.INFO), pytest.warns(UserWarning, match="StabilityMonitor: instability") as warned:
-        trainer, script, recorder = fit(monitor)
+        trainer, script, recorder = fit_scripted(monitor)
 
     assert script.epochs == list(range(last_epoch + 1)), "training must stop right after the stopping check"
     assert [r["metrics"]["stability/check_epoch"] for r in recorder.records] == list(range(-1, last_epoch + 1))
@@ -169,7 +175,7 @@ def test_instability_events_and_stop(
 def test_tol_ignores_small_accuracy_drops() -> None:
     monitor = StabilityMonitor(grid=SMALL_GRID, stop_on_instability=True, patience=2, tol=0.3)
     with pytest.warns(UserWarning, match="StabilityMonitor: instability"):
-        trainer, script, recorder = fit(monitor)
+        trainer, script, recorder = fit_scripted(monitor)
     # 0.8 -> 0.4 drops count, 0.4 -> 0.2 does not: never two in a row
     assert [r["metrics"]["stability/instability"] for r in recorder.records] == [0, 0, 1, 0, 1, 0, 0]
     assert script.epochs == list(range(MAX_EPOCHS)) and not trainer.should_stop
@@ -180,12 +186,12 @@ def test_instability_counters_survive_resume(tmp_path) -> None:
     """The consecutive count lives in the checkpoint: resumed after epoch 3's event, epoch 4's event stops."""
     monitor = StabilityMonitor(grid=SMALL_GRID, stop_on_instability=True, patience=2)
     with pytest.warns(UserWarning):
-        fit(monitor, tmp_path / "full", checkpoint=True)
+        fit_scripted(monitor, tmp_path / "full", checkpoint=True)
     assert monitor.stop_reason.startswith("instability at epoch 4")
 
     resumed = StabilityMonitor(grid=SMALL_GRID, stop_on_instability=True, patience=2)
     with pytest.warns(UserWarning, match="instability at epoch 4"):
-        trainer, script, recorder = fit(resumed, ckpt_path=tmp_path / "full" / "epoch=3.ckpt")
+        trainer, script, recorder = fit_scripted(resumed, ckpt_path=tmp_path / "full" / "epoch=3.ckpt")
     assert script.epochs == [4] and trainer.should_stop
     assert resumed.state_dict()["consecutive_instabilities"] == 2
     assert (resumed.instability_count, resumed.stop_reason) == (monitor.instability_count, monitor.stop_reason)
@@ -198,7 +204,7 @@ def test_instability_counters_survive_resume(tmp_path) -> None:
     torch.save(checkpoint, tmp_path / "missed.ckpt")
     caught_up = StabilityMonitor(grid=SMALL_GRID, stop_on_instability=True, patience=2)
     with pytest.warns(UserWarning) as warned:
-        trainer, script, recorder = fit(caught_up, ckpt_path=tmp_path / "missed.ckpt")
+        trainer, script, recorder = fit_scripted(caught_up, ckpt_path=tmp_path / "missed.ckpt")
     messages = [str(w.message) for w in warned if "StabilityMonitor: instability" in str(w.message)]
     assert [m.split(":")[1].strip() for m in messages] == ["instability at epoch 3", "instability at epoch 4"]
     assert [r["hook"] for r in recorder.records] == ["train_start", "epoch_end"]

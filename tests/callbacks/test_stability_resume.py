@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import pytest
 import pytorch_lightning as pl
 import torch
-from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.loggers import CSVLogger
 
 from lightning_stability import StabilityMonitor
 
-from .helpers import MLP, SMALL_GRID, Recorder, make_dataset, make_loader, trainer_kwargs
+from ..helpers import MLP, SMALL_GRID, Recorder, csv_rows, epoch_checkpoints, fit, make_dataset, make_loader
 
 MAX_EPOCHS = 3
 
@@ -23,32 +21,27 @@ def run(tmp_path: Path, name: str, with_validation: bool, ckpt_path: Path | None
     model = MLP(lr=0.5)  # deterministic: no dropout, no shuffling, plain SGD
     monitor = StabilityMonitor(grid=SMALL_GRID, batch_size=100, tol=0.0)
     recorder = Recorder(monitor)
-    checkpoint = ModelCheckpoint(
-        dirpath=tmp_path / name / "checkpoints",
-        filename="{epoch}",
-        every_n_epochs=1,
-        save_top_k=-1,
-        # with a validation loop: save at validation end, i.e. before the monitor's check of the epoch
-        save_on_train_epoch_end=not with_validation,
-    )
-    trainer = pl.Trainer(
-        **trainer_kwargs(
-            max_epochs=MAX_EPOCHS,
-            callbacks=[monitor, recorder, checkpoint],
-            logger=CSVLogger(tmp_path, name=name, version=0),
-            enable_checkpointing=True,
-            limit_val_batches=1,
-        )
-    )
+    # with a validation loop: save at validation end, i.e. before the monitor's check of the epoch
+    checkpoint = epoch_checkpoints(tmp_path / name / "checkpoints", save_on_train_epoch_end=not with_validation)
     val_loader = make_loader(make_dataset(64, seed=7), batch_size=64) if with_validation else None
-    trainer.fit(model, make_loader(make_dataset(300), batch_size=30), val_loader, ckpt_path=ckpt_path)
+    trainer = fit(
+        [monitor, recorder, checkpoint],
+        model,
+        300,
+        batch_size=30,
+        val_loader=val_loader,
+        ckpt_path=ckpt_path,
+        max_epochs=MAX_EPOCHS,
+        logger=CSVLogger(tmp_path, name=name, version=0),
+        enable_checkpointing=True,
+        limit_val_batches=1,
+    )
     return monitor, recorder, trainer
 
 
 def csv_checks(trainer: pl.Trainer) -> dict[float, dict[str, str]]:
     """The monitor's rows of metrics.csv (its columns, the step and the epoch), by checked epoch."""
-    with open(Path(trainer.logger.log_dir) / "metrics.csv", newline="") as handle:
-        rows = [row for row in csv.DictReader(handle) if row.get("stability/check_epoch")]
+    rows = csv_rows(trainer.logger.log_dir, "stability/check_epoch")
     keep = lambda row: {k: v for k, v in row.items() if k.startswith("stability/") or k in ("step", "epoch")}
     checks = {float(row["stability/check_epoch"]): keep(row) for row in rows}
     assert len(checks) == len(rows), "an epoch was checked twice"

@@ -1,0 +1,136 @@
+"""The monitors' shared base (callbacks/base.py): the epoch schedule's validation, the checkpoint state and the stop
+decision, alike for every monitor."""
+
+from __future__ import annotations
+
+import io
+import logging
+from typing import Any
+
+import pytest
+import torch
+from lightning_fabric.utilities.exceptions import MisconfigurationException
+
+from lightning_stability import GradientFlowMonitor, ParametrizationMonitor, SharpnessMonitor, StabilityMonitor
+from lightning_stability.callbacks.base import EpochMonitor
+
+from ..helpers import all_monitors, fit
+
+EPOCH_MONITORS = (StabilityMonitor, SharpnessMonitor, ParametrizationMonitor)
+MONITORS = (*EPOCH_MONITORS, GradientFlowMonitor)
+
+
+@pytest.mark.parametrize("value", [True, 0, -1, 1.5], ids=["True", "0", "-1", "1.5"])
+@pytest.mark.parametrize("monitor", EPOCH_MONITORS, ids=lambda cls: cls.__name__)
+def test_every_n_epochs_must_be_a_positive_integer(monitor: type[EpochMonitor], value: Any) -> None:
+    with pytest.raises(MisconfigurationException, match=r"`every_n_epochs` must be a positive integer") as error:
+        monitor(every_n_epochs=value)
+    assert str(error.value).startswith(f"{monitor.__name__}: ") and f"got {value!r}" in str(error.value)
+
+
+@pytest.mark.parametrize("monitor", EPOCH_MONITORS, ids=lambda cls: cls.__name__)
+def test_every_n_epochs_schedules_the_checks(monitor: type[EpochMonitor]) -> None:
+    every_third = monitor(every_n_epochs=3)
+    assert every_third.every_n_epochs == 3
+    assert [epoch for epoch in range(9) if every_third.is_check_epoch(epoch)] == [2, 5, 8]
+    assert all(monitor().is_check_epoch(epoch) for epoch in range(4))  # default: every epoch
+
+
+# a value for every attribute any monitor keeps in checkpoints, none of them a default
+SAVED_VALUES: dict[str, Any] = {
+    "checks_done": 7,
+    "stop_reason": "stopped for a test",
+    "last_checked_epoch": 4,
+    "instability_count": 3,
+    "consecutive_instabilities": 2,
+    "previous": {
+        "indices": torch.arange(5),
+        "margins": torch.tensor([0.5, -1.0, 2.0, 0.0, 3.5], dtype=torch.float64),
+        "loss": 0.25,
+        "accuracy": 0.8,
+    },
+    "unstable_count": 5,
+    "consecutive_unstable": 2,
+    "indices": torch.tensor([4, 0, 9]),
+    "last_logged_step": 16,
+}
+
+
+def same(a: Any, b: Any) -> bool:
+    if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
+        return isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor) and a.dtype == b.dtype and torch.equal(a, b)
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(same(a[key], b[key]) for key in a)
+    return type(a) is type(b) and a == b
+
+
+@pytest.mark.parametrize("monitor", MONITORS, ids=lambda cls: cls.__name__)
+def test_load_state_dict_restores_every_checkpoint_attribute(monitor: type) -> None:
+    keys = monitor.checkpoint_state
+    assert {"checks_done", "stop_reason"} <= set(keys)
+    assert set(keys) <= set(SAVED_VALUES), f"give SAVED_VALUES the new attributes {set(keys) - set(SAVED_VALUES)}"
+    original = monitor()
+    for key in keys:
+        setattr(original, key, SAVED_VALUES[key])
+    state = original.state_dict()
+    assert list(state) == list(keys)
+    buffer = io.BytesIO()
+    torch.save(state, buffer)  # as in a checkpoint file: plain data only
+    buffer.seek(0)
+    loaded = torch.load(buffer, weights_only=True)
+
+    restored = monitor()
+    assert not any(same(getattr(restored, key), SAVED_VALUES[key]) for key in keys), "the defaults must differ"
+    restored.load_state_dict(loaded)
+    for key in keys:
+        assert same(getattr(restored, key), SAVED_VALUES[key]), key
+    assert same(restored.state_dict(), state)
+
+    # a checkpoint without some of the attributes (an older version) restores the others and keeps the defaults
+    partial = monitor()
+    partial.load_state_dict({"checks_done": 3})
+    assert partial.checks_done == 3
+    assert all(same(getattr(partial, key), getattr(monitor(), key)) for key in keys if key != "checks_done")
+
+
+def test_state_dict_round_trip() -> None:
+    for monitor in all_monitors():
+        monitor.checks_done, monitor.last_checked_epoch = 7, 4
+        if isinstance(monitor, SharpnessMonitor):
+            monitor.consecutive_unstable, monitor.unstable_count, monitor.stop_reason = 2, 5, "why"
+        fresh = type(monitor)()
+        fresh.load_state_dict(monitor.state_dict())
+        assert fresh.state_dict() == monitor.state_dict()
+    assert SharpnessMonitor().state_key != SharpnessMonitor(num_samples=10).state_key
+    assert GradientFlowMonitor().state_key != GradientFlowMonitor(every_n_steps=2).state_key
+
+
+class StopAt(EpochMonitor):
+    """Checks after every epoch and asks to stop at the check of ``stop_epoch``; records every decision."""
+
+    def __init__(self, stop_epoch: int | None) -> None:
+        super().__init__()
+        self.stop_epoch = stop_epoch
+        self.decisions: list[tuple[int, bool, bool]] = []
+
+    def run_check(self, trainer, pl_module, epoch: int, in_epoch_end: bool) -> None:
+        stop = epoch == self.stop_epoch
+        decided = self.decide_stop(trainer, stop, f"asked at epoch {epoch}" if stop else None)
+        self.decisions.append((epoch, decided, trainer.should_stop))
+        self.finish_check({}, epoch)
+
+
+def test_decide_stop_sets_trainer_should_stop(caplog) -> None:
+    monitor = StopAt(stop_epoch=1)
+    with caplog.at_level(logging.INFO):
+        trainer = fit([monitor], data=64, max_epochs=5)
+    assert monitor.decisions == [(0, False, False), (1, True, True)]
+    assert trainer.should_stop and trainer.current_epoch == 2, "training must stop right after the stopping check"
+    assert monitor.stop_reason == "asked at epoch 1" and monitor.checks_done == 2
+    assert "[StopAt] stopping training: asked at epoch 1" in caplog.text
+
+    # a monitor that never asks leaves the trainer alone
+    never = StopAt(stop_epoch=None)
+    trainer = fit([never], data=64, max_epochs=3)
+    assert never.decisions == [(0, False, False), (1, False, False), (2, False, False)]
+    assert not trainer.should_stop and never.stop_reason is None

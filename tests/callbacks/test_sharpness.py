@@ -1,0 +1,165 @@
+"""SharpnessMonitor in a real Trainer: λ_max of the explicit Hessian, lr · λ_max / 2, stopping, bad input."""
+
+from __future__ import annotations
+
+import pytest
+import pytorch_lightning as pl
+import torch
+from lightning_fabric.utilities.exceptions import MisconfigurationException
+from torch import nn
+
+from lightning_stability import SharpnessMonitor
+
+from .. import helpers
+from ..helpers import (
+    MLP,
+    DictDataset,
+    DictMLP,
+    FrozenMLP,
+    MonitorRecorder,
+    Stream,
+    explicit_hessian,
+    make_dataset,
+    make_loader,
+    subset_tensors,
+)
+
+N = 200
+
+
+def fit(monitor: SharpnessMonitor, model: pl.LightningModule, max_epochs: int = 2) -> tuple[pl.Trainer, list[dict]]:
+    """Fit on N shuffled samples with the monitor; returns the trainer and the metrics of each of its checks."""
+    recorder = MonitorRecorder(monitor)
+    trainer = helpers.fit([monitor, recorder], model, N, batch_size=25, shuffle=True, max_epochs=max_epochs)
+    return trainer, recorder.records["SharpnessMonitor"]
+
+
+@pytest.mark.parametrize("method", ["power", "lanczos"])
+def test_lambda_max_equals_the_explicit_hessian_top_eigenvalue(method: str) -> None:
+    pl.seed_everything(0)
+    model = MLP(hidden=8, dropout=0.3)  # dropout: the monitor must evaluate in eval mode
+    monitor = SharpnessMonitor(num_samples=150, method=method)
+    fit(monitor, model)
+    assert monitor.indices.numel() == 150 and monitor.indices.unique().numel() == 150
+    inputs, targets = subset_tensors(make_dataset(N), monitor.indices)
+    expected = float(torch.linalg.eigvalsh(explicit_hessian(model, inputs, targets).double())[-1])
+    assert monitor.last_metrics["stability/sharpness/lambda_max"] == pytest.approx(expected, rel=0.01)
+    assert monitor.last_metrics["stability/sharpness/lr"] == 0.2
+    assert monitor.last_metrics["stability/sharpness/lr_lambda_over_2"] == pytest.approx(0.2 * expected / 2, rel=0.01)
+    assert monitor.checks_done == 2 and monitor.last_checked_epoch == 1
+
+
+def test_chunked_loss_gives_the_same_lambda_max() -> None:
+    values = []
+    for batch_size in (None, 40):
+        pl.seed_everything(0)
+        model = MLP(hidden=8)
+        monitor = SharpnessMonitor(num_samples=120, batch_size=batch_size, tol=1e-6, max_iter=500)
+        fit(monitor, model, max_epochs=1)
+        values.append(monitor.last_metrics["stability/sharpness/lambda_max"])
+    assert values[0] == pytest.approx(values[1], rel=1e-4)
+
+
+@pytest.fixture(scope="module")
+def frozen_lambda() -> float:
+    """λ_max of FrozenMLP's (seeded, never moving) weights on the monitor's subset (computed once per module)."""
+    pl.seed_everything(0)
+    model = FrozenMLP(lr=0.0)
+    monitor = SharpnessMonitor(num_samples=100)
+    fit(monitor, model, max_epochs=1)
+    return monitor.last_metrics["stability/sharpness/lambda_max"]
+
+
+def test_lr_lambda_over_2_reacts_to_the_learning_rate(frozen_lambda: float) -> None:
+    lam = frozen_lambda
+    assert lam > 0
+    ratios = {}
+    for lr in (1.0 / lam, 3.0 / lam):  # lr·λ/2 = 0.5 (stable) and 1.5 (unstable)
+        pl.seed_everything(0)
+        monitor = SharpnessMonitor(num_samples=100)
+        fit(monitor, FrozenMLP(lr=lr), max_epochs=2)
+        assert monitor.last_metrics["stability/sharpness/lambda_max"] == pytest.approx(lam, rel=1e-6)
+        assert monitor.last_metrics["stability/sharpness/lr"] == pytest.approx(lr)
+        ratios[lr] = monitor.last_metrics["stability/sharpness/lr_lambda_over_2"]
+        assert monitor.last_metrics["stability/sharpness/unstable"] == float(ratios[lr] > 1)
+        assert monitor.unstable_count == (2 if ratios[lr] > 1 else 0)
+    assert list(ratios.values()) == pytest.approx([0.5, 1.5], rel=1e-5)
+
+
+def test_stop_after_patience_consecutive_unstable_checks(frozen_lambda: float) -> None:
+    lam = frozen_lambda
+    # Lightning steps epoch-interval schedulers before `on_train_epoch_end`: the check of epoch e sees the lr of
+    # epoch e + 1, factors[e + 1]. lr·λ/2 at the checks: 1.5, 0.5, 1.5, 1.5, 1.5 → the unstable streak restarts
+    # after epoch 1 and patience 2 stops at epoch 3.
+    factors = [1.0, 1.0, 1 / 3, 1.0, 1.0, 1.0]
+    pl.seed_everything(0)
+    model = FrozenMLP(lr=3.0 / lam, lr_factors=factors)
+    monitor = SharpnessMonitor(num_samples=100, stop_on_unstable=True, patience=2)
+    trainer, records = fit(monitor, model, max_epochs=5)
+    ratios = [r["stability/sharpness/lr_lambda_over_2"] for r in records]
+    assert ratios == pytest.approx([1.5, 0.5, 1.5, 1.5], rel=1e-5)
+    consecutive = [r["stability/sharpness/consecutive_unstable"] for r in records]
+    assert consecutive == [1, 0, 1, 2]
+    assert trainer.should_stop and trainer.current_epoch == 4 and monitor.checks_done == 4
+    assert "lr·λ_max/2 = 1.5 > 1" in monitor.stop_reason and "patience 2" in monitor.stop_reason
+    assert "2 consecutive check(s) up to epoch 3" in monitor.stop_reason
+    # the same schedule without stop_on_unstable runs to the end
+    pl.seed_everything(0)
+    quiet = SharpnessMonitor(num_samples=100, patience=2)
+    fit(quiet, FrozenMLP(lr=3.0 / lam, lr_factors=factors), max_epochs=5)
+    assert quiet.checks_done == 5 and quiet.stop_reason is None and quiet.consecutive_unstable == 3
+
+
+def test_every_n_epochs() -> None:
+    pl.seed_everything(0)
+    monitor = SharpnessMonitor(every_n_epochs=2, num_samples=50)
+    _, records = fit(monitor, MLP(hidden=8), max_epochs=5)
+    assert monitor.checks_done == 2 and monitor.last_checked_epoch == 3
+    assert len(records) == 2
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        (dict(every_n_epochs=0), "`every_n_epochs` must be a positive integer"),
+        (dict(num_samples=0), "`num_samples` must be a positive integer"),
+        (dict(patience=0), "`patience` must be a positive integer"),
+        (dict(batch_size=-1), "`batch_size` must be a positive integer"),
+        (dict(method="qr"), "`method` must be 'power' or 'lanczos'"),
+        (dict(tol=1.5), r"`tol` must be a relative tolerance in \(0, 1\)"),
+        (dict(max_iter=1), "`max_iter` must be an integer >= 2"),
+        (dict(loss_fn="cross_entropy"), r"`loss_fn` must be callable as loss_fn\(pl_module, batch\)"),
+        (dict(seed=0.5), "`seed` must be an integer"),
+    ],
+)
+def test_bad_arguments(kwargs, message) -> None:
+    with pytest.raises(MisconfigurationException, match=message):
+        SharpnessMonitor(**kwargs)
+
+
+def test_batches_the_default_loss_cannot_read_say_what_to_pass() -> None:
+    loader = make_loader(DictDataset(60), batch_size=20)
+    monitor = SharpnessMonitor(num_samples=20)
+    with pytest.raises(MisconfigurationException, match=r"expects `\(x, y\)` batches, got dict. Pass `loss_fn="):
+        helpers.fit([monitor], DictMLP(), loader, max_epochs=1)
+    # ... and what the message suggests works
+    monitor = SharpnessMonitor(
+        num_samples=20, loss_fn=lambda module, batch: nn.functional.cross_entropy(module(batch["x"]), batch["y"])
+    )
+    helpers.fit([monitor], DictMLP(), loader, max_epochs=1)
+    assert monitor.checks_done == 1 and monitor.last_metrics["stability/sharpness/lambda_max"] > 0
+
+
+def test_a_non_finite_loss_fails_with_the_epoch() -> None:
+    loss_fn = lambda module, batch: nn.functional.cross_entropy(module(batch[0]), batch[1]) * float("nan")
+    with pytest.raises(ValueError, match=r"SharpnessMonitor at epoch 0: the loss is nan \(not finite\)"):
+        fit(SharpnessMonitor(num_samples=20, loss_fn=loss_fn), MLP(), max_epochs=1)
+
+
+def test_an_iterable_training_set_needs_dataset() -> None:
+    stream = make_loader(Stream(make_dataset(40)), batch_size=20)
+    with pytest.raises(MisconfigurationException, match=r"needs a map-style dataset .* Pass `dataset=`"):
+        helpers.fit([SharpnessMonitor(num_samples=20)], MLP(), stream, max_epochs=1)
+    monitor = SharpnessMonitor(num_samples=20, dataset=make_dataset(40))
+    helpers.fit([monitor], MLP(), stream, max_epochs=1)
+    assert monitor.checks_done == 1
