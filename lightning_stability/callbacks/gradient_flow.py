@@ -39,6 +39,10 @@ class GradientFlowMonitor(Monitor):
         layers: module names in depth order (input side first) instead of the default.
         verbose: print the layers at fit start and a one-line summary of every logged step (rank zero).
 
+    Raises:
+        MisconfigurationException: on invalid options (here), and at setup if fewer than two layers with a weight
+            matrix are found or ``layers`` names modules that are missing or own no parameters.
+
     Example:
 
         >>> from pytorch_lightning import Trainer

@@ -68,6 +68,11 @@ class ParametrizationMonitor(EpochMonitor):
         log_histogram: log the balance histograms (TensorBoard).
         verbose: print the layers found and a one-line summary per layer and check (rank zero).
 
+    Raises:
+        MisconfigurationException: on invalid options (here), at setup if no hidden layer is found or ``layers``
+            names missing or unsuitable modules, and when training starts if the probe forward does not call every
+            hidden layer — before the first epoch.
+
     Example:
 
         >>> from pytorch_lightning import Trainer

@@ -74,6 +74,12 @@ class SharpnessMonitor(EpochMonitor):
         patience: consecutive unstable checks that stop training.
         verbose: print a one-line summary of every check (rank zero).
 
+    Raises:
+        MisconfigurationException: on invalid options (here), and when training starts if the training data cannot
+            be found or is not map-style, the model has no trainable parameters, or ``loss_fn`` does not give a
+            differentiable scalar on one sample — before the first epoch.
+        ValueError: at a check, if the loss or a Hessian-vector product is not finite.
+
     Example:
 
         >>> from pytorch_lightning import Trainer

@@ -76,6 +76,13 @@ class StabilityMonitor(EpochMonitor):
             extra directions; logs ``stability/data/*`` and writes ``data_clusters.pt``/``.txt`` (witness
             indices) to the log directory. ``True`` uses the defaults; a dict passes keyword arguments.
 
+    Raises:
+        MisconfigurationException: on invalid options (here), and when training starts if the training data cannot
+            be found or is not map-style, or ``forward_fn`` does not return ``(logits [B, K], targets [B])`` on the
+            first batch — before the first epoch.
+        ValueError: at a check, if the model's outputs are not finite or the labels are out of range, naming the
+            samples; if ``weights`` has fewer entries than the dataset.
+
     Example:
 
         >>> from pytorch_lightning import Trainer
