@@ -18,6 +18,7 @@ from tests.theory.oracles import (
     naive_cdf,
     naive_loss_bounds,
     naive_loss_floor,
+    phi_trivial_closed_form,
     phi_u_a_exact,
     phi_u_b_exact,
 )
@@ -85,17 +86,35 @@ def test_theorem_a_floor(seed, K, gamma):
 
 
 def test_theorem_a_floor_when_bad_set_not_empty():
-    """B_eta != empty: Theorem A does not apply.  THEORY.md does not say whether this is
-    an error or an infinite C_A; accept a ValueError, else C_A = inf and a floor that
-    adds nothing beyond the loss floor."""
+    """THEORY.md §5: Theorem A assumes ``B_η = ∅`` (and §7 builds every candidate with ``η ≥ −min δ``);
+    ``theorem_a_floor``'s docstring: "Requires ``B_η = ∅`` (``min δ ≥ −η``)". A positive-weight margin
+    below ``−η`` is therefore a caller error: a ValueError naming the bad set, never a silent floor.
+    The same holds for Theorem B. On the boundary ``min δ = −η`` the bad set (``δ < −η``) is empty, so
+    the call is valid; there ``λ_k = 0``, ``C_A = +∞`` (§5) and ``U_A = ζ`` on ``(0, D]``: the trivial
+    envelope, whose ``Φ`` has the closed form ``(1 − ζ) f_K(η0) + ζ f_K(−η)`` (§4)."""
     d = torch.tensor([-2.0, 3.0, 4.0, 5.0], dtype=torch.float64)
-    try:
-        res = theory.theorem_a_floor(d, 3, 1.0, 3.5, 1.0)
-    except ValueError:
-        return
+    with pytest.raises(ValueError, match="bad set"):
+        theory.theorem_a_floor(d, 3, 1.0, 3.5, 1.0)
+    with pytest.raises(ValueError, match="bad set"):
+        theory.theorem_b_floor(d, 3, 1.0, 3.5)
+
+    # boundary: min δ = −η exactly
+    d = torch.tensor([-1.0, 3.0, 4.0, 5.0], dtype=torch.float64)
+    res = theory.theorem_a_floor(d, 3, 1.0, 3.5, 1.0)
     assert res.condition_a_constant == math.inf
+    assert res.zeta == 0.5
+    trivial = phi_trivial_closed_form(0.5, 1.0, 3.5, 3)
+    assert res.envelope_bound == pytest.approx(trivial, rel=1e-12)
+    assert res.floor == pytest.approx(clip01(1 - trivial / LOG2), abs=1e-12)
     _, upper = naive_loss_bounds(d, 3)
     assert 0.0 <= res.floor <= naive_loss_floor(upper) + 1e-12
+
+    # a margin below −η with weight zero carries no mass: B_η is empty and C_A is finite
+    w = torch.tensor([0.0, 1.0, 1.0, 1.0], dtype=torch.float64)
+    d = torch.tensor([-5.0, 3.0, 4.0, 5.0], dtype=torch.float64)
+    res = theory.theorem_a_floor(d, 3, 1.0, 3.5, 1.0, weights=w)
+    assert res.condition_a_constant == pytest.approx(brute_condition_a(d, 1.0, 1.0, 4.5, w), rel=1e-12)
+    assert math.isfinite(res.condition_a_constant)
 
 
 @settings(max_examples=30, deadline=None)
