@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
-from pytorch_lightning.utilities.rank_zero import rank_zero_info
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from . import theory
+from .distributions import rank_zero_info
 from .files import save_data_check
 from .loggers import log_metrics_now
 
@@ -103,5 +103,5 @@ def run_data_check(
         log_metrics_now(trainer, metrics)
         table = data_check_table(report)
         _, text_file = save_data_check(output_dir, report, table)
-        rank_zero_info(f"[StabilityMonitor] data check ({text_file}):\n{table}")
+        rank_zero_info(trainer, f"[StabilityMonitor] data check ({text_file}):\n{table}")
     return report

@@ -1,29 +1,56 @@
-"""Logger output: every metric, histogram and figure the monitors emit goes through this module.
+"""Logger output: every metric, histogram, figure, text and constant the monitors emit goes through this module.
 
-* `log_epoch_metrics` — ``pl_module.log`` at a training epoch's end (Lightning aggregates and syncs);
-* `log_metrics_now` — straight to every logger, for values produced outside an epoch end (the check
-  before training, a catch-up check after resuming, per-step values);
-* `log_histogram`, `log_figure` — TensorBoard histograms and figures;
-* `check_log_step` — the logger step a check's values belong to, so scalars, histograms and figures of
-  one check line up.
+Scalars go through Lightning (``pl_module.log`` at an epoch end, ``logger.log_metrics`` otherwise), so every
+logger receives them under the names of docs/metrics.md (those names are valid in TensorBoard, CSV, MLflow and
+Weights & Biases alike: letters, digits, ``_ . - /``). Everything else goes to each logger's native API through
+one adapter per logger:
 
-Only rank zero writes; every function is a no-op on the other ranks.
+| logger | histograms | figures | text | constants / final values |
+|---|---|---|---|---|
+| TensorBoard | histogram summaries | image summaries | text summaries (Markdown) | text, HParams |
+| CSV | `histograms/*.csv` | `figures/*.png` | `text/*.md` | `hparams.yaml` |
+| MLflow | CSV artifacts | PNG artifacts | Markdown artifacts | params, metrics |
+| W&B | `wandb.Histogram` | `wandb.Image` | `wandb.Html` | run config, summary |
+
+(the CSV files sit beside the logger's ``metrics.csv``). Loggers are recognised by class name, so the classes
+of both Lightning distributions are. Any other logger receives the scalars only, and one warning per logger names
+what it cannot show. Only global rank zero writes.
 """
 
 from __future__ import annotations
 
+import html
+import io
+import math
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
-from pytorch_lightning.loggers import TensorBoardLogger
 from torch import Tensor
+
+from .distributions import rank_zero_warn
 
 if TYPE_CHECKING:
     import pytorch_lightning as pl
     from matplotlib.figure import Figure
 
-__all__ = ["check_log_step", "log_epoch_metrics", "log_figure", "log_histogram", "log_metrics_now"]
+__all__ = [
+    "LoggerAdapter",
+    "adapter_for",
+    "check_log_step",
+    "log_constants",
+    "log_epoch_metrics",
+    "log_figure",
+    "log_final",
+    "log_histogram",
+    "log_layout",
+    "log_metrics_now",
+    "log_text",
+]
+
+HISTOGRAM_BINS = 64
+"""Bins of the histograms written as CSV (CSV logger, MLflow)."""
 
 
 def check_log_step(trainer: pl.Trainer, epoch: int) -> int:
@@ -75,25 +102,279 @@ def log_metrics_now(
         logger.log_metrics(metrics, step=trainer.global_step if step is None else step)
 
 
-def _tensorboard_writers(trainer: pl.Trainer) -> list[Any]:
+# ---------------------------------------------------------------------------------------------------- adapters
+
+
+def _class_names(obj: object) -> set[str]:
+    return {cls.__name__ for cls in type(obj).__mro__}
+
+
+def _file_name(tag: str) -> str:
+    """A tag as a relative path: its ``/`` separated parts, other unsafe characters replaced by ``_``."""
+    parts = ["".join(c if c.isalnum() or c in "._-" else "_" for c in part) for part in tag.split("/") if part]
+    return "/".join(parts) or "_"
+
+
+def _histogram_csv(values: Tensor) -> str:
+    """``left,right,count`` rows of a ``HISTOGRAM_BINS``-bin histogram of the finite values (and their count)."""
+    data = values.detach().cpu().to(torch.float64).reshape(-1)
+    finite = data[torch.isfinite(data)]
+    lines = ["left,right,count"]
+    if finite.numel():
+        low, high = float(finite.min()), float(finite.max())
+        if low == high:
+            low, high = low - 0.5, high + 0.5
+        counts = torch.histc(finite, bins=HISTOGRAM_BINS, min=low, max=high)
+        edges = torch.linspace(low, high, HISTOGRAM_BINS + 1, dtype=torch.float64)
+        lines += [f"{float(edges[i])!r},{float(edges[i + 1])!r},{int(counts[i])}" for i in range(HISTOGRAM_BINS)]
+    non_finite = int(data.numel() - finite.numel())
+    if non_finite:
+        lines.append(f"nan,nan,{non_finite}")
+    return "\n".join(lines) + "\n"
+
+
+def _png(figure: Figure) -> bytes:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=100)
+    return buffer.getvalue()
+
+
+class LoggerAdapter:
+    """How one logger shows what is not a scalar. The module functions call a method only if its kind is in
+    ``shows``; otherwise `cannot_show`, whose first call warns once, naming everything this logger cannot show.
+    This base shows nothing but constants (through the logger's ``log_hyperparams``)."""
+
+    shows: frozenset[str] = frozenset({"constants"})
+    """What the logger shows natively: ``"histogram"``, ``"figure"``, ``"text"``, ``"constants"``, ``"layout"``."""
+
+    def __init__(self, logger: Any) -> None:
+        self.logger = logger
+        self.warned = False
+
+    def cannot_show(self, trainer: pl.Trainer, what: str) -> None:
+        """Warn once (per logger) that it gets the scalars only."""
+        if not self.warned:
+            self.warned = True
+            missing = sorted({"histogram", "figure", "text"} - self.shows)
+            rank_zero_warn(
+                trainer,
+                f"lightning-stability: the logger {type(self.logger).__name__} receives the scalars only; it cannot "
+                f"show {', '.join(missing)} (first: {what}). Add a TensorBoardLogger, CSVLogger, MLFlowLogger or "
+                "WandbLogger to see them, or StabilityMonitor(save_margins=True) for the per-sample margins.",
+            )
+
+    def histogram(self, trainer: pl.Trainer, tag: str, values: Tensor, step: int) -> None:
+        """A histogram of ``values`` at ``step``."""
+
+    def figure(self, trainer: pl.Trainer, tag: str, figure: Figure, step: int) -> None:
+        """A matplotlib figure at ``step``."""
+
+    def text(self, trainer: pl.Trainer, tag: str, text: str, step: int) -> None:
+        """Markdown text at ``step``."""
+
+    def constants(self, trainer: pl.Trainer, values: dict[str, Any], final: dict[str, float] | None) -> None:
+        """Run constants at fit start (``final`` is ``None``), and with the final values at fit end."""
+        self.logger.log_hyperparams(values)
+
+    def layout(self, trainer: pl.Trainer, layout: dict[str, dict[str, list[str]]]) -> None:
+        """A dashboard layout ``{category: {chart title: [tag regexes]}}`` (TensorBoard's Custom Scalars)."""
+
+
+class TensorBoardAdapter(LoggerAdapter):
+    shows = frozenset({"histogram", "figure", "text", "constants", "layout"})
+
+    def histogram(self, trainer: pl.Trainer, tag: str, values: Tensor, step: int) -> None:
+        data = values.detach().cpu().to(torch.float64).numpy()
+        self.logger.experiment.add_histogram(tag, data, global_step=step)
+
+    def figure(self, trainer: pl.Trainer, tag: str, figure: Figure, step: int) -> None:
+        self.logger.experiment.add_figure(tag, figure, global_step=step, close=False)
+
+    def text(self, trainer: pl.Trainer, tag: str, text: str, step: int) -> None:
+        self.logger.experiment.add_text(tag, text, global_step=step)
+
+    def constants(self, trainer: pl.Trainer, values: dict[str, Any], final: dict[str, float] | None) -> None:
+        if final is None:
+            rows = "\n".join(f"| `{name}` | {value} |" for name, value in values.items())
+            self.logger.experiment.add_text("stability/constants", f"| constant | value |\n|---|---|\n{rows}", 0)
+            # the HParams tab: this run's constants against its final values (their own tags, one point each)
+        self.logger.log_hyperparams(values, metrics=final, step=trainer.global_step)
+
+    def layout(self, trainer: pl.Trainer, layout: dict[str, dict[str, list[str]]]) -> None:
+        scalars = {
+            category: {title: ["Multiline", tags] for title, tags in charts.items()}
+            for category, charts in layout.items()
+        }
+        self.logger.experiment.add_custom_scalars(scalars)
+
+
+class CSVAdapter(LoggerAdapter):
+    """Files beside ``metrics.csv``: ``histograms/<tag>/step_<S>.csv``, ``figures/<tag>/step_<S>.png``,
+    ``text/<tag>.md`` (one section per step); constants in ``hparams.yaml``."""
+
+    shows = frozenset({"histogram", "figure", "text", "constants"})
+
+    def _path(self, kind: str, tag: str, step: int, suffix: str) -> Path:
+        path = Path(self.logger.log_dir) / kind / _file_name(tag) / f"step_{step:08d}{suffix}"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def histogram(self, trainer: pl.Trainer, tag: str, values: Tensor, step: int) -> None:
+        self._path("histograms", tag, step, ".csv").write_text(_histogram_csv(values))
+
+    def figure(self, trainer: pl.Trainer, tag: str, figure: Figure, step: int) -> None:
+        self._path("figures", tag, step, ".png").write_bytes(_png(figure))
+
+    def text(self, trainer: pl.Trainer, tag: str, text: str, step: int) -> None:
+        path = Path(self.logger.log_dir) / "text" / f"{_file_name(tag)}.md"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a") as file:
+            file.write(f"## step {step}\n\n{text}\n\n")
+
+    def constants(self, trainer: pl.Trainer, values: dict[str, Any], final: dict[str, float] | None) -> None:
+        self.logger.log_hyperparams(values if final is None else {**values, **final})
+
+
+class MLflowAdapter(LoggerAdapter):
+    """Artifacts of the run: ``histograms/<tag>/step_<S>.csv``, ``figures/<tag>/step_<S>.png``,
+    ``text/<tag>/step_<S>.md``; constants and final values as params."""
+
+    shows = frozenset({"histogram", "figure", "text", "constants"})
+
+    def _artifact(self, kind: str, tag: str, step: int, suffix: str) -> str:
+        return f"{kind}/{_file_name(tag)}/step_{step:08d}{suffix}"
+
+    def histogram(self, trainer: pl.Trainer, tag: str, values: Tensor, step: int) -> None:
+        client, run_id = self.logger.experiment, self.logger.run_id
+        client.log_text(run_id, _histogram_csv(values), self._artifact("histograms", tag, step, ".csv"))
+
+    def figure(self, trainer: pl.Trainer, tag: str, figure: Figure, step: int) -> None:
+        client, run_id = self.logger.experiment, self.logger.run_id
+        client.log_figure(run_id, figure, self._artifact("figures", tag, step, ".png"))
+
+    def text(self, trainer: pl.Trainer, tag: str, text: str, step: int) -> None:
+        client, run_id = self.logger.experiment, self.logger.run_id
+        client.log_text(run_id, text, self._artifact("text", tag, step, ".md"))
+
+    def constants(self, trainer: pl.Trainer, values: dict[str, Any], final: dict[str, float] | None) -> None:
+        if final is None:
+            self.logger.log_hyperparams(values)
+        else:  # params are write-once in MLflow: the final values become metrics of their own
+            self.logger.log_metrics(final, step=trainer.global_step)
+
+
+class WandbAdapter(LoggerAdapter):
+    """``wandb.Histogram``, ``wandb.Image`` and ``wandb.Html`` at the trainer's step; constants in the run config."""
+
+    shows = frozenset({"histogram", "figure", "text", "constants"})
+
+    def _log(self, tag: str, value: Any, step: int) -> None:
+        self.logger.experiment.log({tag: value, "trainer/global_step": step})
+
+    def histogram(self, trainer: pl.Trainer, tag: str, values: Tensor, step: int) -> None:
+        import numpy as np
+        import wandb
+
+        data = values.detach().cpu().to(torch.float64)
+        counts, edges = np.histogram(data[torch.isfinite(data)].numpy(), bins=HISTOGRAM_BINS)
+        self._log(tag, wandb.Histogram(np_histogram=(counts.tolist(), edges.tolist())), step)
+
+    def figure(self, trainer: pl.Trainer, tag: str, figure: Figure, step: int) -> None:
+        import wandb
+        from PIL import Image
+
+        self._log(tag, wandb.Image(Image.open(io.BytesIO(_png(figure)))), step)
+
+    def text(self, trainer: pl.Trainer, tag: str, text: str, step: int) -> None:
+        import wandb
+
+        self._log(tag, wandb.Html(f"<pre>{html.escape(text)}</pre>"), step)
+
+    def constants(self, trainer: pl.Trainer, values: dict[str, Any], final: dict[str, float] | None) -> None:
+        if final is None:
+            self.logger.log_hyperparams(values)
+        else:
+            self.logger.experiment.summary.update(final)
+
+
+_ADAPTERS: tuple[tuple[str, type[LoggerAdapter]], ...] = (
+    ("TensorBoardLogger", TensorBoardAdapter),
+    ("CSVLogger", CSVAdapter),
+    ("MLFlowLogger", MLflowAdapter),
+    ("WandbLogger", WandbAdapter),
+)
+
+
+def adapter_for(logger: Any) -> LoggerAdapter:
+    """The adapter of ``logger`` (kept on the logger, so its warning is given once), found by class name."""
+    adapter = getattr(logger, "_lightning_stability_adapter", None)
+    if isinstance(adapter, LoggerAdapter):
+        return adapter
+    names = _class_names(logger)
+    kind = next((cls for name, cls in _ADAPTERS if name in names), LoggerAdapter)
+    adapter = kind(logger)
+    try:
+        logger._lightning_stability_adapter = adapter
+    except AttributeError:  # a logger with __slots__: a new adapter (and warning) per call is the price
+        pass
+    return adapter
+
+
+def _adapters(trainer: pl.Trainer) -> list[LoggerAdapter]:
     if not trainer.is_global_zero:
         return []
-    return [logger.experiment for logger in trainer.loggers if isinstance(logger, TensorBoardLogger)]
+    return [adapter_for(logger) for logger in trainer.loggers]
 
 
 def log_histogram(trainer: pl.Trainer, tag: str, values: Tensor, step: int | None = None) -> None:
-    """Log a TensorBoard histogram of ``values`` on every TensorBoardLogger (rank zero), at ``step``."""
+    """A histogram of ``values`` on every logger that shows histograms (rank zero), at ``step``."""
     step = trainer.global_step if step is None else step
-    for writer in _tensorboard_writers(trainer):
-        writer.add_histogram(tag, values.detach().cpu().to(torch.float64).numpy(), global_step=step)
+    for adapter in _adapters(trainer):
+        if "histogram" in adapter.shows:
+            adapter.histogram(trainer, tag, values, step)
+        else:
+            adapter.cannot_show(trainer, f"histogram {tag}")
 
 
 def log_figure(trainer: pl.Trainer, tag: str, make_figure: Callable[[], Figure], step: int | None = None) -> None:
-    """Log ``make_figure()`` on every TensorBoardLogger (rank zero), at ``step``; the figure is drawn only if a
-    TensorBoardLogger is there to receive it."""
-    writers = _tensorboard_writers(trainer)
-    if writers:
+    """``make_figure()`` on every logger that shows figures (rank zero), at ``step``; drawn only if one does."""
+    adapters = _adapters(trainer)
+    showing = [adapter for adapter in adapters if "figure" in adapter.shows]
+    for adapter in adapters:
+        if "figure" not in adapter.shows:
+            adapter.cannot_show(trainer, f"figure {tag}")
+    if showing:
         step = trainer.global_step if step is None else step
         figure = make_figure()
-        for writer in writers:
-            writer.add_figure(tag, figure, global_step=step, close=False)
+        for adapter in showing:
+            adapter.figure(trainer, tag, figure, step)
+
+
+def log_text(trainer: pl.Trainer, tag: str, text: str, step: int | None = None) -> None:
+    """``text`` (Markdown) on every logger that shows text (rank zero), at ``step``."""
+    step = trainer.global_step if step is None else step
+    for adapter in _adapters(trainer):
+        if "text" in adapter.shows:
+            adapter.text(trainer, tag, text, step)
+        else:
+            adapter.cannot_show(trainer, f"text {tag}")
+
+
+def log_constants(trainer: pl.Trainer, values: dict[str, Any]) -> None:
+    """Values that do not change during a run (logged once, never as a chart)."""
+    for adapter in _adapters(trainer):
+        adapter.constants(trainer, values, None)
+
+
+def log_final(trainer: pl.Trainer, values: dict[str, Any], final: dict[str, float]) -> None:
+    """The run's constants with its final values (``final``), for comparing runs (TensorBoard's HParams)."""
+    clean = {name: value for name, value in final.items() if isinstance(value, float) and math.isfinite(value)}
+    for adapter in _adapters(trainer):
+        adapter.constants(trainer, values, clean)
+
+
+def log_layout(trainer: pl.Trainer, layout: dict[str, dict[str, list[str]]]) -> None:
+    """A dashboard layout ``{category: {chart: [tag regexes]}}`` on the loggers that have one."""
+    for adapter in _adapters(trainer):
+        if "layout" in adapter.shows:
+            adapter.layout(trainer, layout)

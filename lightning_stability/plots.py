@@ -22,7 +22,9 @@ if TYPE_CHECKING:
 __all__ = ["envelope_figure", "make_report", "witness_figure"]
 
 
-def envelope_figure(report: theory.StabilityReport, margins: Tensor, weights: Tensor) -> Figure:
+def envelope_figure(
+    report: theory.StabilityReport, margins: Tensor, weights: Tensor, epoch: int | None = None
+) -> Figure:
     """A matplotlib figure of the empirical ``F(−η+λ)`` against the Theorem A and B envelopes (docs/theory.md §5, §6)."""
     from matplotlib.figure import Figure
 
@@ -52,6 +54,15 @@ def envelope_figure(report: theory.StabilityReport, margins: Tensor, weights: Te
     axes.set_xlabel("margin δ")
     axes.set_ylabel("mass F(δ)")
     axes.legend(loc="upper left")
+    when = "" if epoch is None else ("before training: " if epoch < 0 else f"epoch {epoch}: ")
+    axes.set_title(f"{when}margin distribution F against the envelopes U_A, U_B", fontsize=10)
+    figure.text(
+        0.5,
+        0.005,
+        "A floor holds when F stays below its envelope U; the lower F near and below 0, the higher the floor.",
+        ha="center",
+        fontsize=7,
+    )
     figure.tight_layout()
     return figure
 

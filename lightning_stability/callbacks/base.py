@@ -15,28 +15,28 @@ optionally, `EpochMonitor.validate_setup`.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-import pytorch_lightning as pl
-from lightning_fabric.utilities.exceptions import MisconfigurationException
-from pytorch_lightning.callbacks import Callback
-from pytorch_lightning.utilities.rank_zero import rank_zero_info, rank_zero_warn
 from torch.utils.data import Dataset
 
+from ..distributions import CallbackBase, MisconfigurationError, rank_zero_info, rank_zero_warn
 from ..loggers import check_log_step, log_epoch_metrics, log_metrics_now
 from .training_data import TrainingData, find_training_data
+
+if TYPE_CHECKING:
+    import pytorch_lightning as pl
 
 __all__ = ["EpochMonitor", "Monitor", "check_positive_int"]
 
 
 def check_positive_int(owner: str, name: str, value: Any) -> int:
-    """``value`` if it is an ``int >= 1`` (not a bool), else a MisconfigurationException naming ``owner.name``."""
+    """``value`` if it is an ``int >= 1`` (not a bool), else a MisconfigurationError naming ``owner.name``."""
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise MisconfigurationException(f"{owner}: `{name}` must be a positive integer, got {value!r}.")
+        raise MisconfigurationError(f"{owner}: `{name}` must be a positive integer, got {value!r}.")
     return value
 
 
-class Monitor(Callback):
+class Monitor(CallbackBase):
     """Base of the package's callbacks (see the module documentation).
 
     Args:
@@ -76,18 +76,18 @@ class Monitor(Callback):
         """``dataset`` or the training loader's dataset (see `training_data.find_training_data`)."""
         return find_training_data(trainer, dataset, self.name, alternatives)
 
-    def error(self, message: str) -> MisconfigurationException:
-        """A MisconfigurationException whose message starts with the monitor's name."""
-        return MisconfigurationException(f"{self.name}: {message}")
+    def error(self, message: str) -> MisconfigurationError:
+        """A `MisconfigurationError` whose message starts with the monitor's name."""
+        return MisconfigurationError(f"{self.name}: {message}")
 
-    def info(self, message: str) -> None:
+    def info(self, trainer: pl.Trainer | None, message: str) -> None:
         """Print ``[Name] message`` on rank zero when ``verbose``."""
         if self.verbose:
-            rank_zero_info(f"[{self.name}] {message}")
+            rank_zero_info(trainer, f"[{self.name}] {message}")
 
-    def warn(self, message: str) -> None:
+    def warn(self, trainer: pl.Trainer | None, message: str) -> None:
         """Warn ``Name: message`` on rank zero."""
-        rank_zero_warn(f"{self.name}: {message}")
+        rank_zero_warn(trainer, f"{self.name}: {message}")
 
     def log_metrics(
         self,
@@ -124,7 +124,7 @@ class Monitor(Callback):
         should_stop = bool(trainer.strategy.reduce_boolean_decision(stop, all=False))
         if should_stop and not trainer.should_stop:
             trainer.should_stop = True
-            rank_zero_info(f"[{self.name}] stopping training: {self.stop_reason}")
+            rank_zero_info(trainer, f"[{self.name}] stopping training: {self.stop_reason}")
         return should_stop
 
 

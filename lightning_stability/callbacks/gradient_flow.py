@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-import pytorch_lightning as pl
-from pytorch_lightning.utilities import grad_norm
 from torch.optim import Optimizer
 
+from ..distributions import grad_norm
 from ..dynamics import depth_layers, first_last_ratio, layer_norms
 from .base import Monitor, check_positive_int
+
+if TYPE_CHECKING:
+    import pytorch_lightning as pl
 
 __all__ = ["GradientFlowMonitor"]
 
@@ -40,7 +43,7 @@ class GradientFlowMonitor(Monitor):
         verbose: print the layers at fit start and a one-line summary of every logged step (rank zero).
 
     Raises:
-        MisconfigurationException: on invalid options (here), and at setup if fewer than two layers with a weight
+        MisconfigurationError: on invalid options (here), and at setup if fewer than two layers with a weight
             matrix are found or ``layers`` names modules that are missing or own no parameters.
 
     Example:
@@ -107,7 +110,7 @@ class GradientFlowMonitor(Monitor):
                     "weights (e.g. the Linear layers)."
                 )
             self.resolved_layers = list(self.layers)
-        self.info(f"layers, input side first: {self.resolved_layers}")
+        self.info(trainer, f"layers, input side first: {self.resolved_layers}")
 
     def on_before_optimizer_step(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, optimizer: Optimizer
@@ -131,6 +134,7 @@ class GradientFlowMonitor(Monitor):
         self.last_logged_step = step
         self.log_metrics(trainer, pl_module, metrics, in_epoch_end=False, step=step)
         self.info(
+            trainer,
             f"step {step}: total norm {metrics['stability/gradient_flow/total_norm']:.4g}, "
-            f"first/last ratio {metrics['stability/gradient_flow/first_last_ratio']:.4g}"
+            f"first/last ratio {metrics['stability/gradient_flow/first_last_ratio']:.4g}",
         )

@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 import torch
-from lightning_fabric.utilities.exceptions import MisconfigurationException
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, IterableDataset, SequentialSampler
 from torchmetrics import Metric
 
+from ..distributions import MisconfigurationError
 from ..theory import margins_and_cross_entropy
 from .training_data import untouched_training
 
@@ -43,7 +43,7 @@ ForwardFn = Callable[[torch.nn.Module, Any], tuple[Tensor, Tensor]]
 def default_forward(pl_module: torch.nn.Module, batch: Any) -> tuple[Tensor, Tensor]:
     """``(pl_module(x), y)`` for an ``(x, y)`` batch."""
     if not isinstance(batch, Sequence) or isinstance(batch, str) or len(batch) != 2:
-        raise MisconfigurationException(
+        raise MisconfigurationError(
             f"StabilityMonitor's default forward expects `(x, y)` batches, got {type(batch).__name__}"
             f"{' of length ' + str(len(batch)) if isinstance(batch, Sequence) else ''}. Pass "
             "`forward_fn=lambda module, batch: (logits, targets)` to the StabilityMonitor."
@@ -57,7 +57,7 @@ class IndexedDataset(Dataset):
 
     def __init__(self, dataset: Dataset) -> None:
         if isinstance(dataset, IterableDataset):
-            raise MisconfigurationException(
+            raise MisconfigurationError(
                 "StabilityMonitor needs a map-style dataset (with `__len__` and `__getitem__`) to compute every "
                 f"training sample's margin exactly, got the IterableDataset {type(dataset).__name__}. Pass "
                 "`dataset=` (a map-style dataset of the training samples) or `dataloader=` (a finite loader) "
@@ -66,12 +66,12 @@ class IndexedDataset(Dataset):
         try:
             self.length = len(cast(Sized, dataset))
         except TypeError:
-            raise MisconfigurationException(
+            raise MisconfigurationError(
                 f"StabilityMonitor needs a dataset with a length; {type(dataset).__name__} has no `__len__`. "
                 "Pass `dataset=` or `dataloader=` to the StabilityMonitor."
             ) from None
         if self.length == 0:
-            raise MisconfigurationException("StabilityMonitor got an empty training dataset; nothing to certify.")
+            raise MisconfigurationError("StabilityMonitor got an empty training dataset; nothing to certify.")
         self.dataset = dataset
 
     def __len__(self) -> int:
@@ -248,7 +248,7 @@ def run_margin_pass(
             num_classes = check_forward_output(logits, targets, indices, num_classes)
             recorder.record(indices, logits, targets)
     if num_classes == 0:
-        raise MisconfigurationException("StabilityMonitor: the margin loader yielded no batch; nothing to certify.")
+        raise MisconfigurationError("StabilityMonitor: the margin loader yielded no batch; nothing to certify.")
     recorder.hand_over(collector)
     gathered = collector.compute()
     return MarginPass(num_classes=num_classes, **{key: value.cpu() for key, value in gathered.items()})
@@ -260,7 +260,7 @@ def unpack_forward_output(output: Any) -> tuple[Any, Any]:
         got = f"a tensor of shape {tuple(output.shape)}" if isinstance(output, Tensor) else type(output).__name__
         if isinstance(output, tuple | list):
             got += f" of length {len(output)}"
-        raise MisconfigurationException(
+        raise MisconfigurationError(
             f"StabilityMonitor: `forward_fn` must return `(logits, targets)` (logits [B, K], targets [B]), got {got}. "
             "Return the class scores and the labels of the batch, e.g. "
             "`forward_fn=lambda module, batch: (module(batch[0]), batch[1])`."
@@ -270,20 +270,20 @@ def unpack_forward_output(output: Any) -> tuple[Any, Any]:
 
 def check_forward_output(logits: Any, targets: Any, indices: Tensor, num_classes: int) -> int:
     if not isinstance(logits, Tensor) or not isinstance(targets, Tensor):
-        raise MisconfigurationException(
+        raise MisconfigurationError(
             "StabilityMonitor: `forward_fn` must return `(logits, targets)` tensors, got "
             f"({type(logits).__name__}, {type(targets).__name__})."
         )
     batch_size = indices.shape[0]
     if logits.dim() != 2 or logits.shape[0] != batch_size or targets.shape != (batch_size,):
-        raise MisconfigurationException(
+        raise MisconfigurationError(
             f"StabilityMonitor: `forward_fn` must return logits of shape [B, K] and targets of shape [B] for a "
             f"batch of B={batch_size} samples, got logits {tuple(logits.shape)} and targets {tuple(targets.shape)}. "
             "For models that return something else (a dict, log-probabilities of a sequence, ...) pass a "
             "`forward_fn` that returns class scores and labels per sample."
         )
     if num_classes and logits.shape[1] != num_classes:
-        raise MisconfigurationException(
+        raise MisconfigurationError(
             f"StabilityMonitor: `forward_fn` returned K={logits.shape[1]} classes after K={num_classes} in an "
             "earlier batch; every batch must score the same classes."
         )
@@ -314,7 +314,7 @@ def _batch_size(batch: Any) -> int:
         return _batch_size(batch[-1] if isinstance(batch[-1], Tensor) else batch[0])
     if isinstance(batch, dict) and batch:
         return _batch_size(next(iter(batch.values())))
-    raise MisconfigurationException(
+    raise MisconfigurationError(
         "StabilityMonitor could not tell the batch size of a `dataloader=` batch; yield tensors, tuples or dicts "
         "of tensors."
     )

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pytorch_lightning as pl
 import torch
 from torch import Tensor, nn
 from torch.utils.data import Dataset
@@ -21,6 +20,9 @@ from ..dynamics import (
 from ..loggers import log_histogram
 from .base import EpochMonitor, check_positive_int
 from .training_data import fixed_subset, load_batches, untouched_training
+
+if TYPE_CHECKING:
+    import pytorch_lightning as pl
 
 __all__ = ["ParametrizationMonitor", "run_inputs"]
 
@@ -69,7 +71,7 @@ class ParametrizationMonitor(EpochMonitor):
         verbose: print the layers found and a one-line summary per layer and check (rank zero).
 
     Raises:
-        MisconfigurationException: on invalid options (here), at setup if no hidden layer is found or ``layers``
+        MisconfigurationError: on invalid options (here), at setup if no hidden layer is found or ``layers``
             names missing or unsuitable modules, and when training starts if the probe forward does not call every
             hidden layer — before the first epoch.
 
@@ -140,7 +142,7 @@ class ParametrizationMonitor(EpochMonitor):
             f"layer{i}: {h.incoming_name} → {h.activation_name} ({h.kind}) → {h.outgoing_name}"
             for i, h in enumerate(self.hidden_layers)
         )
-        self.info(f"hidden layers: {found}")
+        self.info(trainer, f"hidden layers: {found}")
 
     def _resolve_layers(self, pl_module: pl.LightningModule) -> list[HiddenLayer]:
         if self.layers is None:
@@ -238,8 +240,9 @@ class ParametrizationMonitor(EpochMonitor):
                     log_histogram(trainer, f"stability/parametrization/layer{index}/balance", balance, step)
         for index, s in enumerate(stats):
             self.info(
+                trainer,
                 f"epoch {epoch} layer{index}: {s.dead_count}/{s.units} dead, balance "
                 f"spread {s.balance_spread:.4g}, max cos {s.max_cosine:.4f} {s.max_cosine_pair}, min cos "
                 f"{s.min_cosine:.4f} {s.min_cosine_pair}, {s.parallel_pairs} parallel / {s.opposite_pairs} "
-                f"opposite pairs, {s.zero_units} zero-weight units"
+                f"opposite pairs, {s.zero_units} zero-weight units",
             )

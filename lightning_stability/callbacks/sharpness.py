@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import pytorch_lightning as pl
 import torch
-from lightning_fabric.utilities.exceptions import MisconfigurationException
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
+from ..distributions import MisconfigurationError
 from ..dynamics import EigenEstimate, HessianVectorProduct, top_hessian_eigenvalue
 from .base import EpochMonitor, check_positive_int
 from .training_data import TrainingData, fixed_subset, load_batches, untouched_training
+
+if TYPE_CHECKING:
+    import pytorch_lightning as pl
 
 __all__ = ["SharpnessMonitor", "cross_entropy_loss"]
 
@@ -25,7 +27,7 @@ LossFn = Callable[[nn.Module, Any], Tensor]
 def cross_entropy_loss(pl_module: nn.Module, batch: Any) -> Tensor:
     """The default loss: ``cross_entropy(pl_module(x), y)`` (mean over the batch) for an ``(x, y)`` batch."""
     if not isinstance(batch, list | tuple) or len(batch) != 2:
-        raise MisconfigurationException(
+        raise MisconfigurationError(
             "SharpnessMonitor's default loss expects `(x, y)` batches, got "
             f"{type(batch).__name__}. Pass `loss_fn=lambda module, batch: <mean training loss of the batch>`."
         )
@@ -75,7 +77,7 @@ class SharpnessMonitor(EpochMonitor):
         verbose: print a one-line summary of every check (rank zero).
 
     Raises:
-        MisconfigurationException: on invalid options (here), and when training starts if the training data cannot
+        MisconfigurationError: on invalid options (here), and when training starts if the training data cannot
             be found or is not map-style, the model has no trainable parameters, or ``loss_fn`` does not give a
             differentiable scalar on one sample — before the first epoch.
         ValueError: at a check, if the loss or a Hessian-vector product is not finite.
@@ -232,12 +234,14 @@ class SharpnessMonitor(EpochMonitor):
         value, ratio = metrics["stability/sharpness/lambda_max"], metrics["stability/sharpness/lr_lambda_over_2"]
         if not estimate.converged:
             self.warn(
+                trainer,
                 f"λ_max did not converge to tol={self.tol:g} in {self.max_iter} products per run "
-                f"at epoch {epoch} (estimate {value:.6g}); raise `max_iter` or try method='lanczos'."
+                f"at epoch {epoch} (estimate {value:.6g}); raise `max_iter` or try method='lanczos'.",
             )
         self.info(
+            trainer,
             f"epoch {epoch}: λ_max {value:.6g}, lr {lr:.3g}, lr·λ_max/2 {ratio:.4g} "
-            f"({estimate.products} Hessian-vector products)"
+            f"({estimate.products} Hessian-vector products)",
         )
         stop = self.stop_on_unstable and self.consecutive_unstable >= self.patience
         reason = None

@@ -4,19 +4,19 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import pytorch_lightning as pl
 import torch
-from lightning_fabric.utilities.exceptions import MisconfigurationException
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
 from .. import theory
 from ..data_check import run_data_check
+from ..distributions import MisconfigurationError
 from ..files import save_margin_file
-from ..loggers import log_figure, log_histogram
+from ..loggers import log_constants, log_figure, log_final, log_histogram, log_layout, log_text
 from ..plots import envelope_figure
+from ..summaries import check_summary
 from .base import EpochMonitor, check_positive_int
 from .margin_pass import (
     ForwardFn,
@@ -31,9 +31,27 @@ from .margin_pass import (
 )
 from .training_data import TrainingData, untouched_training
 
+if TYPE_CHECKING:
+    import pytorch_lightning as pl
+
 __all__ = ["StabilityMonitor"]
 
 Weights = Literal["uniform", "balanced"] | Tensor
+
+DASHBOARD = {
+    "stability": {
+        "accuracy and its certified floors": [
+            "stability/accuracy",
+            "stability/loss_floor",
+            "stability/theorem_a/floor",
+            "stability/theorem_b/floor",
+        ],
+        "margin quantiles": [r"stability/margin_quantile/.*", "stability/margin_min"],
+        "instability events": ["stability/instability_count", "stability/loss_rose"],
+        "loss and its margin sandwich": ["stability/loss", "stability/loss_lower", "stability/loss_upper"],
+    }
+}
+"""The Custom Scalars layout of TensorBoard: the question the monitor answers, on one chart."""
 
 
 class StabilityMonitor(EpochMonitor):
@@ -77,7 +95,7 @@ class StabilityMonitor(EpochMonitor):
             indices) to the log directory. ``True`` uses the defaults; a dict passes keyword arguments.
 
     Raises:
-        MisconfigurationException: on invalid options (here), and when training starts if the training data cannot
+        MisconfigurationError: on invalid options (here), and when training starts if the training data cannot
             be found or is not map-style, or ``forward_fn`` does not return ``(logits [B, K], targets [B])`` on the
             first batch — before the first epoch.
         ValueError: at a check, if the model's outputs are not finite or the labels are out of range, naming the
@@ -91,7 +109,13 @@ class StabilityMonitor(EpochMonitor):
         >>> trainer = Trainer(callbacks=[monitor], max_epochs=3)  # doctest: +SKIP
     """
 
-    checkpoint_state = (*EpochMonitor.checkpoint_state, "instability_count", "consecutive_instabilities", "previous")
+    checkpoint_state = (
+        *EpochMonitor.checkpoint_state,
+        "instability_count",
+        "consecutive_instabilities",
+        "instability_epochs",
+        "previous",
+    )
 
     def __init__(
         self,
@@ -156,7 +180,9 @@ class StabilityMonitor(EpochMonitor):
         # state saved in checkpoints (besides the base's counters)
         self.instability_count = 0
         self.consecutive_instabilities = 0
+        self.instability_epochs: list[int] = []
         self.previous: dict[str, Any] | None = None
+        self._constants_logged = False
 
     @property
     def state_key(self) -> str:
@@ -169,12 +195,37 @@ class StabilityMonitor(EpochMonitor):
     # ------------------------------------------------------------------ hooks
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        log_layout(trainer, DASHBOARD)
+        self._constants_logged = False
         if self.check_data and self.data_report is None and trainer.current_epoch == 0:
             data = self._training_data(trainer)
             settings = self.check_data if isinstance(self.check_data, dict) else {}
             output_dir = Path(trainer.log_dir or trainer.default_root_dir)
             self.data_report = run_data_check(trainer, pl_module, data.dataset, data.collate_fn, settings, output_dir)
         super().on_train_start(trainer, pl_module)
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        report = self.last_report
+        if report is not None:
+            final = {
+                "stability/final/accuracy": report.accuracy,
+                "stability/final/loss_floor": report.loss_floor,
+                "stability/final/theorem_a_floor": report.theorem_a.floor,
+                "stability/final/theorem_b_floor": report.theorem_b.floor,
+                "stability/final/instability_count": float(self.instability_count),
+            }
+            log_final(trainer, self._constants(report), final)
+
+    def _constants(self, report: theory.StabilityReport) -> dict[str, Any]:
+        """What does not change during a run: logged once (text, hyperparameters), never as a chart."""
+        return {
+            "stability/num_samples": report.num_samples,
+            "stability/num_classes": report.num_classes,
+            "stability/every_n_epochs": self.every_n_epochs,
+            "stability/weights": self._weights_key,
+            "stability/tol": self.tol,
+            "stability/theorem_b/dilation": report.theorem_b.dilation,
+        }
 
     def validate_setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         """Run ``forward_fn`` on one batch of the margin loader and check its output (skipped when the check
@@ -205,24 +256,32 @@ class StabilityMonitor(EpochMonitor):
         loss = float((mu * margin_pass.losses).sum())
         report = theory.certify(margin_pass.margins, margin_pass.num_classes, weights=weights, loss=loss, **self.grid)
         metrics = self._metrics(report, margin_pass, weights, epoch)
-        stop, reason = self._update_events(metrics, report, margin_pass, weights)
+        stop, reason = self._update_events(trainer, metrics, report, margin_pass, weights)
 
         self.finish_check(metrics, epoch)
         self.last_report, self.last_pass = report, margin_pass
         step = self.log_step(trainer, epoch)
         self.log_metrics(trainer, pl_module, metrics, in_epoch_end=in_epoch_end, epoch=epoch, step=step)
+        if not self._constants_logged:
+            log_constants(trainer, self._constants(report))
+            self._constants_logged = True
+        summary = check_summary(report, epoch, self.instability_epochs, bool(metrics["stability/loss_rose"]))
+        log_text(trainer, "stability/summary", summary, step)
         if self.log_histogram:
             log_histogram(trainer, "stability/margins", margin_pass.margins, step)
         if self.log_figure:
             margins = margin_pass.margins
-            log_figure(trainer, "stability/envelopes", lambda: envelope_figure(report, margins.cpu(), mu.cpu()), step)
+            log_figure(
+                trainer, "stability/envelopes", lambda: envelope_figure(report, margins.cpu(), mu.cpu(), epoch), step
+            )
         directory = self.margins_dir(trainer)
         if directory is not None and trainer.is_global_zero:
             save_margin_file(directory, epoch, trainer.global_step, margin_pass, report)
         self.info(
+            trainer,
             f"epoch {epoch}: accuracy {report.accuracy:.4f}, loss {loss:.4f}, "
             f"loss floor {report.loss_floor:.4f}, Theorem A floor {report.theorem_a.floor:.4f}, "
-            f"Theorem B floor {report.theorem_b.floor:.4f}, instability events {self.instability_count}"
+            f"Theorem B floor {report.theorem_b.floor:.4f}, instability events {self.instability_count}",
         )
         self.decide_stop(trainer, stop, reason)
 
@@ -245,7 +304,7 @@ class StabilityMonitor(EpochMonitor):
         world_size, rank = trainer.world_size, trainer.global_rank
         if self.dataloader is not None:
             if world_size > 1:
-                raise MisconfigurationException(
+                raise MisconfigurationError(
                     "StabilityMonitor(dataloader=...) cannot be sharded across processes; under DDP pass "
                     "`dataset=` instead and the monitor shards it with a DistributedSampler."
                 )
@@ -286,12 +345,13 @@ class StabilityMonitor(EpochMonitor):
         metrics["stability/num_classes"] = float(report.num_classes)
         distribution = theory.SortedMargins(margin_pass.margins, weights)
         for level in self.quantiles:  # quantiles of the weighted F (§1): the smallest margin with F(δ) ≥ q
-            metrics[f"stability/margin_quantile/q={level:g}"] = distribution.quantile_value(level)
+            metrics[f"stability/margin_quantile/q_{level:g}"] = distribution.quantile_value(level)
         metrics["stability/check_epoch"] = float(epoch)
         return metrics
 
     def _update_events(
         self,
+        trainer: pl.Trainer,
         metrics: dict[str, float],
         report: theory.StabilityReport,
         margin_pass: MarginPass,
@@ -310,8 +370,9 @@ class StabilityMonitor(EpochMonitor):
             if torch.equal(previous["indices"], margin_pass.indices):
                 forgotten, learned = theory.flip_masses(previous["margins"], margin_pass.margins, weights)
             else:
-                self.warn("the certified samples changed since the previous check; flip masses skipped.")
+                self.warn(trainer, "the certified samples changed since the previous check; flip masses skipped.")
         if event:
+            self.instability_epochs.append(int(metrics["stability/check_epoch"]))
             self.instability_count += 1
             self.consecutive_instabilities += 1
         else:
@@ -330,7 +391,7 @@ class StabilityMonitor(EpochMonitor):
                 f"({previous['accuracy']:.6g} -> {accuracy:.6g}, tol {self.tol:g}); "
                 f"{self.consecutive_instabilities} consecutive event(s), patience {self.patience}"
             )
-            self.warn(message)
+            self.warn(trainer, message)
         self.previous = {
             "indices": margin_pass.indices.clone(),
             "margins": margin_pass.margins.clone(),

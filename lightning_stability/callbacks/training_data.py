@@ -12,13 +12,16 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sized
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
-import pytorch_lightning as pl
 import torch
-from lightning_fabric.utilities.exceptions import MisconfigurationException
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, IterableDataset
+
+from ..distributions import MisconfigurationError
+
+if TYPE_CHECKING:
+    import pytorch_lightning as pl
 
 __all__ = ["TrainingData", "find_training_data", "fixed_subset", "load_batches", "untouched_training"]
 
@@ -43,7 +46,7 @@ def find_training_data(
     sized and non-empty.
 
     Raises:
-        MisconfigurationException: naming ``owner`` and the fix (pass one of ``alternatives``), if there is no
+        MisconfigurationError: naming ``owner`` and the fix (pass one of ``alternatives``), if there is no
             single training DataLoader, or the dataset is iterable, has no length or is empty.
     """
     collate_fn, batch_size = None, None
@@ -53,18 +56,18 @@ def find_training_data(
         if dataset is None:
             dataset = loader.dataset
     if dataset is None:
-        raise MisconfigurationException(
+        raise MisconfigurationError(
             f"{owner} could not find the training dataset: `trainer.train_dataloader` is {type(loader).__name__}, "
             f"not a single DataLoader. Pass {alternatives} to the {owner}."
         )
     if isinstance(dataset, IterableDataset) or not hasattr(dataset, "__len__"):
         kind = "the IterableDataset " if isinstance(dataset, IterableDataset) else ""
-        raise MisconfigurationException(
+        raise MisconfigurationError(
             f"{owner} evaluates training samples by index and needs a map-style dataset (with `__len__` and "
             f"`__getitem__`), got {kind}{type(dataset).__name__}. Pass {alternatives} to the {owner}."
         )
     if len(dataset) == 0:
-        raise MisconfigurationException(f"{owner}: the training dataset is empty; nothing to evaluate.")
+        raise MisconfigurationError(f"{owner}: the training dataset is empty; nothing to evaluate.")
     return TrainingData(dataset, collate_fn, batch_size)
 
 

@@ -94,8 +94,8 @@ class StabilityReport:
         if self.loss is not None:
             out["loss"] = self.loss
         for eta, good, bad in zip(self.mass_etas, self.good_masses, self.bad_masses, strict=True):
-            out[f"good_mass/eta={eta:g}"] = good
-            out[f"bad_mass/eta={eta:g}"] = bad
+            out[f"good_mass/eta_{eta:g}"] = good
+            out[f"bad_mass/eta_{eta:g}"] = bad
         for prefix, floor in (("theorem_a", self.theorem_a), ("theorem_b", self.theorem_b)):
             for key, value in dataclasses.asdict(floor).items():
                 out[f"{prefix}/{key}"] = float(value)

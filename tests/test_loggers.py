@@ -1,0 +1,169 @@
+"""Every common logger gets the scalars under the documented names and the rest in its native form: CSV files
+beside metrics.csv, MLflow artifacts (local file store), Weights & Biases offline; any other logger gets one
+warning that names what it cannot show."""
+
+from __future__ import annotations
+
+import csv
+import warnings
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.loggers import CSVLogger, Logger
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from lightning_stability import StabilityMonitor
+
+SMALL_GRID = {"zetas": (0.05, 0.2), "tau_fractions": (1 / 64,), "gammas": (1.0,)}
+
+
+class Classifier(pl.LightningModule):
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Linear(16, 3))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_index: int) -> torch.Tensor:
+        x, y = batch
+        return nn.functional.cross_entropy(self(x), y)
+
+    def train_dataloader(self) -> DataLoader:
+        generator = torch.Generator().manual_seed(0)
+        x = torch.randn(96, 4, generator=generator)
+        return DataLoader(TensorDataset(x, (x[:, 0] > 0).long() + (x[:, 1] > 0.5).long()), batch_size=32)
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.SGD(self.parameters(), lr=0.1)
+
+
+def fit(logger: Any, **monitor_options: Any) -> StabilityMonitor:
+    pl.seed_everything(0)
+    monitor = StabilityMonitor(grid=SMALL_GRID, log_figure=True, **monitor_options)
+    trainer = pl.Trainer(
+        max_epochs=2,
+        callbacks=[monitor],
+        logger=logger,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        enable_checkpointing=False,
+        log_every_n_steps=1,
+    )
+    trainer.fit(Classifier())
+    return monitor
+
+
+def test_csv_logger_gets_files_beside_metrics_csv(tmp_path: Path) -> None:
+    logger = CSVLogger(str(tmp_path), name="run")
+    monitor = fit(logger)
+    run = Path(logger.log_dir)
+    with open(run / "metrics.csv") as file:
+        columns = set(next(csv.reader(file)))
+    for name in (
+        "stability/accuracy",
+        "stability/theorem_a/floor",
+        "stability/good_mass/eta_0.5",
+        "stability/margin_quantile/q_0.01",
+    ):
+        assert name in columns
+    assert sorted(path.name for path in (run / "histograms" / "stability" / "margins").iterdir()) == [
+        "step_00000000.csv",
+        "step_00000002.csv",
+        "step_00000005.csv",
+    ]
+    rows = list(csv.DictReader(open(run / "histograms" / "stability" / "margins" / "step_00000005.csv")))
+    assert sum(int(row["count"]) for row in rows) == 96
+    assert len(list((run / "figures" / "stability" / "envelopes").glob("*.png"))) == 3
+    summary = (run / "text" / "stability" / "summary.md").read_text()
+    assert summary.count("## step") == 3 and f"training accuracy {monitor.last_report.accuracy:.4f}" in summary
+    hparams = (run / "hparams.yaml").read_text()
+    assert "stability/num_samples: 96" in hparams and "stability/final/theorem_a_floor" in hparams
+
+
+def test_mlflow_logger_gets_unchanged_names_and_artifacts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("mlflow")
+    from pytorch_lightning.loggers import MLFlowLogger
+
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+    logger = MLFlowLogger(experiment_name="stability", tracking_uri=f"file:{tmp_path / 'mlruns'}")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", category=RuntimeWarning)  # MLflow's renaming warning would fail the test
+        monitor = fit(logger)
+    client, run_id = logger.experiment, logger.run_id
+    run = client.get_run(run_id)
+    for name in (
+        "stability/accuracy",
+        "stability/theorem_b/floor",
+        "stability/bad_mass/eta_1",
+        "stability/margin_quantile/q_0.5",
+        "stability/final/accuracy",
+    ):
+        assert name in run.data.metrics, sorted(run.data.metrics)
+    assert run.data.metrics["stability/accuracy"] == pytest.approx(monitor.last_report.accuracy)
+    assert run.data.params["stability/num_classes"] == "3"
+    artifacts = {item.path for item in client.list_artifacts(run_id, "figures/stability/envelopes")}
+    assert len(artifacts) == 3
+    histograms = {item.path for item in client.list_artifacts(run_id, "histograms/stability/margins")}
+    assert "histograms/stability/margins/step_00000005.csv" in histograms
+    assert len(client.list_artifacts(run_id, "text/stability/summary")) == 3
+
+
+def test_wandb_offline_gets_histograms_images_and_text(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("wandb")
+    from pytorch_lightning.loggers import WandbLogger
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    logger = WandbLogger(project="stability", save_dir=str(tmp_path), offline=True)
+    logged: list[dict[str, Any]] = []
+    original = logger.experiment.log
+    monkeypatch.setattr(logger.experiment, "log", lambda data, *a, **k: (logged.append(data), original(data, *a, **k)))
+    monitor = fit(logger)
+    import wandb
+
+    kinds = {key: type(value) for entry in logged for key, value in entry.items()}
+    assert kinds["stability/margins"] is wandb.Histogram
+    assert kinds["stability/envelopes"] is wandb.Image
+    assert kinds["stability/summary"] is wandb.Html
+    assert "stability/accuracy" in kinds
+    assert logger.experiment.config["stability/num_samples"] == 96
+    assert logger.experiment.summary["stability/final/accuracy"] == pytest.approx(monitor.last_report.accuracy)
+    logger.experiment.finish()
+
+
+class ListLogger(Logger):
+    """A logger of the user's own that keeps scalars only."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.metrics: list[dict[str, float]] = []
+
+    @property
+    def name(self) -> str:
+        return "list"
+
+    @property
+    def version(self) -> int:
+        return 0
+
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+        self.metrics.append(dict(metrics))
+
+    def log_hyperparams(self, params: Any, *args: Any, **kwargs: Any) -> None:
+        pass
+
+
+def test_another_logger_gets_the_scalars_and_one_warning(tmp_path: Path) -> None:
+    logger = ListLogger()
+    with pytest.warns(UserWarning) as record:
+        fit(logger)
+    messages = [str(w.message) for w in record if "receives the scalars only" in str(w.message)]
+    assert len(messages) == 1
+    assert "ListLogger" in messages[0] and "histogram" in messages[0] and "figure" in messages[0]
+    names = set().union(*logger.metrics)
+    assert "stability/accuracy" in names and "stability/theorem_a/floor" in names
