@@ -29,9 +29,11 @@ if TYPE_CHECKING:
 __all__ = [
     "DATA_CHECK_FILE",
     "DATA_CHECK_TABLE",
+    "check_writable",
     "load_data_check",
     "load_margin_files",
     "margin_file_name",
+    "run_directory",
     "save_data_check",
     "save_margin_file",
 ]
@@ -52,6 +54,39 @@ def _atomic_write(path: Path, write: Callable[[Any], None], mode: str = "wb") ->
         Path(temporary).unlink(missing_ok=True)
         raise
     return path
+
+
+def run_directory(logger_dir: str | Path | None, root: str | Path) -> Path:
+    """The output directory of one run: the logger's own run directory (TensorBoard, CSV: ``…/version_N``) if it
+    has one, else a fresh ``<root>/stability_runs/version_N`` (the first free N, created here, so two runs never
+    share it)."""
+    if logger_dir is not None:
+        return Path(logger_dir)
+    parent = Path(root) / "stability_runs"
+    parent.mkdir(parents=True, exist_ok=True)
+    number = 0
+    while True:
+        candidate = parent / f"version_{number}"
+        try:
+            candidate.mkdir()
+            return candidate
+        except FileExistsError:
+            number += 1
+
+
+def check_writable(directory: Path, what: str) -> None:
+    """Create ``directory`` and write (then remove) a probe file in it.
+
+    Raises:
+        PermissionError: naming ``what``, the path and the fix, if that fails.
+    """
+    try:
+        _atomic_write(Path(directory) / ".write_probe", lambda file: file.write(b""))
+        (Path(directory) / ".write_probe").unlink()
+    except OSError as error:
+        raise PermissionError(
+            f"{what}: cannot write to {directory} ({error.strerror or error}); pass a writable directory."
+        ) from error
 
 
 def margin_file_name(epoch: int, global_step: int) -> str:

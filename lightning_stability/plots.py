@@ -7,9 +7,13 @@ are drawn without a display (``Agg``).
 from __future__ import annotations
 
 import math
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -17,10 +21,19 @@ from . import theory
 from .files import load_margin_files
 
 if TYPE_CHECKING:
+    from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-__all__ = ["envelope_figure", "make_report", "witness_figure"]
-
+__all__ = [
+    "DYNAMICS_PANELS",
+    "EVENT_LABEL",
+    "envelope_figure",
+    "instability_events",
+    "make_report",
+    "read_dynamics_scalars",
+    "report_figure",
+    "witness_figure",
+]
 
 def envelope_figure(
     report: theory.StabilityReport, margins: Tensor, weights: Tensor, epoch: int | None = None

@@ -28,6 +28,7 @@ __all__ = [
     "MarginCollector",
     "MarginPass",
     "MarginRecorder",
+    "as_class_scores",
     "check_forward_output",
     "default_forward",
     "margin_dataloader",
@@ -251,7 +252,19 @@ def run_margin_pass(
         raise MisconfigurationError("StabilityMonitor: the margin loader yielded no batch; nothing to certify.")
     recorder.hand_over(collector)
     gathered = collector.compute()
-    return MarginPass(num_classes=num_classes, **{key: value.cpu() for key, value in gathered.items()})
+    # torchmetrics squeezes one-element results to 0-d tensors: keep every vector 1-d
+    return MarginPass(num_classes=num_classes, **{key: value.cpu().reshape(-1) for key, value in gathered.items()})
+
+
+def as_class_scores(logits: Any) -> Any:
+    """A binary model's single logit ``z`` (shape ``[B]`` or ``[B, 1]``: the log-odds of class 1) as the class
+    scores ``[0, z]``: their softmax is ``(1 − σ(z), σ(z))``, so the margin of a class-1 sample is ``z``, of a
+    class-0 sample ``−z``, and the cross entropy is ``binary_cross_entropy_with_logits``. Anything else is
+    returned unchanged."""
+    if isinstance(logits, Tensor) and (logits.dim() == 1 or (logits.dim() == 2 and logits.shape[1] == 1)):
+        column = logits.reshape(-1, 1)
+        return torch.cat([torch.zeros_like(column), column], dim=1)
+    return logits
 
 
 def unpack_forward_output(output: Any) -> tuple[Any, Any]:
@@ -265,7 +278,7 @@ def unpack_forward_output(output: Any) -> tuple[Any, Any]:
             "Return the class scores and the labels of the batch, e.g. "
             "`forward_fn=lambda module, batch: (module(batch[0]), batch[1])`."
         )
-    return output[0], output[1]
+    return as_class_scores(output[0]), output[1]
 
 
 def check_forward_output(logits: Any, targets: Any, indices: Tensor, num_classes: int) -> int:

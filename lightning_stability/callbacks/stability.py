@@ -13,8 +13,18 @@ from torch.utils.data import DataLoader, Dataset
 from .. import theory
 from ..data_check import run_data_check
 from ..distributions import MisconfigurationError
-from ..files import save_margin_file
-from ..loggers import log_constants, log_figure, log_final, log_histogram, log_layout, log_text
+from ..files import check_writable, run_directory, save_margin_file
+from ..loggers import (
+    CSVAdapter,
+    TensorBoardAdapter,
+    adapter_for,
+    log_constants,
+    log_figure,
+    log_final,
+    log_histogram,
+    log_layout,
+    log_text,
+)
 from ..plots import envelope_figure
 from ..summaries import check_summary
 from .base import EpochMonitor, check_positive_int
@@ -183,6 +193,7 @@ class StabilityMonitor(EpochMonitor):
         self.instability_epochs: list[int] = []
         self.previous: dict[str, Any] | None = None
         self._constants_logged = False
+        self.run_dir: Path | None = None
 
     @property
     def state_key(self) -> str:
@@ -194,13 +205,44 @@ class StabilityMonitor(EpochMonitor):
 
     # ------------------------------------------------------------------ hooks
 
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        """Choose this run's output directory (files of one run never mix with another's) and check that every
+        directory the monitor will write to is writable — before training."""
+        if stage != "fit":
+            return
+        self.run_dir = None
+        if self.save_margins is True or self.check_data:
+            logger = trainer.loggers[0] if trainer.loggers else None
+            per_run = logger is not None and isinstance(adapter_for(logger), TensorBoardAdapter | CSVAdapter)
+            chosen = ""
+            if trainer.is_global_zero:
+                logger_dir = logger.log_dir if per_run and logger is not None else None
+                chosen = str(run_directory(logger_dir, trainer.default_root_dir))
+            self.run_dir = Path(trainer.strategy.broadcast(chosen, src=0))
+        problem = None
+        directory = self.margins_dir(trainer)
+        if trainer.is_global_zero:
+            for target, what in (
+                (directory, "save_margins"),
+                (self.run_dir if self.check_data else None, "check_data"),
+            ):
+                if target is not None:
+                    try:
+                        check_writable(target, f"StabilityMonitor({what}=...)")
+                    except PermissionError as error:
+                        problem = str(error)
+                        break
+        problem = trainer.strategy.broadcast(problem, src=0)
+        if problem is not None:
+            raise MisconfigurationError(problem)
+
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         log_layout(trainer, DASHBOARD)
         self._constants_logged = False
         if self.check_data and self.data_report is None and trainer.current_epoch == 0:
             data = self._training_data(trainer)
             settings = self.check_data if isinstance(self.check_data, dict) else {}
-            output_dir = Path(trainer.log_dir or trainer.default_root_dir)
+            output_dir = self.run_dir or Path(trainer.default_root_dir)
             self.data_report = run_data_check(trainer, pl_module, data.dataset, data.collate_fn, settings, output_dir)
         super().on_train_start(trainer, pl_module)
 
@@ -228,23 +270,33 @@ class StabilityMonitor(EpochMonitor):
         }
 
     def validate_setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        """Run ``forward_fn`` on one batch of the margin loader and check its output (skipped when the check
-        before training runs, which checks every batch)."""
+        """Check ``weights`` against the dataset's length, and run ``forward_fn`` on one batch of the margin loader
+        and check its output (the forward is skipped when the check before training runs: it checks every batch).
+        """
+        if isinstance(self.weights, Tensor) and self.dataloader is None:
+            length = len(self._training_data(trainer))
+            if self.weights.numel() != length:
+                raise self.error(
+                    f"`weights` has {self.weights.numel()} entries but the training dataset has {length} samples; "
+                    "pass one weight per training sample, in dataset order."
+                )
         if self.check_at_start and trainer.current_epoch == 0 and self.checks_done == 0:
             return
         with untouched_training(pl_module), torch.inference_mode():
             indices, batch = next(iter(self._loader(trainer)))
-            batch = trainer.strategy.batch_to_device(batch, pl_module.device)
+            batch = trainer.precision_plugin.convert_input(trainer.strategy.batch_to_device(batch, pl_module.device))
             with trainer.precision_plugin.forward_context():
                 logits, targets = unpack_forward_output(self.forward_fn(pl_module, batch))
         check_forward_output(logits, targets, indices, 0)
 
     def margins_dir(self, trainer: pl.Trainer) -> Path | None:
-        """Where margin files go: ``save_margins``, or ``<trainer.log_dir>/margins`` for ``save_margins=True``."""
+        """Where margin files go: ``save_margins``, or ``<run directory>/margins`` for ``save_margins=True`` — the
+        TensorBoard/CSV logger's ``version_N`` directory, else a fresh ``<default_root_dir>/stability_runs/version_N``.
+        """
         if self.save_margins is None or self.save_margins is False:
             return None
         if self.save_margins is True:
-            return Path(trainer.log_dir or trainer.default_root_dir) / "margins"
+            return (self.run_dir or Path(trainer.default_root_dir)) / "margins"
         return Path(self.save_margins)
 
     # ------------------------------------------------------------------ the check
@@ -295,7 +347,9 @@ class StabilityMonitor(EpochMonitor):
             loader,
             self.forward_fn,
             self.collector,
-            move_to_device=lambda batch: trainer.strategy.batch_to_device(batch, pl_module.device),
+            move_to_device=lambda batch: trainer.precision_plugin.convert_input(
+                trainer.strategy.batch_to_device(batch, pl_module.device)
+            ),
             forward_context=trainer.precision_plugin.forward_context,
             max_batches=max_batches,
         )
@@ -327,10 +381,12 @@ class StabilityMonitor(EpochMonitor):
     def _sample_weights(self, margin_pass: MarginPass) -> Tensor | None:
         if isinstance(self.weights, Tensor):
             weights = self.weights.detach().to(torch.float64).reshape(-1)
-            if int(margin_pass.indices.max()) >= weights.shape[0]:
+            if int(margin_pass.indices.max()) >= weights.shape[0] or (
+                self.dataloader is not None and weights.shape[0] != margin_pass.indices.numel()
+            ):
                 raise ValueError(
-                    f"StabilityMonitor: `weights` has {weights.shape[0]} entries but the dataset has sample index "
-                    f"{int(margin_pass.indices.max())}; pass one weight per training sample."
+                    f"StabilityMonitor: `weights` has {weights.shape[0]} entries but {margin_pass.indices.numel()} "
+                    "samples were certified; pass one weight per training sample."
                 )
             return weights[margin_pass.indices]
         if self.weights == "balanced":

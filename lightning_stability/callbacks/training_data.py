@@ -9,11 +9,13 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable, Iterator, Sized
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, IterableDataset
@@ -103,9 +105,13 @@ def load_batches(
 
 @contextmanager
 def untouched_training(module: nn.Module) -> Iterator[None]:
-    """Eval mode inside; afterwards every submodule's train/eval mode and the CPU (and current CUDA) RNG restored."""
+    """Eval mode inside; afterwards every submodule's train/eval mode and the random streams restored: torch's
+    CPU (and current CUDA device's) generator, NumPy's global generator and Python's ``random`` — so data
+    transforms that draw from any of them, run inside, leave training's draws unchanged."""
     modes = [(submodule, submodule.training) for submodule in module.modules()]
     devices = [torch.cuda.current_device()] if torch.cuda.is_available() and torch.cuda.is_initialized() else []
+    python_state = random.getstate()
+    numpy_state = np.random.get_state()
     try:
         module.eval()
         with torch.random.fork_rng(devices=devices):
@@ -113,3 +119,5 @@ def untouched_training(module: nn.Module) -> Iterator[None]:
     finally:
         for submodule, training in modes:
             submodule.train(training)
+        random.setstate(python_state)
+        np.random.set_state(numpy_state)

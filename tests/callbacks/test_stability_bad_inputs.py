@@ -94,10 +94,12 @@ def test_default_forward_needs_x_y_batches() -> None:
     assert monitor.last_metrics["stability/num_samples"] == N
 
 
-def test_weights_of_the_wrong_length() -> None:
-    monitor = StabilityMonitor(grid=SMALL_GRID, weights=torch.ones(N - 10))
-    with pytest.raises(ValueError, match="one weight per training sample"):
+@pytest.mark.parametrize("length", [N - 10, N + 10])
+def test_weights_of_the_wrong_length_fail_before_training(length: int) -> None:
+    monitor = StabilityMonitor(grid=SMALL_GRID, weights=torch.ones(length))
+    with pytest.raises(MisconfigurationException, match=f"`weights` has {length} entries but the training dataset has {N}"):
         fit(monitor, max_epochs=1)
+    assert monitor.checks_done == 0
 
 
 @pytest.mark.parametrize(
