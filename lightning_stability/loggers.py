@@ -39,6 +39,7 @@ __all__ = [
     "LoggerAdapter",
     "adapter_for",
     "check_log_step",
+    "declare_final",
     "log_constants",
     "log_epoch_metrics",
     "log_figure",
@@ -179,6 +180,10 @@ class LoggerAdapter:
     def layout(self, trainer: pl.Trainer, layout: dict[str, dict[str, list[str]]]) -> None:
         """A dashboard layout ``{category: {chart title: [tag regexes]}}`` (TensorBoard's Custom Scalars)."""
 
+    def declare_final(self, trainer: pl.Trainer, params: dict[str, Any], names: list[str]) -> None:
+        """Announce, before training, the final values that `constants` will report at the end (TensorBoard's
+        HParams takes its columns from the first hyperparameter summary of a run)."""
+
 
 class TensorBoardAdapter(LoggerAdapter):
     shows = frozenset({"histogram", "figure", "text", "constants", "layout"})
@@ -197,8 +202,19 @@ class TensorBoardAdapter(LoggerAdapter):
         if final is None:
             rows = "\n".join(f"| `{name}` | {value} |" for name, value in values.items())
             self.logger.experiment.add_text("stability/constants", f"| constant | value |\n|---|---|\n{rows}", 0)
-            # the HParams tab: this run's constants against its final values (their own tags, one point each)
-        self.logger.log_hyperparams(values, metrics=final, step=trainer.global_step)
+        else:  # their own tags, one point each; HParams shows each metric's last value (see `declare_final`)
+            self.logger.log_metrics(final, step=trainer.global_step)
+
+    def declare_final(self, trainer: pl.Trainer, params: dict[str, Any], names: list[str]) -> None:
+        from torch.utils.tensorboard.summary import hparams
+
+        plain = {
+            name: value if isinstance(value, bool | int | float | str) else str(value) for name, value in params.items()
+        }
+        experiment, session_start, _ = hparams(plain, {name: 0.0 for name in [*names, "hp_metric"]})
+        writer = self.logger.experiment._get_file_writer()
+        writer.add_summary(experiment, 0)
+        writer.add_summary(session_start, 0)
 
     def layout(self, trainer: pl.Trainer, layout: dict[str, dict[str, list[str]]]) -> None:
         scalars = {
@@ -371,6 +387,12 @@ def log_final(trainer: pl.Trainer, values: dict[str, Any], final: dict[str, floa
     clean = {name: value for name, value in final.items() if isinstance(value, float) and math.isfinite(value)}
     for adapter in _adapters(trainer):
         adapter.constants(trainer, values, clean)
+
+
+def declare_final(trainer: pl.Trainer, params: dict[str, Any], names: list[str]) -> None:
+    """Before training: the hyperparameters ``params`` and the names of the final values to compare runs by."""
+    for adapter in _adapters(trainer):
+        adapter.declare_final(trainer, params, names)
 
 
 def log_layout(trainer: pl.Trainer, layout: dict[str, dict[str, list[str]]]) -> None:

@@ -67,7 +67,7 @@ def test_csv_logger_gets_files_beside_metrics_csv(tmp_path: Path) -> None:
     for name in (
         "stability/accuracy",
         "stability/theorem_a/floor",
-        "stability/good_mass/eta_0.5",
+        "stability_diagnostics/good_mass/eta_0.5",
         "stability/margin_quantile/q_0.01",
     ):
         assert name in columns
@@ -99,7 +99,7 @@ def test_mlflow_logger_gets_unchanged_names_and_artifacts(tmp_path: Path, monkey
     for name in (
         "stability/accuracy",
         "stability/theorem_b/floor",
-        "stability/bad_mass/eta_1",
+        "stability_diagnostics/bad_mass/eta_1",
         "stability/margin_quantile/q_0.5",
         "stability/final/accuracy",
     ):

@@ -18,6 +18,7 @@ from ..loggers import (
     CSVAdapter,
     TensorBoardAdapter,
     adapter_for,
+    declare_final,
     log_constants,
     log_figure,
     log_final,
@@ -58,10 +59,55 @@ DASHBOARD = {
         ],
         "margin quantiles": [r"stability/margin_quantile/.*", "stability/margin_min"],
         "instability events": ["stability/instability_count", "stability/loss_rose"],
-        "loss and its margin sandwich": ["stability/loss", "stability/loss_lower", "stability/loss_upper"],
+        "loss and its margin sandwich": [
+            "stability/loss",
+            "stability_diagnostics/loss_lower",
+            "stability_diagnostics/loss_upper",
+        ],
     }
 }
 """The Custom Scalars layout of TensorBoard: the question the monitor answers, on one chart."""
+
+FINAL = (
+    "stability/final/accuracy",
+    "stability/final/loss_floor",
+    "stability/final/theorem_a_floor",
+    "stability/final/theorem_b_floor",
+    "stability/final/instability_count",
+)
+"""The last check's values, logged at fit end to compare runs (TensorBoard's HParams metrics)."""
+
+HEADLINE = frozenset(
+    {
+        "accuracy",
+        "loss",
+        "loss_floor",
+        "theorem_a/floor",
+        "theorem_b/floor",
+        "margin_min",
+        "instability",
+        "instability_count",
+        "loss_rose",
+        "flip_forgotten",
+        "flip_learned",
+    }
+)
+"""Values logged under ``stability/`` (with the margin quantiles): what a user reads first."""
+
+CONSTANTS = frozenset({"num_samples", "num_classes", "theorem_b/dilation"})
+"""Values that do not change during a run: logged once as constants, never as a chart."""
+
+
+def logged_name(name: str) -> str | None:
+    """The logged name of a check's value ``stability/<key>``: unchanged for the headline values and the margin
+    quantiles, ``stability_diagnostics/<key>`` for the theorems' parameters, masses and bookkeeping, ``None``
+    for constants."""
+    key = name.removeprefix("stability/")
+    if key in CONSTANTS:
+        return None
+    if key in HEADLINE or key.startswith("margin_quantile/"):
+        return name
+    return f"stability_diagnostics/{key}"
 
 
 class StabilityMonitor(EpochMonitor):
@@ -236,6 +282,20 @@ class StabilityMonitor(EpochMonitor):
         if problem is not None:
             raise MisconfigurationError(problem)
 
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # before Lightning logs the model's hyperparameters: TensorBoard's HParams keeps a run's first summary
+        params: dict[str, Any] = {}
+        for name, value in dict(getattr(pl_module, "hparams_initial", {}) or {}).items():
+            params[name] = value
+        params.update(
+            {
+                "stability/every_n_epochs": self.every_n_epochs,
+                "stability/tol": self.tol,
+                "stability/weights": self._weights_key,
+            }
+        )
+        declare_final(trainer, params, list(FINAL))
+
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         log_layout(trainer, DASHBOARD)
         self._constants_logged = False
@@ -249,13 +309,14 @@ class StabilityMonitor(EpochMonitor):
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         report = self.last_report
         if report is not None:
-            final = {
-                "stability/final/accuracy": report.accuracy,
-                "stability/final/loss_floor": report.loss_floor,
-                "stability/final/theorem_a_floor": report.theorem_a.floor,
-                "stability/final/theorem_b_floor": report.theorem_b.floor,
-                "stability/final/instability_count": float(self.instability_count),
-            }
+            values = (
+                report.accuracy,
+                report.loss_floor,
+                report.theorem_a.floor,
+                report.theorem_b.floor,
+                float(self.instability_count),
+            )
+            final = dict(zip(FINAL, values, strict=True))
             log_final(trainer, self._constants(report), final)
 
     def _constants(self, report: theory.StabilityReport) -> dict[str, Any]:
@@ -310,6 +371,8 @@ class StabilityMonitor(EpochMonitor):
         metrics = self._metrics(report, margin_pass, weights, epoch)
         stop, reason = self._update_events(trainer, metrics, report, margin_pass, weights)
 
+        loss_rose = bool(metrics["stability/loss_rose"])
+        metrics = {logged: value for name, value in metrics.items() if (logged := logged_name(name)) is not None}
         self.finish_check(metrics, epoch)
         self.last_report, self.last_pass = report, margin_pass
         step = self.log_step(trainer, epoch)
@@ -317,7 +380,7 @@ class StabilityMonitor(EpochMonitor):
         if not self._constants_logged:
             log_constants(trainer, self._constants(report))
             self._constants_logged = True
-        summary = check_summary(report, epoch, self.instability_epochs, bool(metrics["stability/loss_rose"]))
+        summary = check_summary(report, epoch, self.instability_epochs, loss_rose)
         log_text(trainer, "stability/summary", summary, step)
         if self.log_histogram:
             log_histogram(trainer, "stability/margins", margin_pass.margins, step)
@@ -398,7 +461,6 @@ class StabilityMonitor(EpochMonitor):
         self, report: theory.StabilityReport, margin_pass: MarginPass, weights: Tensor | None, epoch: int
     ) -> dict[str, float]:
         metrics = {f"stability/{key}": value for key, value in report.to_dict().items()}
-        metrics["stability/num_classes"] = float(report.num_classes)
         distribution = theory.SortedMargins(margin_pass.margins, weights)
         for level in self.quantiles:  # quantiles of the weighted F (§1): the smallest margin with F(δ) ≥ q
             metrics[f"stability/margin_quantile/q_{level:g}"] = distribution.quantile_value(level)
