@@ -74,6 +74,8 @@ class ParametrizationMonitor(EpochMonitor):
         MisconfigurationError: on invalid options (here), at setup if no hidden layer is found or ``layers``
             names missing or unsuitable modules, and when training starts if the probe forward does not call every
             hidden layer — before the first epoch.
+        FloatingPointError: at a check, if a hidden layer's weights or pre-activations are NaN or infinite
+            (training diverged), naming the layer, instead of logging meaningless statistics.
 
     Example:
 
@@ -205,6 +207,17 @@ class ParametrizationMonitor(EpochMonitor):
                 handle.remove()
         stats = []
         for index, (layer, slot) in enumerate(zip(self.hidden_layers, captured, strict=True)):
+            tensors = [layer.incoming.weight, layer.outgoing.weight, torch.cat(slot) if slot else None]
+            if layer.incoming.bias is not None:
+                tensors.append(layer.incoming.bias)
+            broken = [t for t in tensors if t is not None and not bool(torch.isfinite(t).all())]
+            if broken:
+                raise FloatingPointError(
+                    f"{self.name}: layer{index} ({layer.incoming_name} → {layer.activation_name} → "
+                    f"{layer.outgoing_name}) has NaN or infinite weights or pre-activations at epoch "
+                    f"{trainer.current_epoch}: training has diverged (lower the learning rate, clip gradients); "
+                    "its statistics would be meaningless and are not computed."
+                )
             if not slot:
                 raise self.error(
                     f"layer{index}'s {layer.incoming_name} was not called by the probe "

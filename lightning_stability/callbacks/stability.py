@@ -68,6 +68,9 @@ DASHBOARD = {
 }
 """The Custom Scalars layout of TensorBoard: the question the monitor answers, on one chart."""
 
+PROBE_SIZE = 32
+"""Samples read twice at fit start to tell deterministic training data from random (augmented) data."""
+
 FINAL = (
     "stability/final/accuracy",
     "stability/final/loss_floor",
@@ -149,6 +152,10 @@ class StabilityMonitor(EpochMonitor):
             `lightning_stability.theory.data_clusters`) with the rows of the model's first ``nn.Linear`` as
             extra directions; logs ``stability/data/*`` and writes ``data_clusters.pt``/``.txt`` (witness
             indices) to the log directory. ``True`` uses the defaults; a dict passes keyword arguments.
+        stochastic_data: what to do when the certified samples are random (two reads of the same indices give
+            different outputs, e.g. augmentation in the training Dataset): ``"error"`` stops before training and
+            says how to pass a deterministic view (``dataset=`` with evaluation transforms); ``"approximate"``
+            certifies one random draw per check and labels every summary as approximate.
 
     Raises:
         MisconfigurationError: on invalid options (here), and when training starts if the training data cannot
@@ -193,6 +200,7 @@ class StabilityMonitor(EpochMonitor):
         grid: dict[str, Any] | None = None,
         verbose: bool = False,
         check_data: bool | dict[str, Any] = False,
+        stochastic_data: Literal["error", "approximate"] = "error",
     ) -> None:
         super().__init__(every_n_epochs=every_n_epochs, check_at_start=check_at_start, verbose=verbose)
         if dataset is not None and dataloader is not None:
@@ -225,6 +233,10 @@ class StabilityMonitor(EpochMonitor):
         self.log_histogram = log_histogram
         self.log_figure = log_figure
         self.grid = dict(grid or {})
+        if stochastic_data not in ("error", "approximate"):
+            raise self.error(f"`stochastic_data` must be 'error' or 'approximate', got {stochastic_data!r}.")
+        self.stochastic_data = stochastic_data
+        self.approximate = False
         if not isinstance(check_data, bool | dict):
             raise self.error(f"`check_data` must be a bool or a dict of settings, got {check_data!r}.")
         self.check_data = check_data
@@ -328,6 +340,7 @@ class StabilityMonitor(EpochMonitor):
             "stability/weights": self._weights_key,
             "stability/tol": self.tol,
             "stability/theorem_b/dilation": report.theorem_b.dilation,
+            "stability/approximate": self.approximate,
         }
 
     def validate_setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -341,14 +354,53 @@ class StabilityMonitor(EpochMonitor):
                     f"`weights` has {self.weights.numel()} entries but the training dataset has {length} samples; "
                     "pass one weight per training sample, in dataset order."
                 )
-        if self.check_at_start and trainer.current_epoch == 0 and self.checks_done == 0:
-            return
+        self._check_deterministic(trainer, pl_module)
+
+    def _check_deterministic(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Evaluate a probe of samples twice (the same indices; every random stream forked and restored, so training
+        is unchanged): a certificate is about fixed samples, so if the two passes disagree — random augmentation
+        in the dataset, a shuffling ``dataloader=`` — stop now with the fix, unless ``stochastic_data=
+        "approximate"`` accepts it (then every summary says so)."""
+        loader = self._loader(trainer, batch_size=PROBE_SIZE)
+        outputs = []
         with untouched_training(pl_module), torch.inference_mode():
-            indices, batch = next(iter(self._loader(trainer)))
-            batch = trainer.precision_plugin.convert_input(trainer.strategy.batch_to_device(batch, pl_module.device))
-            with trainer.precision_plugin.forward_context():
-                logits, targets = unpack_forward_output(self.forward_fn(pl_module, batch))
-        check_forward_output(logits, targets, indices, 0)
+            for _ in range(2):
+                indices, batch = next(iter(loader))
+                batch = trainer.precision_plugin.convert_input(
+                    trainer.strategy.batch_to_device(batch, pl_module.device)
+                )
+                with trainer.precision_plugin.forward_context():
+                    logits, targets = unpack_forward_output(self.forward_fn(pl_module, batch))
+                check_forward_output(logits, targets, indices, 0)
+                outputs.append((indices.cpu(), logits.detach().double().cpu(), targets.cpu()))
+        (first_indices, first_logits, first_targets), (second_indices, second_logits, second_targets) = outputs
+        same = (
+            torch.equal(first_indices, second_indices)
+            and torch.equal(first_targets, second_targets)
+            and torch.allclose(
+                first_logits, second_logits, rtol=1e-5, atol=1e-6 * (1 + float(first_logits.abs().max()))
+            )
+        )
+        stochastic = bool(trainer.strategy.reduce_boolean_decision(not same, all=False))
+        self.approximate = stochastic
+        if not stochastic:
+            return
+        if self.stochastic_data == "approximate":
+            self.warn(
+                trainer,
+                "the training samples differ between two passes (random augmentation?): every check certifies one "
+                "random draw of the data, so its numbers are APPROXIMATE and an instability event may be noise.",
+            )
+            return
+        source = "`dataloader=`" if self.dataloader is not None else "the training dataset"
+        raise self.error(
+            f"{source} gives different samples each time it is read (the model's outputs on the same "
+            f"{first_indices.numel()} indices differed between two passes): random augmentation in the "
+            "Dataset's `__getitem__`, or a shuffling loader. A certificate is about fixed training samples. Pass "
+            "`dataset=` with the evaluation transforms (the same samples without augmentation), e.g. "
+            "`StabilityMonitor(dataset=MyDataset(train=True, transform=eval_transform))`, or a non-shuffling "
+            '`dataloader=`; or accept approximate numbers with `stochastic_data="approximate"`.'
+        )
 
     def margins_dir(self, trainer: pl.Trainer) -> Path | None:
         """Where margin files go: ``save_margins``, or ``<run directory>/margins`` for ``save_margins=True`` — the
@@ -381,6 +433,8 @@ class StabilityMonitor(EpochMonitor):
             log_constants(trainer, self._constants(report))
             self._constants_logged = True
         summary = check_summary(report, epoch, self.instability_epochs, loss_rose)
+        if self.approximate:
+            summary = "**Approximate** (random training data: this check certifies one random draw). " + summary
         log_text(trainer, "stability/summary", summary, step)
         if self.log_histogram:
             log_histogram(trainer, "stability/margins", margin_pass.margins, step)
@@ -394,6 +448,7 @@ class StabilityMonitor(EpochMonitor):
             save_margin_file(directory, epoch, trainer.global_step, margin_pass, report)
         self.info(
             trainer,
+            f"{'[approximate: random training data] ' if self.approximate else ''}"
             f"epoch {epoch}: accuracy {report.accuracy:.4f}, loss {loss:.4f}, "
             f"loss floor {report.loss_floor:.4f}, Theorem A floor {report.theorem_a.floor:.4f}, "
             f"Theorem B floor {report.theorem_b.floor:.4f}, instability events {self.instability_count}",
@@ -417,7 +472,7 @@ class StabilityMonitor(EpochMonitor):
             max_batches=max_batches,
         )
 
-    def _loader(self, trainer: pl.Trainer) -> DataLoader:
+    def _loader(self, trainer: pl.Trainer, batch_size: int | None = None) -> DataLoader:
         world_size, rank = trainer.world_size, trainer.global_rank
         if self.dataloader is not None:
             if world_size > 1:
@@ -427,7 +482,7 @@ class StabilityMonitor(EpochMonitor):
                 )
             return positioned_loader(self.dataloader)
         data = self._training_data(trainer)
-        batch_size = self.batch_size or max(256, 4 * (data.batch_size or 64))
+        batch_size = batch_size or self.batch_size or max(256, 4 * (data.batch_size or 64))
         return margin_dataloader(
             data.dataset,
             batch_size,
