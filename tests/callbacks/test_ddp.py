@@ -41,7 +41,7 @@ def single_process_records(state: dict) -> list[dict]:
     return recorder.records
 
 
-def without(metrics: dict[str, float], keys=RELATIVE + ("stability/check_epoch",)) -> dict[str, float]:
+def without(metrics: dict[str, float], keys=RELATIVE + ("stability_diagnostics/check_epoch",)) -> dict[str, float]:
     return {k: v for k, v in metrics.items() if k not in keys}
 
 

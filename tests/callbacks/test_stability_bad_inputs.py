@@ -30,7 +30,7 @@ def test_iterable_dataset_without_length() -> None:
     # ... and what the message suggests works
     monitor = StabilityMonitor(grid=SMALL_GRID, dataset=make_dataset(N))
     fit(monitor, DataLoader(Stream(make_dataset(N)), batch_size=32), max_epochs=1)
-    assert monitor.last_metrics["stability/num_samples"] == N
+    assert monitor.last_report.num_samples == N
 
 
 def test_nan_logits_fail_and_keep_earlier_csv_metrics(csv_logger) -> None:
@@ -50,8 +50,8 @@ def test_nan_logits_fail_and_keep_earlier_csv_metrics(csv_logger) -> None:
     assert monitor.checks_done == 3  # start, epochs 0 and 1
 
     # the metrics of the checks before the failure were written to disk
-    rows = csv_rows(csv_logger.log_dir, "stability/check_epoch")
-    assert [float(row["stability/check_epoch"]) for row in rows] == [-1.0, 0.0, 1.0]
+    rows = csv_rows(csv_logger.log_dir, "stability_diagnostics/check_epoch")
+    assert [float(row["stability_diagnostics/check_epoch"]) for row in rows] == [-1.0, 0.0, 1.0]
     assert float(rows[-1]["stability/accuracy"]) == pytest.approx(monitor.last_metrics["stability/accuracy"])
 
 
@@ -91,7 +91,7 @@ def test_default_forward_needs_x_y_batches() -> None:
     # ... and the forward_fn it asks for works
     monitor = StabilityMonitor(grid=SMALL_GRID, forward_fn=lambda m, b: (m(b["x"]), b["y"]))
     fit(monitor, loader, model=DictMLP(), max_epochs=1)
-    assert monitor.last_metrics["stability/num_samples"] == N
+    assert monitor.last_report.num_samples == N
 
 
 @pytest.mark.parametrize("length", [N - 10, N + 10])

@@ -41,16 +41,16 @@ def run(tmp_path: Path, name: str, with_validation: bool, ckpt_path: Path | None
 
 def csv_checks(trainer: pl.Trainer) -> dict[float, dict[str, str]]:
     """The monitor's rows of metrics.csv (its columns, the step and the epoch), by checked epoch."""
-    rows = csv_rows(trainer.logger.log_dir, "stability/check_epoch")
+    rows = csv_rows(trainer.logger.log_dir, "stability_diagnostics/check_epoch")
     keep = lambda row: {k: v for k, v in row.items() if k.startswith("stability/") or k in ("step", "epoch")}
-    checks = {float(row["stability/check_epoch"]): keep(row) for row in rows}
+    checks = {float(row["stability_diagnostics/check_epoch"]): keep(row) for row in rows}
     assert len(checks) == len(rows), "an epoch was checked twice"
     return checks
 
 
 def assert_same_records(resumed: list[dict], uninterrupted: list[dict]) -> None:
-    assert [r["metrics"]["stability/check_epoch"] for r in resumed] == [
-        r["metrics"]["stability/check_epoch"] for r in uninterrupted
+    assert [r["metrics"]["stability_diagnostics/check_epoch"] for r in resumed] == [
+        r["metrics"]["stability_diagnostics/check_epoch"] for r in uninterrupted
     ]
     for a, b in zip(resumed, uninterrupted, strict=True):
         assert torch.equal(a["margins"], b["margins"])
@@ -68,7 +68,7 @@ def uninterrupted(tmp_path_factory):
         if with_validation not in cache:
             tmp_path = tmp_path_factory.mktemp("val" if with_validation else "no_val")
             monitor, recorder, trainer = run(tmp_path, "full", with_validation)
-            assert [r["metrics"]["stability/check_epoch"] for r in recorder.records] == [-1.0, 0.0, 1.0, 2.0]
+            assert [r["metrics"]["stability_diagnostics/check_epoch"] for r in recorder.records] == [-1.0, 0.0, 1.0, 2.0]
             assert monitor.checks_done == 4
             checkpoints = tmp_path / "full" / "checkpoints"
             assert sorted(p.name for p in checkpoints.iterdir()) == [f"epoch={e}.ckpt" for e in range(MAX_EPOCHS)]
@@ -90,7 +90,7 @@ def assert_same_end_state(resumed_monitor: StabilityMonitor, monitor: StabilityM
 def assert_same_csv(resumed_trainer: pl.Trainer, expected: list[dict], full_csv: dict) -> None:
     """The loggers got the same values, at the same steps and epochs."""
     resumed_csv = csv_checks(resumed_trainer)
-    assert sorted(resumed_csv) == [r["metrics"]["stability/check_epoch"] for r in expected]
+    assert sorted(resumed_csv) == [r["metrics"]["stability_diagnostics/check_epoch"] for r in expected]
     for epoch, row in resumed_csv.items():
         assert row == full_csv[epoch], f"check of epoch {epoch} logged differently after resuming"
 
@@ -114,7 +114,7 @@ def test_resume_from_mid_run_checkpoint_equals_uninterrupted_run(
     if with_validation:
         # the check the checkpoint missed runs once after resuming, on the same weights (Lightning 2.x re-enters the
         # finished epoch's end; a resume at the next epoch is caught up at train start, see the test below)
-        assert records[0]["metrics"]["stability/check_epoch"] == resume_epoch
+        assert records[0]["metrics"]["stability_diagnostics/check_epoch"] == resume_epoch
         expected = full[resume_epoch + 1 :]
     else:
         assert all(r["hook"] == "epoch_end" for r in records), "no check may be repeated after resuming"

@@ -33,7 +33,7 @@ def test_no_logger() -> None:
         warnings.simplefilter("always")
         trainer, recorder = fit(monitor, logger=False, max_epochs=1)
     assert monitor.checks_done == 2
-    assert trainer.callback_metrics["stability/num_samples"] == N
+    assert "stability/accuracy" in trainer.callback_metrics and monitor.last_report.num_samples == N
     noisy = [str(w.message) for w in caught if "no logger configured" in str(w.message)]
     assert not noisy, f"the monitor warns once per metric without a logger: {noisy[:2]}"
 
@@ -42,7 +42,7 @@ def test_csv_logger_gets_every_check(csv_logger) -> None:
     monitor = StabilityMonitor(grid=SMALL_GRID)
     trainer, recorder = fit(monitor, logger=csv_logger)
     rows = csv_checks(csv_logger)
-    assert [float(row["stability/check_epoch"]) for row in rows] == [-1.0, 0.0, 1.0]
+    assert [float(row["stability_diagnostics/check_epoch"]) for row in rows] == [-1.0, 0.0, 1.0]
     assert [int(row["step"]) for row in rows] == [0, 9, 19]  # 10 batches per epoch; Lightning's epoch-end steps
     for row, record in zip(rows, recorder.records, strict=True):
         for name, value in record["metrics"].items():
@@ -67,7 +67,7 @@ def test_fast_dev_run() -> None:
     trainer, recorder = fit(monitor, fast_dev_run=True)
     assert monitor.checks_done == 2  # train start + the single epoch
     # fast_dev_run limits the margin pass to fast_dev_run batches, like every other loop
-    assert monitor.last_metrics["stability/num_samples"] == 100
+    assert monitor.last_report.num_samples == 100
     assert torch.equal(monitor.last_pass.indices, torch.arange(100))
 
 
@@ -75,8 +75,8 @@ def test_limit_train_batches_still_certifies_every_sample() -> None:
     monitor = StabilityMonitor(grid=SMALL_GRID)
     trainer, recorder = fit(monitor, limit_train_batches=2, max_epochs=2)
     assert trainer.global_step == 4
-    assert [r["metrics"]["stability/num_samples"] for r in recorder.records] == [N, N, N]
-    assert trainer.callback_metrics["stability/num_samples"] == N
+    assert [r["margins"].numel() for r in recorder.records] == [N, N, N]
+    assert "stability/accuracy" in trainer.callback_metrics and monitor.last_report.num_samples == N
     assert torch.equal(monitor.last_pass.indices, torch.arange(N))
 
 
@@ -85,14 +85,14 @@ def test_gradient_accumulation() -> None:
     trainer, recorder = fit(monitor, accumulate_grad_batches=2, max_epochs=2)
     assert trainer.global_step == 10  # 10 batches per epoch, one optimizer step per 2
     assert monitor.checks_done == 3
-    assert trainer.callback_metrics["stability/num_samples"] == N
+    assert "stability/accuracy" in trainer.callback_metrics and monitor.last_report.num_samples == N
     assert recorder.records[-1]["metrics"]["stability/loss"] < recorder.records[0]["metrics"]["stability/loss"]
 
 
 def test_every_n_epochs() -> None:
     monitor = StabilityMonitor(grid=SMALL_GRID, every_n_epochs=2)
     trainer, recorder = fit(monitor, max_epochs=4)
-    assert [r["metrics"]["stability/check_epoch"] for r in recorder.records] == [-1.0, 1.0, 3.0]
+    assert [r["metrics"]["stability_diagnostics/check_epoch"] for r in recorder.records] == [-1.0, 1.0, 3.0]
     assert [r["hook"] for r in recorder.records] == ["train_start", "epoch_end", "epoch_end"]
     assert monitor.last_checked_epoch == 3
 
@@ -100,7 +100,7 @@ def test_every_n_epochs() -> None:
 def test_check_at_start_false() -> None:
     monitor = StabilityMonitor(grid=SMALL_GRID, check_at_start=False)
     trainer, recorder = fit(monitor, max_epochs=2)
-    assert [r["metrics"]["stability/check_epoch"] for r in recorder.records] == [0.0, 1.0]
+    assert [r["metrics"]["stability_diagnostics/check_epoch"] for r in recorder.records] == [0.0, 1.0]
     assert "stability/flip_forgotten" not in recorder.records[0]["metrics"]
     assert "stability/flip_forgotten" in recorder.records[1]["metrics"]
 
@@ -122,7 +122,7 @@ def test_user_dataset_and_dataloader() -> None:
     other = make_dataset(150, seed=11)
     monitor = StabilityMonitor(grid=SMALL_GRID, dataset=other)
     fit(monitor, max_epochs=1)
-    assert monitor.last_metrics["stability/num_samples"] == 150
+    assert monitor.last_report.num_samples == 150
     assert torch.equal(monitor.last_pass.targets, other.tensors[1])
 
     monitor = StabilityMonitor(grid=SMALL_GRID, dataloader=make_loader(other, batch_size=40))

@@ -36,7 +36,7 @@ def assert_same_as_without_callbacks(weights: dict[str, torch.Tensor], rng: torc
 def test_same_final_weights_with_and_without_the_monitor(accumulate: int) -> None:
     monitor = StabilityMonitor(grid=SMALL_GRID, batch_size=50)
     weights, rng = train([monitor], accumulate)
-    assert monitor.checks_done == 4 and monitor.last_metrics["stability/num_samples"] == 300
+    assert monitor.checks_done == 4 and monitor.last_report.num_samples == 300
     assert_same_as_without_callbacks(weights, rng, accumulate)
 
 
