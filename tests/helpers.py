@@ -17,8 +17,9 @@ from torch import nn
 from torch.func import functional_call
 from torch.utils.data import DataLoader, Dataset, IterableDataset, TensorDataset
 
-from lightning_stability import GradientFlowMonitor, ParametrizationMonitor, SharpnessMonitor, theory
+from lightning_stability import GradientFlowMonitor, ParametrizationMonitor, SharpnessMonitor
 from lightning_stability.dynamics import parametrization_statistics
+from tests.theory.oracles import naive_cross_entropy, naive_margins
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CONFIGS_DIR = REPO_ROOT / "configs"
@@ -26,8 +27,8 @@ CONFIGS_DIR = REPO_ROOT / "configs"
 NUM_FEATURES = 10
 NUM_CLASSES = 3
 
-# A small certify grid (the default one can take seconds per check): the tests compare the monitor against
-# `theory.certify` called with the same grid, so this only makes them faster; test_stability_metrics uses the default.
+# A small certify grid (the default one can take seconds per check): only faster. The oracles of
+# callbacks/metric_oracles.py check the floors for whatever grid was used; test_stability_metrics also uses the default.
 SMALL_GRID: dict[str, Any] = dict(
     zetas=(0.1, 0.3), tau_fractions=(1 / 16,), gammas=(1.0, 2.0), width_fractions=(1 / 8,), partition_size=512
 )
@@ -267,7 +268,9 @@ def hand_margin_pass(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """``(targets, margins, per-sample losses)`` of ``module`` over ``dataset``, in eval mode, by hand.
 
-    The batches are cut like the monitor's sequential loader so that float32 logits are bit-identical.
+    The batches are cut like the monitor's sequential loader so that float32 logits are bit-identical; the margins
+    ``z_y − max_{j≠y} z_j`` and cross entropies come from the plain-Python / 50-digit oracles of
+    ``tests/theory/oracles.py``, not from ``lightning_stability.theory``.
     """
     x, y = dataset.tensors
     was_training = module.training
@@ -275,7 +278,8 @@ def hand_margin_pass(
     with torch.no_grad():
         logits = torch.cat([module(x[i : i + batch_size]) for i in range(0, x.shape[0], batch_size)])
     module.train(was_training)
-    return y, theory.margins(logits, y), theory.per_sample_cross_entropy(logits, y)
+    margins = torch.tensor(naive_margins(logits, y), dtype=torch.float64)
+    return y, margins, torch.tensor(naive_cross_entropy(logits, y), dtype=torch.float64)
 
 
 def explicit_hessian(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -301,7 +305,8 @@ def explicit_hessian(model: nn.Module, inputs: torch.Tensor, targets: torch.Tens
 
 
 class Recorder(pl.Callback):
-    """After a StabilityMonitor: copies what it computed at every check (train start, epoch end)."""
+    """After a StabilityMonitor: copies what it computed at every check (train start, epoch end), and the weights
+    the check saw (``state``)."""
 
     def __init__(self, monitor) -> None:
         self.monitor = monitor
@@ -319,6 +324,7 @@ class Recorder(pl.Callback):
                 epoch=trainer.current_epoch,
                 metrics=dict(self.monitor.last_metrics),
                 margins=self.monitor.last_pass.margins.clone(),
+                state={k: v.detach().clone() for k, v in trainer.lightning_module.state_dict().items()},
                 checks_done=self.monitor.checks_done,
                 instability_count=self.monitor.instability_count,
                 consecutive_instabilities=self.monitor.consecutive_instabilities,

@@ -10,8 +10,9 @@ import pytest
 import torch
 from torch import nn
 
-from lightning_stability import StabilityMonitor, theory
+from lightning_stability import StabilityMonitor
 from lightning_stability.dynamics import HessianVectorProduct, parametrization_statistics, top_hessian_eigenvalue
+from tests.theory.oracles import naive_flip_masses
 
 from ..helpers import (
     DDP_MARGIN_BATCH_SIZE,
@@ -77,9 +78,10 @@ def test_ddp_two_processes_gather_the_whole_training_set(run_ddp) -> None:
     for single in (end[0], end[1]):
         assert torch.equal(single["margins"], zero["records"][1]["margins"])
         assert without(single["metrics"]) == without(zero["records"][1]["metrics"])
-    forgotten, learned = theory.flip_masses(zero["records"][0]["margins"], zero["records"][1]["margins"])
-    assert zero["records"][1]["metrics"]["stability/flip_forgotten"] == forgotten
-    assert zero["records"][1]["metrics"]["stability/flip_learned"] == learned
+    # docs/theory.md §8 by hand (exact Fractions): forgotten μ{δ' > 0 ≥ δ}, learned μ{δ' ≤ 0 < δ}
+    forgotten, learned = naive_flip_masses(zero["records"][0]["margins"], zero["records"][1]["margins"])
+    assert zero["records"][1]["metrics"]["stability/flip_forgotten"] == pytest.approx(forgotten, rel=1e-12, abs=1e-15)
+    assert zero["records"][1]["metrics"]["stability/flip_learned"] == pytest.approx(learned, rel=1e-12, abs=1e-15)
 
 
 def test_ddp_two_processes_log_the_same_values(run_ddp) -> None:

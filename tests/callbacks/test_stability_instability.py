@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import logging
 import math
+from fractions import Fraction
 
+import numpy as np
 import pytest
 import pytorch_lightning as pl
 import torch
 from torch import nn
 from torch.utils.data import TensorDataset
 
-from lightning_stability import StabilityMonitor, theory
+from lightning_stability import StabilityMonitor
 
 from ..helpers import SMALL_GRID, Recorder, epoch_checkpoints, fit
+from .metric_oracles import canonical
 
 # Three groups of samples; the input of a sample is the one-hot code of its group, so a bias-free linear layer
 # gives every group its own logit vector. Group g has class g: 40, 40 and 20 samples.
@@ -47,9 +50,19 @@ def weight_for(check: int) -> torch.Tensor:
 
 
 def scripted_loss_and_accuracy(check: int) -> tuple[float, float]:
-    x, y = dataset().tensors
-    logits = x @ weight_for(check).T
-    return float(theory.per_sample_cross_entropy(logits, y).mean()), theory.accuracy(theory.margins(logits, y))
+    """By hand, from the script (docs/theory.md §1): group g's logits are ``m`` (its margin, rounded to the float32
+    the linear layer holds) on its class and 0 on the other K − 1, so each of its samples has the margin ``m`` and
+    the cross entropy ``log(e^m + K − 1) − m = log(1 + (K − 1) e^{−m})``; it is correct iff ``m > 0``."""
+    margins = [float(np.float32(m)) for m in SCRIPT[check]]
+    n = sum(GROUP_SIZES)
+    loss = math.fsum(size * math.log1p((NUM_CLASSES - 1) * math.exp(-m)) for size, m in zip(GROUP_SIZES, margins)) / n
+    accuracy = Fraction(sum(size for size, m in zip(GROUP_SIZES, margins) if m > 0), n)
+    return loss, float(accuracy)
+
+
+def instability_rule(earlier: tuple[float, float], later: tuple[float, float], tol: float = 0.0) -> bool:
+    """docs/theory.md §8: the loss fell and the accuracy fell by more than ``tol``."""
+    return later[0] < earlier[0] and later[1] < earlier[1] - tol
 
 
 class ScriptedClassifier(pl.LightningModule):
@@ -117,8 +130,11 @@ def test_the_script_is_a_loss_down_accuracy_down_sequence() -> None:
     values = [scripted_loss_and_accuracy(check) for check in range(-1, MAX_EPOCHS)]
     assert [a for _, a in values] == pytest.approx([0.8, 0.8, 0.4, 0.8, 0.4, 0.2, 1.0])
     assert all(later[0] < earlier[0] for earlier, later in zip(values, values[1:])), "the loss falls at every check"
-    events = [theory.instability_event(*earlier, *later) for earlier, later in zip(values, values[1:])]
+    events = [instability_rule(earlier, later) for earlier, later in zip(values, values[1:])]
     assert events == [False, True, False, True, True, False]
+    # with tol = 0.3 the 0.4 -> 0.2 drop does not count (test_tol_ignores_small_accuracy_drops)
+    with_tol = [instability_rule(earlier, later, tol=0.3) for earlier, later in zip(values, values[1:])]
+    assert with_tol == [False, True, False, True, False, False]
 
 
 @pytest.mark.parametrize(
@@ -138,18 +154,18 @@ def test_instability_events_and_stop(
         trainer, script, recorder = fit_scripted(monitor)
 
     assert script.epochs == list(range(last_epoch + 1)), "training must stop right after the stopping check"
-    assert [r["metrics"]["stability/check_epoch"] for r in recorder.records] == list(range(-1, last_epoch + 1))
-    assert [r["metrics"]["stability/instability"] for r in recorder.records] == flags
+    assert [canonical(r["metrics"])["check_epoch"] for r in recorder.records] == list(range(-1, last_epoch + 1))
+    assert [canonical(r["metrics"])["instability"] for r in recorder.records] == flags
     counts = [r["instability_count"] for r in recorder.records]
     assert counts == [sum(flags[: i + 1]) for i in range(len(flags))]
-    assert [r["metrics"]["stability/instability_count"] for r in recorder.records] == counts
+    assert [canonical(r["metrics"])["instability_count"] for r in recorder.records] == counts
     assert monitor.instability_count == sum(flags)
     assert trainer.callback_metrics["stability/instability_count"] == sum(flags)
     for record, check in zip(recorder.records, range(-1, last_epoch + 1)):
         loss, accuracy = scripted_loss_and_accuracy(check)
-        assert record["metrics"]["stability/loss"] == pytest.approx(loss, abs=1e-6)
-        assert record["metrics"]["stability/accuracy"] == pytest.approx(accuracy, abs=1e-12)
-        assert record["metrics"]["stability/loss_rose"] == 0.0
+        assert canonical(record["metrics"])["loss"] == pytest.approx(loss, rel=1e-12)
+        assert canonical(record["metrics"])["accuracy"] == pytest.approx(accuracy, rel=1e-12, abs=1e-15)
+        assert canonical(record["metrics"])["loss_rose"] == 0.0
 
     messages = [str(w.message) for w in warned if "StabilityMonitor: instability" in str(w.message)]
     event_epochs = [epoch for epoch, flag in zip(range(-1, last_epoch + 1), flags) if flag]
@@ -177,7 +193,7 @@ def test_tol_ignores_small_accuracy_drops() -> None:
     with pytest.warns(UserWarning, match="StabilityMonitor: instability"):
         trainer, script, recorder = fit_scripted(monitor)
     # 0.8 -> 0.4 drops count, 0.4 -> 0.2 does not: never two in a row
-    assert [r["metrics"]["stability/instability"] for r in recorder.records] == [0, 0, 1, 0, 1, 0, 0]
+    assert [canonical(r["metrics"])["instability"] for r in recorder.records] == [0, 0, 1, 0, 1, 0, 0]
     assert script.epochs == list(range(MAX_EPOCHS)) and not trainer.should_stop
     assert monitor.instability_count == 2 and monitor.stop_reason is None
 
@@ -185,8 +201,10 @@ def test_tol_ignores_small_accuracy_drops() -> None:
 def test_instability_counters_survive_resume(tmp_path) -> None:
     """The consecutive count lives in the checkpoint: resumed after epoch 3's event, epoch 4's event stops."""
     monitor = StabilityMonitor(grid=SMALL_GRID, stop_on_instability=True, patience=2)
-    with pytest.warns(UserWarning):
+    with pytest.warns(UserWarning, match="StabilityMonitor: instability at epoch") as warned:
         fit_scripted(monitor, tmp_path / "full", checkpoint=True)
+    messages = [str(w.message) for w in warned if "StabilityMonitor: instability" in str(w.message)]
+    assert [m.split(":")[1].strip() for m in messages] == [f"instability at epoch {e}" for e in (1, 3, 4)]
     assert monitor.stop_reason.startswith("instability at epoch 4")
 
     resumed = StabilityMonitor(grid=SMALL_GRID, stop_on_instability=True, patience=2)
@@ -203,11 +221,11 @@ def test_instability_counters_survive_resume(tmp_path) -> None:
     checkpoint["callbacks"][monitor.state_key] = before
     torch.save(checkpoint, tmp_path / "missed.ckpt")
     caught_up = StabilityMonitor(grid=SMALL_GRID, stop_on_instability=True, patience=2)
-    with pytest.warns(UserWarning) as warned:
+    with pytest.warns(UserWarning, match="StabilityMonitor: instability at epoch 3") as warned:
         trainer, script, recorder = fit_scripted(caught_up, ckpt_path=tmp_path / "missed.ckpt")
     messages = [str(w.message) for w in warned if "StabilityMonitor: instability" in str(w.message)]
     assert [m.split(":")[1].strip() for m in messages] == ["instability at epoch 3", "instability at epoch 4"]
     assert [r["hook"] for r in recorder.records] == ["train_start", "epoch_end"]
     assert script.epochs == [4] and trainer.should_stop
     assert (caught_up.instability_count, caught_up.stop_reason) == (monitor.instability_count, monitor.stop_reason)
-    assert not math.isnan(recorder.records[0]["metrics"]["stability/flip_forgotten"])
+    assert not math.isnan(canonical(recorder.records[0]["metrics"])["flip_forgotten"])

@@ -1,86 +1,150 @@
-"""The monitor's numbers are those of `theory.certify` on margins recomputed by hand; TensorBoard output."""
+"""The monitor's numbers against independent oracles computed from the model's logits; TensorBoard output.
+
+For every check a `Recorder` after the monitor keeps the weights the check saw; the test runs the model itself at
+those weights (eval mode, no grad, the monitor's batch cuts) and computes every expected value from the logits with
+callbacks/metric_oracles.py (exact Fractions / 50-digit mpmath for §1–§3 and §8; the Riemann bracket, the exact
+``C_A`` and the exact ``κ_B`` of tests/theory/exact_oracles.py for the Theorem A/B floors), never with
+``lightning_stability.theory``. Tolerances are those stated in metric_oracles.py.
+
+The fixtures: `separable` data (labels from a noise-free linear rule), so that a few epochs reach a training loss
+below log 2 and every floor is positive (not clipped to 0); and a `QuantizedMLP` whose logits lie on the lattice
+(1/8)ℤ, so that margins tie at exactly 0 (an error, not a correct prediction: docs/theory.md §1) and the margin
+distribution has atoms — the accuracy, masses, quantiles, flip masses and the Condition A/B oracles meet ties.
+"""
 
 from __future__ import annotations
-
-import math
 
 import pytest
 import pytorch_lightning as pl
 import torch
+from torch.utils.data import TensorDataset
 
-from lightning_stability import StabilityMonitor, theory
+from lightning_stability import StabilityMonitor
 
-from ..helpers import MLP, NUM_CLASSES, SMALL_GRID, Recorder, fit, hand_margin_pass, make_dataset, tensorboard_events
+from ..helpers import MLP, NUM_CLASSES, SMALL_GRID, Recorder, fit, make_data, make_dataset, tensorboard_events
+from .metric_oracles import (
+    CONSTANT_KEYS,
+    OracleCheck,
+    assert_metrics,
+    balanced_mu,
+    canonical,
+    check_theorem_a,
+    check_theorem_b,
+    expected_sequence,
+    logits_at,
+    tensor_mu,
+    uniform_mu,
+)
 
 N = 400
-TOL = 1e-9
+# docs/metrics.md: the Theorem A and B metrics
+THEOREM_KEYS = {
+    *(f"theorem_a/{k}" for k in ("floor", "eta", "eta0", "zeta", "gamma", "lam0", "condition_a_constant")),
+    "theorem_a/envelope_bound",
+    *(f"theorem_b/{k}" for k in ("floor", "eta", "eta0", "zeta", "dilation", "max_mass", "min_cluster_mass")),
+    *(f"theorem_b/{k}" for k in ("min_width", "kappa_lower", "kappa_upper", "envelope_bound")),
+}
 
 
-def expected_metrics(
-    margins: torch.Tensor,
-    losses: torch.Tensor,
-    weights: torch.Tensor | None,
-    epoch: int,
-    quantiles=(0.01, 0.05, 0.5),
-    **grid,
-) -> dict[str, float]:
-    """What the monitor must log for a check, computed from the theory module alone."""
-    mu = torch.full_like(losses, 1 / len(losses)) if weights is None else weights / weights.sum()
-    loss = float((mu * losses).sum())
-    report = theory.certify(margins, NUM_CLASSES, weights=weights, loss=loss, **grid)
-    expected = {f"stability/{key}": value for key, value in report.to_dict().items()}
-    expected["stability/num_classes"] = float(NUM_CLASSES)
-    for level in quantiles:  # quantiles of the weighted F: the smallest margin with F(δ) ≥ q, by a plain loop
-        pairs = sorted(zip(margins.tolist(), mu.tolist()))
-        running = [sum(weight for _, weight in pairs[: k + 1]) for k in range(len(pairs))]
-        first = next(k for k, mass in enumerate(running) if mass >= level * (1 - 1e-9))
-        expected[f"stability/margin_quantile/q={level:g}"] = pairs[first][0]
-    expected["stability/check_epoch"] = float(epoch)
-    return expected
+def assert_names(metrics: dict, expected: dict) -> None:
+    """A check logs exactly the expected values and the Theorem A/B ones, nothing else (constants may be logged
+    once instead of with every check)."""
+    assert set(canonical(metrics)) - CONSTANT_KEYS == (set(expected) | THEOREM_KEYS) - CONSTANT_KEYS
 
 
-def assert_close(actual: dict[str, float], expected: dict[str, float], tol: float = TOL) -> None:
-    missing = set(expected) - set(actual)
-    assert not missing, f"metrics not logged: {sorted(missing)}"
-    bad = {k: (float(actual[k]), v) for k, v in expected.items() if not math.isclose(float(actual[k]), v, abs_tol=tol)}
-    assert not bad, f"metrics differ from theory.certify on hand-computed margins: {bad}"
+def stability_metrics(trainer) -> dict:
+    """What went through `pl_module.log`."""
+    return {k: float(v) for k, v in trainer.callback_metrics.items() if k.split("/")[0].startswith("stability")}
 
 
-def test_metrics_equal_certify_on_hand_computed_margins() -> None:
-    """Default grid, one check after the only epoch: every logged number equals `theory.certify`'s.
+def separable(num_samples: int) -> TensorDataset:
+    """:func:`make_data`'s inputs with the noise-free labels ``argmax x[:3]``: learnable to a loss below log 2."""
+    x, _ = make_data(num_samples)
+    return TensorDataset(x, x[:, :NUM_CLASSES].argmax(dim=1))
+
+
+class QuantizedMLP(MLP):
+    """An MLP whose logits are rounded to (1/8)ℤ (exactly, in float32) with a straight-through gradient."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        logits = self.net(x)
+        return logits + (torch.round(logits * 8) / 8 - logits).detach()
+
+
+def oracle_checks(model, dataset, recorder: Recorder, batch_size: int, mu=None) -> list[OracleCheck]:
+    """One `OracleCheck` per recorded check, from the logits at the weights that check saw."""
+    x, y = dataset.tensors
+    return [OracleCheck.of(logits_at(model, r["state"], x, batch_size), y, mu) for r in recorder.records]
+
+
+def positive_floors(metrics: dict, keys=("loss_floor", "theorem_a/floor", "theorem_b/floor")) -> bool:
+    return all(canonical(metrics)[key] > 0 for key in keys)
+
+
+def exercised(metrics: dict) -> bool:
+    """The fixture exercises unclipped Theorem 0 / A floors and a decaying ``U_B`` (Condition B certified)."""
+    return (
+        positive_floors(metrics, ("loss_floor", "theorem_a/floor")) and canonical(metrics)["theorem_b/kappa_lower"] > 1
+    )
+
+
+def test_metrics_equal_the_oracles_default_grid() -> None:
+    """Default grid and quantiles, one check after 6 epochs: every logged number equals the oracles', the floors
+    (positive) are bracketed and Theorem A's is the best of the grid.
 
     (`certify` with the default grid takes seconds on some margin sets: this is the one test that uses it.)
     """
     pl.seed_everything(4)
-    dataset = make_dataset(300)
+    dataset = separable(N)
     model = MLP(lr=0.5)
-    monitor = StabilityMonitor(check_at_start=False)
-    trainer = fit([monitor], model, dataset, max_epochs=1)
+    monitor = StabilityMonitor(every_n_epochs=6, check_at_start=False)
+    recorder = Recorder(monitor)
+    trainer = fit([monitor, recorder], model, dataset, max_epochs=6)
 
-    assert monitor.checks_done == 1 and monitor.last_checked_epoch == 0
+    assert monitor.checks_done == 1 and monitor.last_checked_epoch == 5 and len(recorder.records) == 1
     assert model.training, "the margin pass must restore train mode"
-    targets, margins, losses = hand_margin_pass(model, dataset, batch_size=256)  # default: max(256, 4 × 32)
-    assert torch.equal(monitor.last_pass.indices, torch.arange(300))
-    assert torch.equal(monitor.last_pass.targets, targets)
-    assert torch.equal(monitor.last_pass.margins, margins)
-    assert torch.allclose(monitor.last_pass.losses, losses, rtol=0, atol=1e-12)
+    state = recorder.records[0]["state"]
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in state.items()), "no step after the last check"
+    (check,) = oracle_checks(model, dataset, recorder, batch_size=256)  # the default: max(256, 4 × 32)
+    assert torch.equal(monitor.last_pass.indices, torch.arange(N))
+    assert torch.equal(monitor.last_pass.targets, dataset.tensors[1])
+    assert monitor.last_pass.margins.tolist() == check.margins
+    assert torch.allclose(monitor.last_pass.losses, torch.tensor(check.losses, dtype=torch.float64), rtol=0, atol=1e-12)
 
-    expected = expected_metrics(margins, losses, None, epoch=0)
-    expected.update({"stability/instability": 0.0, "stability/instability_count": 0.0, "stability/loss_rose": 0.0})
-    assert set(monitor.last_metrics) == set(expected), "first check: no flip masses, nothing else"
-    assert_close(monitor.last_metrics, expected)
+    (expected,) = expected_sequence([check], [5])
+    assert_names(monitor.last_metrics, expected)  # first check: no flip masses
+    assert_metrics(monitor.last_metrics, expected)
+    assert positive_floors(monitor.last_metrics), "the fixture must exercise unclipped floors"
+    check_theorem_a(monitor.last_metrics, check)
+    check_theorem_b(monitor.last_metrics, check)
     # what went through `pl_module.log` keeps full precision too
-    assert_close({k: v for k, v in trainer.callback_metrics.items() if k.startswith("stability/")}, expected)
+    assert stability_metrics(trainer) == monitor.last_metrics
 
 
 def test_flip_masses_events_and_saved_margin_files(tmp_path) -> None:
-    """Start check + 2 epochs: flip masses and events against the previous check; one .pt file per check."""
-    pl.seed_everything(1)
-    dataset = make_dataset(N)
-    model = MLP()
+    """Start check + 2 epochs of a model with tied margins: every check's metrics, flip masses and events against
+    the oracles of that check and the previous one; one .pt file per check."""
+    pl.seed_everything(6)
+    dataset = separable(N)
+    model = QuantizedMLP(lr=0.5)
     monitor = StabilityMonitor(grid=SMALL_GRID, batch_size=100, save_margins=tmp_path / "margins")
     recorder = Recorder(monitor)
     fit([monitor, recorder], model, dataset, max_epochs=2)
+
+    checks = oracle_checks(model, dataset, recorder, batch_size=100)
+    assert sum(d == 0 for d in checks[0].margins) >= 10, "ties at the start check"
+    expected = expected_sequence(checks, [-1, 0, 1])
+    assert [r["hook"] for r in recorder.records] == ["train_start", "epoch_end", "epoch_end"]
+    for record, check, values in zip(recorder.records, checks, expected, strict=True):
+        assert record["margins"].tolist() == check.margins
+        assert_names(record["metrics"], values)
+        assert_metrics(record["metrics"], values)
+        check_theorem_a(record["metrics"], check, SMALL_GRID)
+        check_theorem_b(record["metrics"], check, SMALL_GRID)
+    assert "flip_forgotten" not in canonical(recorder.records[0]["metrics"])
+    assert exercised(recorder.records[-1]["metrics"])
+    # the model learns
+    assert checks[2].loss < checks[1].loss < checks[0].loss
 
     files = sorted((tmp_path / "margins").glob("*.pt"))
     assert [f.name for f in files] == [
@@ -89,64 +153,56 @@ def test_flip_masses_events_and_saved_margin_files(tmp_path) -> None:
         "margins_epoch=start_step=00000000.pt",
     ]
     saved = [torch.load(f) for f in (files[2], files[0], files[1])]
-    assert [r["hook"] for r in recorder.records] == ["train_start", "epoch_end", "epoch_end"]
     assert [s["epoch"] for s in saved] == [-1, 0, 1]
-    for record, data in zip(recorder.records, saved, strict=True):
-        assert torch.equal(data["margins"], record["margins"])
+    for record, data, check in zip(recorder.records, saved, checks, strict=True):
+        assert data["margins"].tolist() == check.margins
+        assert torch.equal(data["targets"], dataset.tensors[1])
         assert torch.equal(data["indices"], torch.arange(N))
         assert data["num_classes"] == NUM_CLASSES
-        report = {f"stability/{k}": v for k, v in data["report"].items()}
-        assert_close(record["metrics"], report, tol=0.0)
-
-    targets, margins, losses = hand_margin_pass(model, dataset, batch_size=100)
-    assert torch.equal(saved[-1]["margins"], margins)
-    assert torch.equal(saved[-1]["targets"], targets)
-    assert_close(monitor.last_metrics, expected_metrics(margins, losses, None, epoch=1, **SMALL_GRID))
-
-    for before, after in zip(recorder.records, recorder.records[1:]):
-        forgotten, learned = theory.flip_masses(before["margins"], after["margins"])
-        metrics, previous = after["metrics"], before["metrics"]
-        assert metrics["stability/flip_forgotten"] == forgotten
-        assert metrics["stability/flip_learned"] == learned
-        event = theory.instability_event(
-            previous["stability/loss"],
-            previous["stability/accuracy"],
-            metrics["stability/loss"],
-            metrics["stability/accuracy"],
-        )
-        assert metrics["stability/instability"] == float(event)
-        assert metrics["stability/loss_rose"] == float(metrics["stability/loss"] > previous["stability/loss"])
-    assert "stability/flip_forgotten" not in recorder.records[0]["metrics"]
-    # the model learns: the loss at the end is lower than at the start
-    assert recorder.records[-1]["metrics"]["stability/loss"] < recorder.records[0]["metrics"]["stability/loss"]
+        report, logged = data["report"], canonical(record["metrics"])
+        assert set(report) - set(logged) <= CONSTANT_KEYS
+        assert {k: v for k, v in report.items() if k in logged} == {k: logged[k] for k in report if k in logged}
 
 
 @pytest.mark.parametrize("kind", ["balanced", "tensor"])
-def test_weights_equal_certify_with_those_weights(kind: str) -> None:
-    pl.seed_everything(2)
-    dataset = make_dataset(N)
-    targets_all = dataset.tensors[1]
+def test_weights_equal_the_oracles_with_those_weights(kind: str) -> None:
+    """Balanced and per-sample (integer, some zero) weights: every metric is the weighted one (start check with
+    ties, then a check after 3 epochs with positive floors)."""
+    pl.seed_everything(3)
+    dataset = separable(N)
+    x, targets = dataset.tensors
+    model = QuantizedMLP(lr=0.5)
     if kind == "balanced":
         weights_arg = "balanced"
-        weights = 1.0 / torch.bincount(targets_all, minlength=NUM_CLASSES).to(torch.float64)[targets_all]
+        mu = balanced_mu(targets.tolist())
     else:
-        weights = torch.rand(N, generator=torch.Generator().manual_seed(5), dtype=torch.float64) + 0.05
-        weights[:20] = 0.0  # samples of weight zero carry no mass
-        weights_arg = weights
-    model = MLP()
-    monitor = StabilityMonitor(grid=SMALL_GRID, weights=weights_arg, quantiles=(0.1, 0.5))
+        weights_arg = torch.randint(0, 4, (N,), generator=torch.Generator().manual_seed(5)).double()
+        weights_arg[:20] = 0.0  # samples of weight zero carry no mass
+        # ... not even the smallest margin at the start check: `margin_min` is over the positive-weight samples
+        start = OracleCheck.of(logits_at(model, None, x, 256), targets).margins
+        weights_arg[torch.tensor(start) == min(start)] = 0.0
+        mu = tensor_mu(weights_arg)
+    monitor = StabilityMonitor(grid=SMALL_GRID, weights=weights_arg, quantiles=(0.1, 0.5), every_n_epochs=3)
     recorder = Recorder(monitor)
-    trainer = fit([monitor, recorder], model, dataset, max_epochs=1)
+    trainer = fit([monitor, recorder], model, dataset, max_epochs=3)
 
-    _, margins, losses = hand_margin_pass(model, dataset, batch_size=256)
-    expected = expected_metrics(margins, losses, weights, epoch=0, quantiles=(0.1, 0.5), **SMALL_GRID)
-    assert_close(monitor.last_metrics, expected)
-    assert_close({k: v for k, v in trainer.callback_metrics.items() if k.startswith("stability/")}, expected)
-    # the uniform accuracy differs from the weighted one, so the weights were really used
-    assert monitor.last_metrics["stability/accuracy"] != pytest.approx(theory.accuracy(margins), abs=1e-6)
-    forgotten, learned = theory.flip_masses(recorder.records[0]["margins"], margins, weights)
-    assert monitor.last_metrics["stability/flip_forgotten"] == pytest.approx(forgotten, abs=TOL)
-    assert monitor.last_metrics["stability/flip_learned"] == pytest.approx(learned, abs=TOL)
+    checks = oracle_checks(model, dataset, recorder, batch_size=256, mu=mu)
+    assert sum(d == 0 for d in checks[0].margins) >= 10, "ties at the start check"
+    if kind == "tensor":
+        assert checks[0].minimum > min(checks[0].margins), "the smallest margin has weight zero"
+    expected = expected_sequence(checks, [-1, 2], quantiles=(0.1, 0.5))
+    for record, check, values in zip(recorder.records, checks, expected, strict=True):
+        assert_metrics(record["metrics"], values)
+        check_theorem_a(record["metrics"], check, SMALL_GRID)
+        check_theorem_b(record["metrics"], check, SMALL_GRID)
+    assert exercised(recorder.records[-1]["metrics"])
+    assert_metrics(stability_metrics(trainer), expected[-1])
+    # the weights were really used: the uniform oracle's accuracy differs, and its metrics are not what was logged
+    for record, check in zip(recorder.records, checks, strict=True):
+        uniform = OracleCheck(**{**check.__dict__, "mu": uniform_mu(N)})
+        assert abs(float(uniform.accuracy) - float(check.accuracy)) > 1e-4
+        with pytest.raises(AssertionError, match="differ"):
+            assert_metrics(record["metrics"], uniform.metrics(canonical(record["metrics"])["check_epoch"], (0.1, 0.5)))
 
 
 def test_tensorboard_events_contain_scalars_histogram_and_figure(tb_logger) -> None:
