@@ -40,6 +40,7 @@ from .margin_pass import (
     run_margin_pass,
     unpack_forward_output,
 )
+from .stability_names import DASHBOARD, FINAL, logged_name
 from .training_data import TrainingData, untouched_training
 
 if TYPE_CHECKING:
@@ -49,68 +50,8 @@ __all__ = ["StabilityMonitor"]
 
 Weights = Literal["uniform", "balanced"] | Tensor
 
-DASHBOARD = {
-    "stability": {
-        "accuracy and its certified floors": [
-            "stability/accuracy",
-            "stability/loss_floor",
-            "stability/theorem_a/floor",
-            "stability/theorem_b/floor",
-        ],
-        "margin quantiles": [r"stability/margin_quantile/.*", "stability/margin_min"],
-        "instability events": ["stability/instability_count", "stability/loss_rose"],
-        "loss and its margin sandwich": [
-            "stability/loss",
-            "stability_diagnostics/loss_lower",
-            "stability_diagnostics/loss_upper",
-        ],
-    }
-}
-"""The Custom Scalars layout of TensorBoard: the question the monitor answers, on one chart."""
-
 PROBE_SIZE = 32
 """Samples read twice at fit start to tell deterministic training data from random (augmented) data."""
-
-FINAL = (
-    "stability/final/accuracy",
-    "stability/final/loss_floor",
-    "stability/final/theorem_a_floor",
-    "stability/final/theorem_b_floor",
-    "stability/final/instability_count",
-)
-"""The last check's values, logged at fit end to compare runs (TensorBoard's HParams metrics)."""
-
-HEADLINE = frozenset(
-    {
-        "accuracy",
-        "loss",
-        "loss_floor",
-        "theorem_a/floor",
-        "theorem_b/floor",
-        "margin_min",
-        "instability",
-        "instability_count",
-        "loss_rose",
-        "flip_forgotten",
-        "flip_learned",
-    }
-)
-"""Values logged under ``stability/`` (with the margin quantiles): what a user reads first."""
-
-CONSTANTS = frozenset({"num_samples", "num_classes", "theorem_b/dilation"})
-"""Values that do not change during a run: logged once as constants, never as a chart."""
-
-
-def logged_name(name: str) -> str | None:
-    """The logged name of a check's value ``stability/<key>``: unchanged for the headline values and the margin
-    quantiles, ``stability_diagnostics/<key>`` for the theorems' parameters, masses and bookkeeping, ``None``
-    for constants."""
-    key = name.removeprefix("stability/")
-    if key in CONSTANTS:
-        return None
-    if key in HEADLINE or key.startswith("margin_quantile/"):
-        return name
-    return f"stability_diagnostics/{key}"
 
 
 class StabilityMonitor(EpochMonitor):
