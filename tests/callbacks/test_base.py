@@ -43,6 +43,7 @@ SAVED_VALUES: dict[str, Any] = {
     "last_checked_epoch": 4,
     "instability_count": 3,
     "consecutive_instabilities": 2,
+    "instability_epochs": [3, 7, 8],
     "previous": {
         "indices": torch.arange(5),
         "margins": torch.tensor([0.5, -1.0, 2.0, 0.0, 3.5], dtype=torch.float64),
