@@ -157,3 +157,27 @@ def test_theorem_b_bracket_uses_the_cluster_mass_and_the_radius_ratio_of_the_gri
     coarse = theory.certify(margins, 3, radius_ratio=1.5, **ONE_CANDIDATE).theorem_b
     fine = theory.certify(margins, 3, **ONE_CANDIDATE).theorem_b
     assert (coarse.kappa_lower, coarse.kappa_upper) != (fine.kappa_lower, fine.kappa_upper)
+
+
+def test_grid_boundary_values_are_accepted():
+    grid = theory.CertificateGrid(centre_spacing_fraction=1.0, partition_size=1, search_partition_size=1)
+    assert (grid.centre_spacing_fraction, grid.partition_size, grid.search_partition_size) == (1.0, 1, 1)
+    report = theory.certify(
+        MARGINS,
+        3,
+        zetas=(0.5,),
+        tau_fractions=(0.25,),
+        gammas=(1.0,),
+        centre_spacing_fraction=1.0,
+        partition_size=1,
+        search_partition_size=1,
+    )
+    assert 0.0 <= report.theorem_a.floor <= 1.0 and 0.0 <= report.theorem_b.floor <= 1.0
+
+
+def test_mass_etas_are_compared_in_float64():
+    # float32(0.7) < 0.7: a float32 threshold would count the margin 0.7 as above it
+    margins = torch.tensor([0.7, -0.7, 0.1, 2.0], dtype=torch.float64)
+    report = theory.certify(margins, 3, mass_etas=(0.7, 0.1), **ONE_CANDIDATE)
+    assert report.good_masses == (0.25, 0.5)  # δ > 0.7: only 2; δ > 0.1: 0.7 and 2
+    assert report.bad_masses == (0.0, 0.25)  # δ < −0.7: none; δ < −0.1: −0.7

@@ -157,3 +157,35 @@ def test_threshold_tensors_of_any_real_dtype_are_read_as_numbers(dtype):
     assert theory.bad_mass(M, etas).tolist() == [0.25, 0.0, 0.0]
     assert theory.good_mass(M, etas).tolist() == [0.75, 0.25, 0.0]  # δ > 0, δ > 1, δ > 2
     assert theory.margin_cdf(M, etas).tolist() == [0.25, 0.75, 1.0]
+
+
+def test_ties_keep_the_callers_order():
+    # a stable sort: within a block of equal margins the positions stay increasing (reproducible indices)
+    generator = torch.Generator().manual_seed(0)
+    margins = torch.randint(0, 5, (200,), generator=generator).to(torch.float64)
+    sorted_margins = theory.SortedMargins(margins)
+    for value in range(5):
+        block = sorted_margins.indices[sorted_margins.values == value]
+        assert block.tolist() == sorted(block.tolist())
+        assert block.tolist() == (margins == value).nonzero().squeeze(1).tolist()
+
+
+def test_points_of_another_dtype():
+    sorted_margins = theory.SortedMargins(M)
+    for points in (torch.tensor([0.5, -2.0], dtype=torch.float32), torch.tensor([0, 2])):
+        cdf = sorted_margins.cdf(points)
+        below = sorted_margins.mass_below(points)
+        assert cdf.dtype == torch.float64 and below.dtype == torch.float64
+    assert sorted_margins.cdf(torch.tensor([0.5, -2.0], dtype=torch.float32)).tolist() == [0.75, 0.0]
+    assert sorted_margins.mass_below(torch.tensor([0.5, -2.0], dtype=torch.float32)).tolist() == [0.5, 0.0]
+    assert sorted_margins.cdf(torch.tensor([0, 2])).tolist() == [0.25, 1.0]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.int64])
+def test_weights_of_any_real_dtype_are_normalised_in_float64(dtype):
+    margins = torch.tensor([0.5, -1.0, 2.0], dtype=torch.float64)
+    weights = torch.ones(3).to(dtype)
+    assert theory.accuracy(margins, weights=weights) == 2 / 3  # float32 weights would give 0.6666666865…
+    assert theory.flip_masses(margins, -margins, weights=weights) == (2 / 3, 1 / 3)
+    lower, _ = theory.loss_bounds(margins, 2, weights=weights)
+    assert lower == pytest.approx(theory.loss_bounds(margins, 2)[0], rel=1e-15)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 
 import pytest
+import torch
 
 from lightning_stability import theory
 
@@ -36,3 +37,15 @@ def test_loss_floor_is_clipped_to_the_unit_interval():
     assert theory.loss_floor(10.0) == 0.0
     assert theory.loss_floor(0.0, eta=-50.0) == 1.0
     assert theory.loss_floor(1.0, eta=-50.0) == pytest.approx(1 - 1 / 50, rel=1e-12)  # g(−50) ≈ 50
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.int64])
+def test_margin_losses_are_float64_for_any_input_dtype(dtype):
+    margins = torch.tensor([0, 2, -3]).to(dtype)
+    g = theory.binary_margin_loss(margins)
+    f = theory.multiclass_margin_loss(margins, 3)
+    assert g.dtype == torch.float64 and f.dtype == torch.float64
+    expected_g = [math.log(2.0), math.log1p(math.exp(-2.0)), 3.0 + math.log1p(math.exp(-3.0))]
+    expected_f = [math.log(3.0), math.log1p(2 * math.exp(-2.0)), math.log1p(2 * math.exp(3.0))]
+    assert g.tolist() == pytest.approx(expected_g, rel=1e-15)
+    assert f.tolist() == pytest.approx(expected_f, rel=1e-15)

@@ -62,6 +62,7 @@ def test_uniform_partition_when_lambda0_is_the_window(pieces):
         (Fraction(1, 8), 4, 1),  # round(0.2) = 0 is clamped to 1
         (Fraction(9, 4), 3, 2),  # round(2.7) = 3 -> 2
         (Fraction(3, 2), 2, 1),  # two pieces: [0, λ0] and [λ0, D] (not the uniform [0, 5/4, 5/2])
+        (Fraction(1), 3, 1),  # round(1.2) = 1: one piece on [0, 1], where U_A = λ/4 rises (C_A = 1/4)
     ],
 )
 def test_lambda0_inside_the_window_is_a_partition_point(lam0, pieces, left):

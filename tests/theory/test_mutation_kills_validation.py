@@ -99,6 +99,8 @@ NAMED_ARGUMENT_CASES = [
     (lambda: theory.loss_bounds([0.5, 1.0], 3), "margins"),
     (lambda: theory.loss_bounds(D, 3, weights=[1.0, 1.0, 1.0, 1.0]), "weights"),
     (lambda: theory.condition_b_constant(torch.tensor([0.5, math.nan]), 2.0, 0.5, 0.1), "values"),
+    (lambda: theory.condition_b_constant(D, 1.0, 0.5, 0.1), "dilation"),
+    (lambda: theory.theorem_b_floor(D, 3, 1.0, 1.0, dilation=1.0, radius_ratio=1.05), "dilation"),
 ]
 
 
