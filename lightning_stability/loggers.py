@@ -342,23 +342,27 @@ def _adapters(trainer: pl.Trainer) -> list[LoggerAdapter]:
     return [adapter_for(logger) for logger in trainer.loggers]
 
 
+def _showing(trainer: pl.Trainer, kind: str, tag: str) -> list[LoggerAdapter]:
+    """The adapters (rank zero) that show ``kind``; each other one is told once that it cannot."""
+    showing = []
+    for adapter in _adapters(trainer):
+        if kind in adapter.shows:
+            showing.append(adapter)
+        else:
+            adapter.cannot_show(trainer, f"{kind} {tag}")
+    return showing
+
+
 def log_histogram(trainer: pl.Trainer, tag: str, values: Tensor, step: int | None = None) -> None:
     """A histogram of ``values`` on every logger that shows histograms (rank zero), at ``step``."""
     step = trainer.global_step if step is None else step
-    for adapter in _adapters(trainer):
-        if "histogram" in adapter.shows:
-            adapter.histogram(trainer, tag, values, step)
-        else:
-            adapter.cannot_show(trainer, f"histogram {tag}")
+    for adapter in _showing(trainer, "histogram", tag):
+        adapter.histogram(trainer, tag, values, step)
 
 
 def log_figure(trainer: pl.Trainer, tag: str, make_figure: Callable[[], Figure], step: int | None = None) -> None:
     """``make_figure()`` on every logger that shows figures (rank zero), at ``step``; drawn only if one does."""
-    adapters = _adapters(trainer)
-    showing = [adapter for adapter in adapters if "figure" in adapter.shows]
-    for adapter in adapters:
-        if "figure" not in adapter.shows:
-            adapter.cannot_show(trainer, f"figure {tag}")
+    showing = _showing(trainer, "figure", tag)
     if showing:
         step = trainer.global_step if step is None else step
         figure = make_figure()
@@ -369,11 +373,8 @@ def log_figure(trainer: pl.Trainer, tag: str, make_figure: Callable[[], Figure],
 def log_text(trainer: pl.Trainer, tag: str, text: str, step: int | None = None) -> None:
     """``text`` (Markdown) on every logger that shows text (rank zero), at ``step``."""
     step = trainer.global_step if step is None else step
-    for adapter in _adapters(trainer):
-        if "text" in adapter.shows:
-            adapter.text(trainer, tag, text, step)
-        else:
-            adapter.cannot_show(trainer, f"text {tag}")
+    for adapter in _showing(trainer, "text", tag):
+        adapter.text(trainer, tag, text, step)
 
 
 def log_constants(trainer: pl.Trainer, values: dict[str, Any]) -> None:

@@ -22,7 +22,7 @@ from fractions import Fraction
 import mpmath as mp
 import numpy as np
 
-from tests.theory.oracles import as_list
+from tests.theory.oracles import _denominator_lcm, as_list
 
 LOG2 = math.log(2.0)
 
@@ -223,13 +223,6 @@ def oracle_floors(U, eta, eta0, K, pieces=1 << 16):
 # ---------------------------------------------------------------------------
 
 
-def _lcm_of_denominators(values):
-    out = 1
-    for v in values:
-        out = math.lcm(out, Fraction(v).denominator)
-    return out
-
-
 def lattice_kappa_b(
     values,
     dilation,
@@ -255,7 +248,7 @@ def lattice_kappa_b(
     V_all = [Fraction(v) for v in as_list(values)]
     n = len(V_all)
     mu = rational_weights(weights, n)
-    T = _lcm_of_denominators(mu)
+    T = _denominator_lcm(mu)
     counts_all = [int(m * T) for m in mu]
     Lam = Fraction(float(dilation))
     half_width = Fraction(float(min_width)) / 2
@@ -285,7 +278,7 @@ def lattice_kappa_b(
     critical = sorted(r for r in radii if r >= half_width)
     radii = critical + [(a + b) / 2 for a, b in zip(critical, critical[1:])] + [2 * critical[-1] + 1]
 
-    scale = 2 * _lcm_of_denominators(V + radii + [Lam * r for r in radii] + ([W] if W is not None else []))
+    scale = 2 * _denominator_lcm(V + radii + [Lam * r for r in radii] + ([W] if W is not None else []))
     top = max(abs(x) for x in V + radii + [Lam * r for r in radii] + ([W] if W is not None else []))
     assert top * scale * 4 < 2**62, "lattice too fine for int64; use oracles.brute_kappa"
     Vi = np.array([int(v * scale) for v in V], dtype=np.int64)
