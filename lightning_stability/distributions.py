@@ -34,6 +34,7 @@ __all__ = [
     "MisconfigurationError",
     "distribution_of",
     "grad_norm",
+    "lightning_classes",
     "rank_zero_info",
     "rank_zero_warn",
 ]
@@ -63,7 +64,13 @@ def _attribute(package: str, module: str, name: str) -> Any:
     return getattr(importlib.import_module(f"{package}.{module}"), name)
 
 
-CALLBACK_BASES: tuple[type, ...] = tuple(_attribute(name, "callbacks", "Callback") for name in AVAILABLE)
+def lightning_classes(module: str, name: str) -> tuple[type, ...]:
+    """The class ``name`` of ``<distribution>.<module>`` in every installed distribution, for ``isinstance``
+    checks that must recognise either (``lightning_classes("callbacks", "EarlyStopping")``)."""
+    return tuple(_attribute(package, module, name) for package in AVAILABLE)
+
+
+CALLBACK_BASES: tuple[type, ...] = lightning_classes("callbacks", "Callback")
 """The ``Callback`` class of every installed distribution; the package's callbacks derive from all of them."""
 
 _EXCEPTION_BASES: tuple[type, ...] = tuple(

@@ -21,6 +21,7 @@ from torch.utils.data import Dataset
 
 from ..distributions import CallbackBase, MisconfigurationError, rank_zero_info, rank_zero_warn
 from ..loggers import check_log_step, log_epoch_metrics, log_metrics_now
+from .metric_readers import check_metric_readers
 from .training_data import TrainingData, find_training_data
 
 if TYPE_CHECKING:
@@ -138,6 +139,8 @@ class EpochMonitor(Monitor):
     """
 
     checkpoint_state: ClassVar[tuple[str, ...]] = (*Monitor.checkpoint_state, "last_checked_epoch")
+    metric_prefixes: ClassVar[tuple[str, ...]] = ()
+    """The prefixes of the names this monitor logs (EarlyStopping/ModelCheckpoint on them are checked at fit start)."""
 
     def __init__(self, *, every_n_epochs: int = 1, check_at_start: bool = False, verbose: bool = False) -> None:
         super().__init__(verbose=verbose)
@@ -169,7 +172,12 @@ class EpochMonitor(Monitor):
         super().finish_check(metrics)
         self.last_checked_epoch = epoch
 
+    def owns_metric(self, name: str) -> bool:
+        """Whether ``name`` is one of the metrics this monitor logs (``metric_prefixes``)."""
+        return name.startswith(self.metric_prefixes)
+
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        check_metric_readers(trainer, self)
         self.validate_setup(trainer, pl_module)
         finished_epoch = trainer.current_epoch - 1
         if finished_epoch >= 0:

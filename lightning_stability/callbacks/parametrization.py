@@ -85,6 +85,8 @@ class ParametrizationMonitor(EpochMonitor):
         >>> trainer = Trainer(callbacks=[monitor], max_epochs=5)  # doctest: +SKIP
     """
 
+    metric_prefixes = ("stability/parametrization/",)
+
     def __init__(
         self,
         every_n_epochs: int = 1,

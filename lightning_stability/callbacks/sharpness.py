@@ -138,6 +138,7 @@ class SharpnessMonitor(EpochMonitor):
         self.indices: Tensor | None = None
 
     checkpoint_state = (*EpochMonitor.checkpoint_state, "unstable_count", "consecutive_unstable", "indices")
+    metric_prefixes = ("stability/sharpness/",)
 
     @property
     def state_key(self) -> str:

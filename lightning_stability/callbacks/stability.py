@@ -50,6 +50,9 @@ __all__ = ["StabilityMonitor"]
 
 Weights = Literal["uniform", "balanced"] | Tensor
 
+DYNAMICS_PREFIXES = ("stability/sharpness/", "stability/parametrization/", "stability/gradient_flow/")
+"""The dynamics monitors' names, which share the ``stability/`` prefix."""
+
 PROBE_SIZE = 32
 """Samples read twice at fit start to tell deterministic training data from random (augmented) data."""
 
@@ -120,6 +123,7 @@ class StabilityMonitor(EpochMonitor):
         "instability_epochs",
         "previous",
     )
+    metric_prefixes = ("stability/", "stability_diagnostics/")
 
     def __init__(
         self,
@@ -193,6 +197,10 @@ class StabilityMonitor(EpochMonitor):
         self.previous: dict[str, Any] | None = None
         self._constants_logged = False
         self.run_dir: Path | None = None
+
+    def owns_metric(self, name: str) -> bool:
+        """``stability/…`` and ``stability_diagnostics/…``, except the dynamics monitors' ``stability/<kind>/…``."""
+        return super().owns_metric(name) and not name.startswith(DYNAMICS_PREFIXES)
 
     @property
     def state_key(self) -> str:
@@ -493,6 +501,8 @@ class StabilityMonitor(EpochMonitor):
             self.consecutive_instabilities = 0
         metrics["stability/instability"] = float(event)
         metrics["stability/instability_count"] = float(self.instability_count)
+        # every check is an event or not; this one is not yet in checks_done (finish_check counts it)
+        metrics["stability/stable_checks"] = float(self.checks_done + 1 - self.instability_count)
         metrics["stability/loss_rose"] = float(rose)
         if not math.isnan(forgotten):
             metrics["stability/flip_forgotten"] = forgotten

@@ -48,6 +48,7 @@ HEADLINE = frozenset(
         "margin_min",
         "instability",
         "instability_count",
+        "stable_checks",
         "loss_rose",
         "flip_forgotten",
         "flip_learned",

@@ -224,11 +224,12 @@ def comparison(previous: OracleCheck | None, current: OracleCheck, tol: float = 
 def expected_sequence(checks: list[OracleCheck], epochs: list[int], tol: float = 0.0, **kwargs) -> list[dict]:
     """The §1–§3 and §8 metrics of consecutive checks, with the running ``instability_count``."""
     out, count, previous = [], 0, None
-    for check, epoch in zip(checks, epochs, strict=True):
+    for number, (check, epoch) in enumerate(zip(checks, epochs, strict=True), start=1):
         expected = check.metrics(epoch, **kwargs)
         expected.update(comparison(previous, check, tol))
         count += int(expected["instability"])
         expected["instability_count"] = float(count)
+        expected["stable_checks"] = float(number - count)
         out.append(expected)
         previous = check
     return out
@@ -265,7 +266,7 @@ def assert_metrics(actual: dict, expected: dict, exact_keys=("margin_min", "marg
         if key not in actual:
             continue
         got = actual[key]
-        exact = any(part in key for part in exact_keys) or key in ("instability", "instability_count", "loss_rose")
+        exact = any(part in key for part in exact_keys) or key in ("instability", "instability_count", "stable_checks", "loss_rose")
         ok = got == value if exact else math.isclose(got, value, rel_tol=REL, abs_tol=ABS)
         if not ok:
             bad[key] = (got, value)

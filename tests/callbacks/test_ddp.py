@@ -28,7 +28,13 @@ from ..helpers import (
 )
 
 # differ between two checks of the same weights only through the previous check
-RELATIVE = ("stability/flip_forgotten", "stability/flip_learned", "stability/instability", "stability/loss_rose")
+RELATIVE = (
+    "stability/flip_forgotten",
+    "stability/flip_learned",
+    "stability/instability",
+    "stability/loss_rose",
+    "stability/stable_checks",  # counts the checks before this one
+)
 
 
 def single_process_records(state: dict) -> list[dict]:

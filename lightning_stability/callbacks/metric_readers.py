@@ -1,0 +1,97 @@
+"""Lightning's EarlyStopping and ModelCheckpoint must read a monitor's metric right after the check that wrote it.
+
+Both act on whatever value ``trainer.callback_metrics`` holds when their hook runs. An `EpochMonitor` writes its
+values at the end of the training epochs it checks, so a reader that runs at any other moment acts on an older
+check's value (a checkpoint ranked by the score of an epoch it does not hold, a patience that counts unchecked
+epochs), or fails with "metric not available" where no check has run yet. At fit start, `check_metric_readers`
+finds every EarlyStopping and ModelCheckpoint (of either Lightning distribution) whose ``monitor`` is one of the
+monitor's metrics and raises, naming the fix, when
+
+* an EarlyStopping runs at validation end (``check_on_train_epoch_end`` false; Lightning's default when
+  validation does not run once per epoch), which comes before the monitor's check of that epoch;
+* an EarlyStopping is listed before the monitor in ``callbacks=[...]``, so at epoch end it runs first;
+* an EarlyStopping runs after every epoch but the monitor checks every ``n > 1`` epochs;
+* a ModelCheckpoint saves at validation end, every ``n`` training steps or on a timer;
+* a ModelCheckpoint saves after epochs the monitor does not check (its ``every_n_epochs`` is not a multiple of the
+  monitor's).
+
+The recipes that pass these checks are in docs/guide.md ("Stopping and checkpointing on the monitor's metrics").
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ..distributions import MisconfigurationError, lightning_classes
+
+if TYPE_CHECKING:
+    import pytorch_lightning as pl
+
+    from .base import EpochMonitor
+
+__all__ = ["check_metric_readers"]
+
+RECIPES = 'docs/guide.md, "Stopping and checkpointing on the monitor\'s metrics"'
+
+
+def check_metric_readers(trainer: pl.Trainer, monitor: EpochMonitor) -> None:
+    """Raise a `MisconfigurationError` if an EarlyStopping or ModelCheckpoint of ``trainer`` reads one of
+    ``monitor``'s metrics at a moment when it does not hold the value of a check just made (see the module doc).
+
+    Call after the Trainer's ``setup`` (EarlyStopping resolves ``check_on_train_epoch_end`` there)."""
+    callbacks = list(trainer.callbacks)
+    position = next(index for index, callback in enumerate(callbacks) if callback is monitor)
+    every = monitor.every_n_epochs
+    for index, callback in enumerate(callbacks):
+        metric = getattr(callback, "monitor", None)
+        if not isinstance(metric, str) or not monitor.owns_metric(metric):
+            continue
+        described = f"{type(callback).__name__}(monitor={metric!r})"
+        if isinstance(callback, lightning_classes("callbacks", "EarlyStopping")):
+            problem = _early_stopping_problem(callback, index < position, every, monitor.name)
+        elif isinstance(callback, lightning_classes("callbacks", "ModelCheckpoint")):
+            problem = _checkpoint_problem(callback, trainer, every, monitor.name)
+        else:
+            continue
+        if problem is not None:
+            raise MisconfigurationError(f"{monitor.name}: {described} {problem} (recipes: {RECIPES}).")
+
+
+def _early_stopping_problem(callback: Any, listed_first: bool, every: int, name: str) -> str | None:
+    if not callback._check_on_train_epoch_end:
+        return (
+            f"runs at validation end, before {name}'s check of that epoch, so it would act on the previous check's "
+            "value; pass `check_on_train_epoch_end=True`"
+        )
+    if listed_first:
+        return (
+            f"is listed before {name} in `callbacks=[...]`, so at epoch end it runs before the check and acts on "
+            f"the previous check's value; list it after {name}"
+        )
+    if every > 1:
+        return (
+            f"runs after every epoch but {name} checks every {every} epochs, so its patience would count "
+            f"unchecked epochs (or it fails where no check has run yet); use {name}(every_n_epochs=1) or the "
+            f"monitor's own stop (`stop_on_instability=True, patience=...`)"
+        )
+    return None
+
+
+def _checkpoint_problem(callback: Any, trainer: pl.Trainer, every: int, name: str) -> str | None:
+    if callback._every_n_train_steps or callback._train_time_interval is not None:
+        return (
+            f"saves every n training steps or on a timer, between {name}'s checks, so it would rank a "
+            f"checkpoint by an older check's value; save per epoch (`every_n_epochs={every}`)"
+        )
+    if not callback._should_save_on_train_epoch_end(trainer):
+        return (
+            f"saves at validation end, before {name}'s check of that epoch, so it would rank the checkpoint by "
+            "the previous check's value; pass `save_on_train_epoch_end=True`"
+        )
+    if callback._every_n_epochs % every != 0:
+        return (
+            f"saves after every {callback._every_n_epochs} epoch(s) but {name} checks every {every} epochs, so "
+            "it would rank unchecked epochs by an older check's value; pass "
+            f"`every_n_epochs={every}` (or a multiple)"
+        )
+    return None
