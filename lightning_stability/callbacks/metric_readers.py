@@ -11,7 +11,8 @@ monitor's metrics and raises, naming the fix, when
   validation does not run once per epoch), which comes before the monitor's check of that epoch;
 * an EarlyStopping is listed before the monitor in ``callbacks=[...]``, so at epoch end it runs first;
 * an EarlyStopping runs after every epoch but the monitor checks every ``n > 1`` epochs;
-* a ModelCheckpoint saves at validation end, every ``n`` training steps or on a timer;
+* a ModelCheckpoint saves at validation end (Lightning's default when validation does not run exactly once per
+  epoch), every ``n`` training steps or on a timer;
 * a ModelCheckpoint saves after epochs the monitor does not check (its ``every_n_epochs`` is not a multiple of the
   monitor's).
 
@@ -20,9 +21,10 @@ The recipes that pass these checks are in docs/guide.md ("Stopping and checkpoin
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING, Any
 
-from ..distributions import MisconfigurationError, lightning_classes
+from ..distributions import MisconfigurationError, distribution_of, lightning_classes
 
 if TYPE_CHECKING:
     import pytorch_lightning as pl
@@ -39,7 +41,7 @@ def check_metric_readers(trainer: pl.Trainer, monitor: EpochMonitor) -> None:
     ``monitor``'s metrics at a moment when it does not hold the value of a check just made (see the module doc).
 
     Call after the Trainer's ``setup`` (EarlyStopping resolves ``check_on_train_epoch_end`` there)."""
-    callbacks = list(trainer.callbacks)
+    callbacks = list(getattr(trainer, "callbacks", []))  # set by the Trainer's callback connector (untyped)
     position = next(index for index, callback in enumerate(callbacks) if callback is monitor)
     every = monitor.every_n_epochs
     for index, callback in enumerate(callbacks):
@@ -55,6 +57,10 @@ def check_metric_readers(trainer: pl.Trainer, monitor: EpochMonitor) -> None:
             continue
         if problem is not None:
             raise MisconfigurationError(f"{monitor.name}: {described} {problem} (recipes: {RECIPES}).")
+
+
+def _attribute(package: str, module: str, name: str) -> Any:
+    return getattr(importlib.import_module(f"{package}.{module}"), name)
 
 
 def _early_stopping_problem(callback: Any, listed_first: bool, every: int, name: str) -> str | None:
@@ -83,7 +89,7 @@ def _checkpoint_problem(callback: Any, trainer: pl.Trainer, every: int, name: st
             f"saves every n training steps or on a timer, between {name}'s checks, so it would rank a "
             f"checkpoint by an older check's value; save per epoch (`every_n_epochs={every}`)"
         )
-    if not callback._should_save_on_train_epoch_end(trainer):
+    if not _saves_at_train_epoch_end(callback, trainer):
         return (
             f"saves at validation end, before {name}'s check of that epoch, so it would rank the checkpoint by "
             "the previous check's value; pass `save_on_train_epoch_end=True`"
@@ -95,3 +101,20 @@ def _checkpoint_problem(callback: Any, trainer: pl.Trainer, every: int, name: st
             f"`every_n_epochs={every}` (or a multiple)"
         )
     return None
+
+
+def _saves_at_train_epoch_end(callback: Any, trainer: pl.Trainer) -> bool:
+    """ModelCheckpoint's own rule (``_should_save_on_train_epoch_end``), decided before the validation dataloaders
+    are loaded: saves at train-epoch end if asked to, or if validation cannot run (no ``validation_step`` or
+    ``limit_val_batches=0``), or if it runs exactly once per epoch."""
+    if callback._save_on_train_epoch_end is not None:
+        return bool(callback._save_on_train_epoch_end)
+    module = trainer.lightning_module
+    is_overridden = _attribute(distribution_of(module), "utilities.model_helpers", "is_overridden")
+    if not is_overridden("validation_step", module) or trainer.limit_val_batches == 0:
+        return True
+    return (
+        getattr(trainer, "_val_check_time_interval", None) is None
+        and trainer.check_val_every_n_epoch == 1
+        and trainer.val_check_interval == 1.0
+    )
