@@ -120,11 +120,35 @@ def test_approximate_mode_is_labelled() -> None:
     assert monitor.approximate is True and monitor.checks_done == 3
 
 
-@pytest.mark.parametrize("precision", ["bf16-true", "bf16-mixed"])
-def test_bf16(precision: str) -> None:
+PRECISIONS = {  # precision → (dtype of the parameters and inputs, autocast dtype, tolerance on the margins)
+    "bf16-true": (torch.bfloat16, None, 0.1),
+    "bf16-mixed": (torch.float32, torch.bfloat16, 0.1),
+    "16-true": (torch.float16, None, 0.02),
+    "16-mixed": (torch.float32, torch.bfloat16, 0.1),  # on the CPU Lightning runs it as bf16-mixed (it warns)
+    "32-true": (torch.float32, None, 1e-5),
+    "64-true": (torch.float64, None, 1e-12),
+}
+
+
+@pytest.mark.parametrize("precision", PRECISIONS)
+def test_every_precision_certifies_the_models_own_logits(precision: str) -> None:
+    """The margins are those of the model as the precision runs it (cast inputs, or autocast on the CPU), by hand:
+    δ = z_y − max_{k≠y} z_k in float64 from the logits the model computes in that precision."""
+    dtype, autocast, tolerance = PRECISIONS[precision]
     monitor = StabilityMonitor(grid=SMALL_GRID, dataset=Digits(augment=False))
-    fit(monitor, Digits(augment=False), precision=precision)
-    assert monitor.checks_done == 3 and 0 <= monitor.last_report.accuracy <= 1
+    model = fit(monitor, Digits(augment=False), precision=precision)
+    assert monitor.checks_done == 3 and next(model.parameters()).dtype == dtype
+    model.eval()
+    with torch.no_grad(), torch.autocast("cpu", dtype=autocast or torch.bfloat16, enabled=autocast is not None):
+        logits = model(IMAGES.to(dtype)).double()
+    true = logits.gather(1, TARGETS[:, None])[:, 0]
+    others = logits.scatter(1, TARGETS[:, None], -torch.inf).amax(dim=1)
+    margins = true - others
+    assert monitor.last_pass.margins.dtype == torch.float64
+    assert torch.allclose(monitor.last_pass.margins, margins, rtol=0, atol=tolerance)
+    clear = margins.abs() > tolerance  # samples whose sign no rounding of the batch order can change
+    assert torch.equal(monitor.last_pass.margins[clear] > 0, margins[clear] > 0)
+    assert monitor.last_report.accuracy == pytest.approx(float((monitor.last_pass.margins > 0).double().mean()))
 
 
 @pytest.mark.parametrize("size", [1, 2])
