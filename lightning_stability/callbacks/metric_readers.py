@@ -5,26 +5,28 @@ values at the end of the training epochs it checks, so a reader that runs at any
 check's value (a checkpoint ranked by the score of an epoch it does not hold, a patience that counts unchecked
 epochs), or fails with "metric not available" where no check has run yet. At fit start, `check_metric_readers`
 finds every EarlyStopping and ModelCheckpoint (of either Lightning distribution) whose ``monitor`` is one of the
-monitor's metrics and raises, naming the fix, when
+monitor's metrics and
 
-* an EarlyStopping runs at validation end (``check_on_train_epoch_end`` false; Lightning's default when
-  validation does not run once per epoch), which comes before the monitor's check of that epoch;
-* an EarlyStopping is listed before the monitor in ``callbacks=[...]``, so at epoch end it runs first;
-* an EarlyStopping runs after every epoch but the monitor checks every ``n > 1`` epochs;
-* a ModelCheckpoint saves at validation end (Lightning's default when validation does not run exactly once per
-  epoch), every ``n`` training steps or on a timer;
-* a ModelCheckpoint saves after epochs the monitor does not check (its ``every_n_epochs`` is not a multiple of the
-  monitor's).
+* **aligns a ModelCheckpoint** that saves per epoch but at validation end (Lightning's default when validation
+  does not run exactly once per epoch) or after epochs the monitor does not check: it then saves at
+  training-epoch end, after every ``lcm(its every_n_epochs, the monitor's)``-th epoch, and a warning says so
+  once — so ``ModelCheckpoint(monitor="stability/theorem_a/floor", mode="max")`` works as users write it;
+* **refuses**, naming the fix, a ModelCheckpoint that saves every ``n`` training steps or on a timer, and an
+  EarlyStopping that runs at validation end (``check_on_train_epoch_end`` false), is listed before the monitor
+  in ``callbacks=[...]`` (at epoch end it would run first), or runs after every epoch while the monitor checks
+  every ``n > 1`` epochs (its patience would count unchecked epochs). Changing an EarlyStopping would change
+  what its patience means, so it is never adjusted.
 
-The recipes that pass these checks are in docs/guide.md ("Stopping and checkpointing on the monitor's metrics").
+The recipes are in docs/guide.md ("Stopping and checkpointing on the monitor's metrics").
 """
 
 from __future__ import annotations
 
 import importlib
+import math
 from typing import TYPE_CHECKING, Any
 
-from ..distributions import MisconfigurationError, distribution_of, lightning_classes
+from ..distributions import MisconfigurationError, distribution_of, lightning_classes, rank_zero_warn
 
 if TYPE_CHECKING:
     import pytorch_lightning as pl
@@ -37,8 +39,9 @@ RECIPES = 'docs/guide.md, "Stopping and checkpointing on the monitor\'s metrics"
 
 
 def check_metric_readers(trainer: pl.Trainer, monitor: EpochMonitor) -> None:
-    """Raise a `MisconfigurationError` if an EarlyStopping or ModelCheckpoint of ``trainer`` reads one of
-    ``monitor``'s metrics at a moment when it does not hold the value of a check just made (see the module doc).
+    """Align every ModelCheckpoint of ``trainer`` that ranks by one of ``monitor``'s metrics to the monitor's
+    schedule, and raise a `MisconfigurationError` for an EarlyStopping or ModelCheckpoint that would read such a
+    metric when it does not hold the value of a check just made (see the module doc).
 
     Call after the Trainer's ``setup`` (EarlyStopping resolves ``check_on_train_epoch_end`` there)."""
     callbacks = list(getattr(trainer, "callbacks", []))  # set by the Trainer's callback connector (untyped)
@@ -52,7 +55,9 @@ def check_metric_readers(trainer: pl.Trainer, monitor: EpochMonitor) -> None:
         if isinstance(callback, lightning_classes("callbacks", "EarlyStopping")):
             problem = _early_stopping_problem(callback, index < position, every, monitor.name)
         elif isinstance(callback, lightning_classes("callbacks", "ModelCheckpoint")):
-            problem = _checkpoint_problem(callback, trainer, every, monitor.name)
+            problem = _checkpoint_problem(callback, every, monitor.name)
+            if problem is None:
+                _align_checkpoint(callback, trainer, every, f"{monitor.name}: {described}")
         else:
             continue
         if problem is not None:
@@ -83,24 +88,31 @@ def _early_stopping_problem(callback: Any, listed_first: bool, every: int, name:
     return None
 
 
-def _checkpoint_problem(callback: Any, trainer: pl.Trainer, every: int, name: str) -> str | None:
+def _checkpoint_problem(callback: Any, every: int, name: str) -> str | None:
     if callback._every_n_train_steps or callback._train_time_interval is not None:
         return (
             f"saves every n training steps or on a timer, between {name}'s checks, so it would rank a "
             f"checkpoint by an older check's value; save per epoch (`every_n_epochs={every}`)"
         )
-    if not _saves_at_train_epoch_end(callback, trainer):
-        return (
-            f"saves at validation end, before {name}'s check of that epoch, so it would rank the checkpoint by "
-            "the previous check's value; pass `save_on_train_epoch_end=True`"
-        )
-    if callback._every_n_epochs % every != 0:
-        return (
-            f"saves after every {callback._every_n_epochs} epoch(s) but {name} checks every {every} epochs, so "
-            "it would rank unchecked epochs by an older check's value; pass "
-            f"`every_n_epochs={every}` (or a multiple)"
-        )
     return None
+
+
+def _align_checkpoint(callback: Any, trainer: pl.Trainer, every: int, described: str) -> None:
+    """Make a per-epoch ModelCheckpoint save at training-epoch end after checked epochs only; warn what changed."""
+    changes = []
+    if not _saves_at_train_epoch_end(callback, trainer):
+        callback._save_on_train_epoch_end = True
+        changes.append("at training-epoch end instead of validation end")
+    if callback._every_n_epochs and callback._every_n_epochs % every:
+        asked, callback._every_n_epochs = callback._every_n_epochs, math.lcm(callback._every_n_epochs, every)
+        changes.append(f"every {callback._every_n_epochs} epochs instead of every {asked}")
+    if changes:
+        rank_zero_warn(
+            trainer,
+            f"{described} now saves {' and '.join(changes)}, after the checks of the monitor (every {every} "
+            f"epoch(s)), so that each checkpoint is ranked by the check of its own weights. Pass these settings "
+            f"yourself to silence this warning (recipes: {RECIPES}).",
+        )
 
 
 def _saves_at_train_epoch_end(callback: Any, trainer: pl.Trainer) -> bool:

@@ -11,6 +11,7 @@ events are known by hand.
 from __future__ import annotations
 
 import re
+import warnings
 from pathlib import Path
 
 import pytest
@@ -140,7 +141,10 @@ def run_recipe(
     if distribution is not pl:
         code = code.replace("from pytorch_lightning", f"from {distribution.__name__}")
     namespace = {"__name__": "__recipe__", "model": model, "dm": dm}
-    exec(compile(code, f"docs/guide.md ({kind})", "exec"), namespace)
+    with warnings.catch_warnings(record=True) as warned:
+        warnings.simplefilter("always")
+        exec(compile(code, f"docs/guide.md ({kind})", "exec"), namespace)
+    assert not [w for w in warned if "now saves" in str(w.message)], "the recipe needed aligning"
     namespace["records"] = records
     return namespace
 
@@ -246,25 +250,53 @@ def test_early_stopping_with_a_monitor_checking_every_second_epoch_is_refused() 
     assert "StabilityMonitor checks every 2 epochs" in message and "stop_on_instability=True" in message
 
 
-@pytest.mark.parametrize(
-    ("options", "trainer_options", "expected"),
-    [
-        # Lightning's default when validation runs every second epoch or twice per epoch
-        ({"every_n_epochs": 2}, {"check_val_every_n_epoch": 2}, "saves at validation end"),
-        ({"every_n_epochs": 2}, {"val_check_interval": 0.5}, "saves at validation end"),
-        ({}, {}, "every_n_epochs=2` (or a multiple)"),  # saves every epoch (the default)
-        ({"save_on_train_epoch_end": True, "every_n_epochs": 3}, {}, "every_n_epochs=2` (or a multiple)"),
-        ({"save_on_train_epoch_end": True, "every_n_train_steps": 5}, {}, "every n training steps or on a timer"),
-    ],
-    ids=["val_every_2", "val_twice_per_epoch", "default", "off_schedule", "steps"],
-)
-def test_checkpoints_that_would_rank_by_an_older_check_are_refused(
-    options: dict, trainer_options: dict, expected: str
-) -> None:
-    checkpoint = ModelCheckpoint(monitor="stability/theorem_a/floor", mode="max", **options)
-    message = fit_refused([StabilityMonitor(every_n_epochs=2), checkpoint], **trainer_options)
+def test_a_checkpoint_saving_mid_epoch_is_refused() -> None:
+    checkpoint = ModelCheckpoint(monitor="stability/theorem_a/floor", mode="max", every_n_train_steps=5)
+    message = fit_refused([StabilityMonitor(every_n_epochs=2), checkpoint])
     assert message.startswith("StabilityMonitor: ModelCheckpoint(monitor='stability/theorem_a/floor')")
-    assert expected in message
+    assert "every n training steps or on a timer" in message
+
+
+TRAINER_SETUPS = {  # how validation runs → whether ModelCheckpoint would save at validation end by itself
+    "no_validation": ({}, False),
+    "validation_every_epoch": ({}, True),
+    "validation_every_2_epochs": ({"check_val_every_n_epoch": 2}, True),
+    "validation_twice_per_epoch": ({"val_check_interval": 0.5}, True),
+}
+
+
+@pytest.mark.parametrize("setup", TRAINER_SETUPS)
+@pytest.mark.parametrize("script", [HEALTHY, UNSTABLE], ids=["healthy", "unstable"])
+def test_a_checkpoint_written_as_users_write_it_ranks_only_checked_epochs(
+    setup: str, script: dict, tmp_path: Path
+) -> None:
+    """Issue 13's case: ``ModelCheckpoint(monitor="stability/theorem_a/floor", mode="max")`` with a monitor that
+    checks every second epoch neither fails nor ranks a checkpoint by another epoch's check."""
+    trainer_options, validation = TRAINER_SETUPS[setup]
+    monitor = StabilityMonitor(every_n_epochs=2)
+    checkpoint = ModelCheckpoint(tmp_path, monitor="stability/theorem_a/floor", mode="max", save_top_k=-1)
+    trainer = pl.Trainer(
+        max_epochs=6, callbacks=[monitor, checkpoint], logger=False, enable_progress_bar=False, **trainer_options
+    )
+    floors: dict[int, float] = {}
+
+    class Record(pl.Callback):  # after the monitor: the value its check just logged
+        def on_train_epoch_end(self, trainer, pl_module) -> None:
+            if monitor.last_checked_epoch == trainer.current_epoch:
+                floors[trainer.current_epoch] = monitor.last_metrics["stability/theorem_a/floor"]
+
+    trainer.callbacks.insert(trainer.callbacks.index(monitor) + 1, Record())
+    with pytest.warns(UserWarning, match="now saves") as warned:
+        trainer.fit(ScriptedModule(script, validation), datamodule=ScriptedData(validation))
+    assert sum("now saves" in str(w.message) for w in warned) == 1
+    assert sorted(floors) == [1, 3, 5]
+    saved = {int(path.name.split("-")[0].removeprefix("epoch=")): path for path in tmp_path.glob("*.ckpt")}
+    assert sorted(saved) == [1, 3, 5]  # only checked epochs
+    for epoch, path in saved.items():  # each ranked by the check of its own weights
+        assert float(checkpoint.best_k_models[str(path)]) == pytest.approx(floors[epoch], rel=1e-6)
+        assert torch.equal(torch.load(path, weights_only=False)["state_dict"]["linear.weight"], weight_for(script, epoch))
+    best = max(floors, key=lambda epoch: (floors[epoch], -epoch))
+    assert Path(checkpoint.best_model_path) == saved[best]
 
 
 def test_checkpoint_on_a_multiple_of_the_schedule_and_on_other_metrics_are_accepted(tmp_path: Path) -> None:
