@@ -38,7 +38,7 @@ def check(seed: int, num_samples: int = 50) -> tuple[MarginPass, theory.Stabilit
     targets = torch.randint(0, NUM_CLASSES, (num_samples,), generator=generator)
     margins = theory.margins(logits, targets)
     losses = theory.per_sample_cross_entropy(logits, targets)
-    margin_pass = MarginPass(torch.arange(num_samples), targets, margins, losses, NUM_CLASSES)
+    margin_pass = MarginPass(torch.arange(num_samples), targets, margins, losses, logits.argmax(dim=1), NUM_CLASSES)
     report = theory.certify(margins, NUM_CLASSES, loss=float(losses.mean()), **SMALL_GRID)
     return margin_pass, report
 

@@ -72,7 +72,9 @@ def margins_with_accuracy(accuracy: float, seed: int, low: float = -1.0, high: f
 
 def write_check(directory: Path, epoch: int, step: int, margins: torch.Tensor, loss: float) -> None:
     targets = torch.arange(N) % NUM_CLASSES
-    margin_pass = MarginPass(torch.arange(N), targets, margins, torch.full((N,), loss, dtype=torch.float64), 3)
+    losses = torch.full((N,), loss, dtype=torch.float64)
+    predicted = torch.where(margins > 0, targets, (targets + 1) % NUM_CLASSES)
+    margin_pass = MarginPass(torch.arange(N), targets, margins, losses, predicted, 3)
     report = theory.certify(margins, NUM_CLASSES, loss=loss, **SMALL_GRID)
     save_margin_file(directory, epoch, step, margin_pass, report)
 

@@ -1,6 +1,6 @@
 """The exact margin pass: per-sample margins over a whole dataset, DDP-safe.
 
-Per batch only ``O(batch)`` vectors are kept (sample index, target, margin, cross entropy), never the
+Per batch only ``O(batch)`` vectors are kept (sample index, target, margin, cross entropy, predicted class), never the
 ``N × K`` logits. Across ranks the vectors are gathered by a torchmetrics `Metric` with
 ``dist_reduce_fx="cat"`` states; the padding duplicates a `DistributedSampler` adds
 are removed by sample index, so every rank ends with the same vectors, sorted by index.
@@ -133,6 +133,7 @@ class MarginCollector(Metric):
     targets: list[Tensor]
     margins: list[Tensor]
     losses: list[Tensor]
+    predicted: list[Tensor]
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -140,12 +141,14 @@ class MarginCollector(Metric):
         self.add_state("targets", default=[], dist_reduce_fx="cat")
         self.add_state("margins", default=[], dist_reduce_fx="cat")
         self.add_state("losses", default=[], dist_reduce_fx="cat")
+        self.add_state("predicted", default=[], dist_reduce_fx="cat")
 
-    def update(self, indices: Tensor, targets: Tensor, margins: Tensor, losses: Tensor) -> None:
+    def update(self, indices: Tensor, targets: Tensor, margins: Tensor, losses: Tensor, predicted: Tensor) -> None:
         self.indices.append(indices.long())
         self.targets.append(targets.long())
         self.margins.append(margins.to(torch.float64))
         self.losses.append(losses.to(torch.float64))
+        self.predicted.append(predicted.long())
 
     def compute(self) -> dict[str, Tensor]:
         """Vectors sorted by sample index, each index once (DistributedSampler padding removed)."""
@@ -164,18 +167,20 @@ class MarginCollector(Metric):
             "targets": cat(self.targets)[chosen],
             "margins": cat(self.margins)[chosen],
             "losses": cat(self.losses)[chosen],
+            "predicted": cat(self.predicted)[chosen],
         }
 
 
 class MarginRecorder:
-    """Per-batch ``(index, target, margin, loss)`` vectors of a pass, handed to a `MarginCollector` once.
+    """Per-batch ``(index, target, margin, loss, predicted class)`` vectors of a pass, handed to a `MarginCollector`
+    once.
 
     Keeps ``O(batch)`` vectors per batch (never logits); one ``update`` at the end instead of one per batch spares
     the metric's per-call bookkeeping, and the gather across ranks is the collector's as before.
     """
 
     def __init__(self) -> None:
-        self.parts: tuple[list[Tensor], ...] = ([], [], [], [])
+        self.parts: tuple[list[Tensor], ...] = ([], [], [], [], [])
 
     def record(self, indices: Tensor, logits: Tensor, targets: Tensor) -> None:
         """Compute and keep the margins and cross entropies of one batch (validated: finite, labels in range)."""
@@ -187,7 +192,9 @@ class MarginRecorder:
             ) from error
         device = batch_margins.device
         for part, vector in zip(
-            self.parts, (indices.to(device), targets.to(device), batch_margins, losses), strict=True
+            self.parts,
+            (indices.to(device), targets.to(device), batch_margins, losses, logits.argmax(dim=1).to(device)),
+            strict=True,
         ):
             part.append(vector)
 
@@ -199,12 +206,16 @@ class MarginRecorder:
 
 @dataclass(frozen=True)
 class MarginPass:
-    """Per-sample results of one margin pass, sorted by sample index (float64 margins and losses)."""
+    """Per-sample results of one margin pass, sorted by sample index: float64 margins and cross entropies (the
+    probability the model gives the true class is ``exp(−loss)``), and the predicted class (the first index of the
+    largest logit; a sample is counted correct only when its margin is positive, so a tie is an error even if the
+    target comes first)."""
 
     indices: Tensor
     targets: Tensor
     margins: Tensor
     losses: Tensor
+    predicted: Tensor
     num_classes: int
 
 

@@ -56,7 +56,7 @@ def test_ddp_two_processes_gather_the_whole_training_set(run_ddp) -> None:
     zero, one = run_ddp("stability")
 
     # the same report on every rank, covering every sample once (rank 1's padding duplicate removed)
-    for key in ("indices", "targets", "margins", "losses"):
+    for key in ("indices", "targets", "margins", "losses", "predicted"):
         assert torch.equal(zero["last_pass"][key], one["last_pass"][key]), key
     assert torch.equal(zero["last_pass"]["indices"], torch.arange(DDP_NUM_SAMPLES))
     assert zero["report"] == one["report"]

@@ -28,8 +28,41 @@ def test_margins_equal_aum_records(tmp_path):
             targets[batch],
             theory.margins(logits[batch], targets[batch]),
             theory.per_sample_cross_entropy(logits[batch], targets[batch]),
+            logits[batch].argmax(dim=1),
         )
     ours = collector.compute()["margins"]
     theirs = torch.tensor([records[index].margin for index in range(3000)], dtype=torch.float64)
     assert float((ours - theirs).abs().max()) <= 1e-6
     assert bool((ours[:5] <= 0).all())
+
+
+def test_run_margin_pass_records_the_predicted_class_per_sample() -> None:
+    """``predicted`` is the first index of the largest logit, computed here by a Python loop over the rows; a tie
+    between the label and another class gives margin 0 (an error) even when the label comes first."""
+    from torch import nn
+
+    from lightning_stability.callbacks.margin_pass import default_forward, margin_dataloader, run_margin_pass
+
+    generator = torch.Generator().manual_seed(1)
+    x = torch.randn(50, 4, generator=generator)
+    y = torch.randint(0, 3, (50,), generator=generator)
+
+    class TiedScores(nn.Module):  # class 2's score is a copy of class 0's: an exact tie on every sample
+        def __init__(self) -> None:
+            super().__init__()
+            self.linear = nn.Linear(4, 2)
+
+        def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+            scores = self.linear(inputs)
+            return torch.cat([scores, scores[:, :1]], dim=1)
+
+    model = TiedScores()
+    data = torch.utils.data.TensorDataset(x, y)
+    result = run_margin_pass(model, margin_dataloader(data, 16), default_forward, MarginCollector())
+    with torch.no_grad():
+        logits = model(x).tolist()
+    expected = [max(range(3), key=lambda k, row=row: (row[k], -k)) for row in logits]
+    assert result.predicted.tolist() == expected
+    assert result.predicted.dtype == torch.int64
+    tied = (y == 0) & (result.predicted == 0)
+    assert bool(tied.any()) and bool((result.margins[tied] == 0).all())
