@@ -22,6 +22,7 @@ from ..theory import margins_and_cross_entropy
 from .training_data import untouched_training
 
 __all__ = [
+    "CHUNK_SCORES",
     "ForwardFn",
     "IndexedCollate",
     "IndexedDataset",
@@ -171,35 +172,64 @@ class MarginCollector(Metric):
         }
 
 
-class MarginRecorder:
-    """Per-batch ``(index, target, margin, loss, predicted class)`` vectors of a pass, handed to a `MarginCollector`
-    once.
+CHUNK_SCORES = 1 << 21
+"""Class scores (``batch × K`` entries) a `MarginRecorder` holds before it reduces them to per-sample vectors."""
 
-    Keeps ``O(batch)`` vectors per batch (never logits); one ``update`` at the end instead of one per batch spares
-    the metric's per-call bookkeeping, and the gather across ranks is the collector's as before.
+
+class MarginRecorder:
+    """Per-sample ``(index, target, margin, loss, predicted class)`` vectors of a pass, handed to a
+    `MarginCollector` once.
+
+    The logits of consecutive batches are held on their device until they add up to ``chunk_scores`` class scores
+    (2²¹ by default: 8 MB of float32), then reduced to the five ``O(batch)`` vectors in one validated call. So the
+    memory is ``O(N)`` plus one chunk (never the ``N × K`` logits), the per-sample arithmetic runs as a few large
+    tensor operations instead of a dozen small ones per batch, and the validation reads the device once per chunk
+    instead of once per batch. One ``update`` at the end spares the metric's per-call bookkeeping; the gather
+    across ranks is the collector's.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, chunk_scores: int = CHUNK_SCORES) -> None:
+        self.chunk_scores = chunk_scores
         self.parts: tuple[list[Tensor], ...] = ([], [], [], [], [])
+        self.pending: list[tuple[Tensor, Tensor, Tensor]] = []
+        self.pending_scores = 0
 
     def record(self, indices: Tensor, logits: Tensor, targets: Tensor) -> None:
-        """Compute and keep the margins and cross entropies of one batch (validated: finite, labels in range)."""
+        """Keep one batch; reduce the held batches when they reach ``chunk_scores`` class scores."""
+        self.pending.append((indices, logits, targets))
+        self.pending_scores += logits.numel()
+        if self.pending_scores >= self.chunk_scores:
+            self.flush()
+
+    def flush(self) -> None:
+        """Compute and keep the margins, cross entropies and predicted classes of the held batches (validated:
+        finite, labels in range)."""
+        if not self.pending:
+            return
+        batches, self.pending, self.pending_scores = self.pending, [], 0
+        device = batches[0][1].device
+        indices = torch.cat([batch[0] for batch in batches]).to(device)
+        logits = torch.cat([batch[1] for batch in batches])
+        targets = torch.cat([batch[2].to(device) for batch in batches])
         try:
-            batch_margins, losses = margins_and_cross_entropy(logits, targets)
+            margins, losses = margins_and_cross_entropy(logits, targets)
         except ValueError as error:
+            bad = (targets < 0) | (targets >= logits.shape[1])
+            if logits.is_floating_point():
+                bad |= ~torch.isfinite(logits).all(dim=1)
+            named = indices[bad] if bool(bad.any()) else indices
             raise ValueError(
-                f"StabilityMonitor: the model's outputs for samples {indices[:8].tolist()}... are invalid: {error}"
+                f"StabilityMonitor: the model's outputs for samples {named[:8].tolist()}"
+                f"{'...' if named.numel() > 8 else ''} are invalid: {error}"
             ) from error
-        device = batch_margins.device
         for part, vector in zip(
-            self.parts,
-            (indices.to(device), targets.to(device), batch_margins, losses, logits.argmax(dim=1).to(device)),
-            strict=True,
+            self.parts, (indices, targets, margins, losses, logits.argmax(dim=1)), strict=True
         ):
             part.append(vector)
 
     def hand_over(self, collector: MarginCollector) -> None:
         """Pass everything recorded to ``collector`` in one update."""
+        self.flush()
         if self.parts[0]:
             collector.update(*(torch.cat(part) for part in self.parts))
 

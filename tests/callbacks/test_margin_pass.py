@@ -66,3 +66,46 @@ def test_run_margin_pass_records_the_predicted_class_per_sample() -> None:
     assert result.predicted.dtype == torch.int64
     tied = (y == 0) & (result.predicted == 0)
     assert bool(tied.any()) and bool((result.margins[tied] == 0).all())
+
+
+def test_chunked_reduction_equals_the_per_batch_one_and_names_the_bad_samples() -> None:
+    """Holding batches until a chunk is full changes nothing in the vectors (compared with a chunk per batch and
+    with one chunk for everything); an invalid output names the offending samples' dataset indices."""
+    import pytest
+
+    from lightning_stability.callbacks.margin_pass import MarginRecorder
+
+    generator = torch.Generator().manual_seed(2)
+    logits = torch.randn(1000, 7, generator=generator)
+    targets = torch.randint(0, 7, (1000,), generator=generator)
+    results = []
+    for chunk in (1, 7 * 130, 10**9):
+        recorder, collector = MarginRecorder(chunk_scores=chunk), MarginCollector()
+        for start in range(0, 1000, 64):
+            recorder.record(
+                torch.arange(start, min(start + 64, 1000)), logits[start : start + 64], targets[start : start + 64]
+            )
+        recorder.hand_over(collector)
+        results.append(collector.compute())
+    for other in results[1:]:
+        assert all(torch.equal(results[0][key], other[key]) for key in results[0])
+    assert torch.equal(
+        results[0]["margins"],
+        torch.tensor(
+            [
+                float(row[t]) - max(float(v) for j, v in enumerate(row) if j != t)
+                for row, t in zip(logits.double(), targets.tolist())
+            ],
+            dtype=torch.float64,
+        ),
+    )
+
+    broken = logits.clone()
+    broken[[300, 701]] = torch.nan
+    recorder = MarginRecorder()
+    for start in range(0, 1000, 64):
+        recorder.record(
+            torch.arange(start, min(start + 64, 1000)) + 5000, broken[start : start + 64], targets[start : start + 64]
+        )
+    with pytest.raises(ValueError, match=r"samples \[5300, 5701\] are invalid: `logits` contains NaN"):
+        recorder.hand_over(MarginCollector())
