@@ -18,6 +18,7 @@ from .distribution import (
     per_sample_cross_entropy,
 )
 from .envelope import envelope_loss_bound
+from .estimates import clopper_pearson_lower, dkw_epsilon, draw_subset, quantile_band, subset_estimate
 from .loss import (
     binary_margin_loss,
     loss_bounds,
@@ -25,7 +26,14 @@ from .loss import (
     multiclass_margin_loss,
 )
 from .monitoring import flip_masses, instability_event, loss_rose
-from .results import ConditionBResult, DataClusterReport, StabilityReport, TheoremAFloor, TheoremBFloor
+from .results import (
+    ConditionBResult,
+    DataClusterReport,
+    StabilityReport,
+    SubsetEstimate,
+    TheoremAFloor,
+    TheoremBFloor,
+)
 
 __all__ = [
     "CertificateGrid",
@@ -33,17 +41,21 @@ __all__ = [
     "DataClusterReport",
     "SortedMargins",
     "StabilityReport",
+    "SubsetEstimate",
     "TheoremAFloor",
     "TheoremBFloor",
     "accuracy",
     "bad_mass",
     "binary_margin_loss",
     "certify",
+    "clopper_pearson_lower",
     "condition_a_constant",
     "condition_a_envelope",
     "condition_b_constant",
     "condition_b_envelope",
     "data_clusters",
+    "dkw_epsilon",
+    "draw_subset",
     "envelope_loss_bound",
     "flip_masses",
     "good_mass",
@@ -56,6 +68,8 @@ __all__ = [
     "margins_and_cross_entropy",
     "multiclass_margin_loss",
     "per_sample_cross_entropy",
+    "quantile_band",
+    "subset_estimate",
     "theorem_a_floor",
     "theorem_b_floor",
 ]

@@ -103,6 +103,46 @@ class StabilityReport:
 
 
 @dataclass(frozen=True)
+class SubsetEstimate:
+    """What a random subset of the training samples says about the whole set, for one check (§11).
+
+    Attributes:
+        draws: ``n``, the number of draws (with replacement, from ``μ``).
+        distinct_samples: how many different samples the draws hit.
+        confidence: ``1 − α`` of every bound below (each holds on its own, for this check's parameters).
+        accuracy: the fraction of draws with ``δ > 0`` (an unbiased estimate of ``A``).
+        accuracy_lower: the Clopper–Pearson lower bound: ``P(A ≥ accuracy_lower) ≥ confidence``.
+        dkw_epsilon: the Dvoretzky–Kiefer–Wolfowitz band half-width ``ε``.
+        quantiles: level ``q`` → ``(lower, estimate, upper)``: ``Q_n(q − ε) ≤ Q(q) ≤ Q_n(q + ε)`` on the band.
+    """
+
+    draws: int
+    distinct_samples: int
+    confidence: float
+    accuracy: float
+    accuracy_lower: float
+    dkw_epsilon: float
+    quantiles: dict[float, tuple[float, float, float]]
+
+    def to_dict(self) -> dict[str, float]:
+        """Flat ``name -> float`` view for loggers (infinite quantile bounds are left out)."""
+        out = {
+            "draws": float(self.draws),
+            "distinct_samples": float(self.distinct_samples),
+            "confidence": self.confidence,
+            "accuracy": self.accuracy,
+            "accuracy_lower": self.accuracy_lower,
+            "dkw_epsilon": self.dkw_epsilon,
+        }
+        for level, (lower, value, upper) in self.quantiles.items():
+            out[f"margin_quantile/q_{level:g}"] = value
+            for name, bound in (("lower", lower), ("upper", upper)):
+                if math.isfinite(bound):
+                    out[f"margin_quantile/q_{level:g}_{name}"] = bound
+        return out
+
+
+@dataclass(frozen=True)
 class ConditionBResult:
     """Certified bracket of the Condition B constant ``κ_B`` (docs/theory.md §6).
 
