@@ -4,6 +4,12 @@
   per check, written by ``StabilityMonitor(save_margins=...)``: a ``torch.save`` dict with ``epoch``,
   ``global_step``, ``indices``, ``targets``, ``margins`` (float64), ``losses`` (float64), ``num_classes`` and
   ``report`` (`to_dict`).
+  With the `StabilityMonitor`'s sample tracking it also holds ``predicted``, ``blame`` (the blame sets' sample
+  indices, docs/samples.md) and ``blame_cells`` (index, label, prediction and picture of the samples drawn in a
+  blame grid).
+* **Samples file** ``samples.csv`` (`save_samples_csv` / `load_samples_csv`): one row per training sample with the
+  columns of `lightning_stability.dynamics.samples.SAMPLE_COLUMNS`; floats written exactly (``repr``), an empty
+  ``first_learned_check`` for a sample that is not learned.
 * **Data-check files** ``data_clusters.pt`` (the `DataClusterReport`'s
   tensors and summary) and ``data_clusters.txt`` (the readable table), written by
   ``StabilityMonitor(check_data=...)``.
@@ -14,6 +20,8 @@ sees half a file.
 
 from __future__ import annotations
 
+import csv
+import io
 import os
 import tempfile
 from collections.abc import Callable
@@ -24,6 +32,7 @@ import torch
 
 if TYPE_CHECKING:
     from .callbacks.margin_pass import MarginPass
+    from .dynamics.samples import SampleDynamics
     from .theory import DataClusterReport, StabilityReport
 
 __all__ = [
@@ -32,10 +41,12 @@ __all__ = [
     "check_writable",
     "load_data_check",
     "load_margin_files",
+    "load_samples_csv",
     "margin_file_name",
     "run_directory",
     "save_data_check",
     "save_margin_file",
+    "save_samples_csv",
 ]
 
 DATA_CHECK_FILE = "data_clusters.pt"
@@ -96,16 +107,24 @@ def margin_file_name(epoch: int, global_step: int) -> str:
 
 
 def save_margin_file(
-    directory: Path, epoch: int, global_step: int, margin_pass: MarginPass, report: StabilityReport
+    directory: Path,
+    epoch: int,
+    global_step: int,
+    margin_pass: MarginPass,
+    report: StabilityReport,
+    extra: dict[str, Any] | None = None,
 ) -> Path:
-    """Write one check's per-sample vectors and report to ``directory / margin_file_name(epoch, global_step)``."""
-    content = {
+    """Write one check's per-sample vectors and report to ``directory / margin_file_name(epoch, global_step)``;
+    ``extra`` entries (tensors, lists, dicts of them) are added to the file."""
+    content: dict[str, Any] = {
+        **(extra or {}),
         "epoch": epoch,
         "global_step": global_step,
         "indices": margin_pass.indices,
         "targets": margin_pass.targets,
         "margins": margin_pass.margins,
         "losses": margin_pass.losses,
+        "predicted": margin_pass.predicted,
         "num_classes": margin_pass.num_classes,
         "report": report.to_dict(),
     }
@@ -126,6 +145,63 @@ def load_margin_files(log_dir: str | Path) -> list[dict[str, Any]]:
         )
     checks = [torch.load(path, map_location="cpu", weights_only=True) for path in files]
     return sorted(checks, key=lambda check: (check["global_step"], check["epoch"]))
+
+
+def save_samples_csv(path: str | Path, dynamics: SampleDynamics) -> Path:
+    """Write ``dynamics`` as a CSV file at ``path`` (atomically): a header of the column names, one row per sample."""
+    columns = dynamics.columns()
+    lists = {name: column.tolist() for name, column in columns.items()}
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(list(columns))
+    for row in zip(*lists.values(), strict=True):
+        writer.writerow(
+            [
+                ("" if value < 0 else str(value))
+                if name == "first_learned_check"
+                else (repr(float(value)) if isinstance(value, float) else str(value))
+                for name, value in zip(columns, row, strict=True)
+            ]
+        )
+    return _atomic_write(Path(path), lambda file: file.write(buffer.getvalue()), mode="w")
+
+
+def load_samples_csv(path: str | Path) -> SampleDynamics:
+    """Read a ``samples.csv`` (or the first one found under the directory ``path``) back into a `SampleDynamics`.
+
+    Raises:
+        FileNotFoundError: if there is none, saying how to get one.
+        ValueError: if the file lacks a column.
+    """
+    from .dynamics.samples import SAMPLE_COLUMNS, SampleDynamics
+
+    path = Path(path)
+    if path.is_dir():
+        found = sorted(path.rglob("samples.csv"))
+        if not found:
+            raise FileNotFoundError(
+                f"no samples.csv under {path}; train with StabilityMonitor(save_samples=True) (or save_margins=True)."
+            )
+        path = found[-1]
+    if not path.exists():
+        raise FileNotFoundError(
+            f"no samples file at {path}; train with StabilityMonitor(save_samples=True) (or save_margins=True)."
+        )
+    with path.open(newline="") as file:
+        rows = list(csv.DictReader(file))
+        header = rows[0].keys() if rows else set()
+    missing = [name for name in SAMPLE_COLUMNS if rows and name not in header]
+    if missing:
+        raise ValueError(f"{path} is not a samples file: it lacks the columns {missing}.")
+    integers = {"index", "target", "forgetting_events", "first_learned_check", "predicted", "checks"}
+    data = {}
+    for name in SAMPLE_COLUMNS:
+        if name in integers:
+            values = [int(row[name]) if row[name] != "" else -1 for row in rows]
+            data[name] = torch.tensor(values, dtype=torch.long)
+        else:
+            data[name] = torch.tensor([float(row[name]) for row in rows], dtype=torch.float64)
+    return SampleDynamics(**data)
 
 
 def save_data_check(directory: Path, report: DataClusterReport, table: str) -> tuple[Path, Path]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -13,6 +14,7 @@ from torch.utils.data import DataLoader, Dataset
 from .. import theory
 from ..data_check import run_data_check
 from ..distributions import MisconfigurationError
+from ..dynamics.samples import SampleDynamics
 from ..files import check_writable, run_directory, save_margin_file
 from ..loggers import (
     CSVAdapter,
@@ -40,6 +42,7 @@ from .margin_pass import (
     run_margin_pass,
     unpack_forward_output,
 )
+from .sample_tracking import SampleTracker
 from .stability_names import DASHBOARD, FINAL, logged_name
 from .training_data import TrainingData, untouched_training
 
@@ -100,6 +103,14 @@ class StabilityMonitor(EpochMonitor):
             different outputs, e.g. augmentation in the training Dataset): ``"error"`` stops before training and
             says how to pass a deterministic view (``dataset=`` with evaluation transforms); ``"approximate"``
             certifies one random draw per check and labels every summary as approximate.
+        blame_size: how many worst-margin samples each check blames (and the cells per row of a blame grid); at an
+            instability event the monitor logs ``stability/blame``, a grid of the blamed samples with their labels
+            and predictions (docs/samples.md).
+        to_image: ``to_image(dataset[i]) -> tensor``, the picture of a sample in the blame grids; default the input
+            of an ``(x, y)`` item (an image ``[C, H, W]``/``[H, W]``, a flattened square, or a short vector).
+        save_samples: write ``samples.csv`` (per-sample dynamics, docs/samples.md) at fit end, into the
+            ``save_margins`` directory if one is given, else the run directory; ``None`` follows ``save_margins``.
+        sample_history: keep every check's per-sample margins in memory (``O(N × checks)``; default ``O(N)``).
 
     Raises:
         MisconfigurationError: on invalid options (here), and when training starts if the training data cannot
@@ -122,6 +133,7 @@ class StabilityMonitor(EpochMonitor):
         "consecutive_instabilities",
         "instability_epochs",
         "previous",
+        "sample_state",
     )
     metric_prefixes = ("stability/", "stability_diagnostics/")
 
@@ -146,6 +158,10 @@ class StabilityMonitor(EpochMonitor):
         verbose: bool = False,
         check_data: bool | dict[str, Any] = False,
         stochastic_data: Literal["error", "approximate"] = "error",
+        blame_size: int = 16,
+        to_image: Callable[[Any], Any] | None = None,
+        save_samples: bool | None = None,
+        sample_history: bool = False,
     ) -> None:
         super().__init__(every_n_epochs=every_n_epochs, check_at_start=check_at_start, verbose=verbose)
         if dataset is not None and dataloader is not None:
@@ -197,6 +213,11 @@ class StabilityMonitor(EpochMonitor):
         self.previous: dict[str, Any] | None = None
         self._constants_logged = False
         self.run_dir: Path | None = None
+        check_positive_int(self.name, "blame_size", blame_size)
+        if to_image is not None and not callable(to_image):
+            raise self.error(f"`to_image` must be a function of a dataset item, got {to_image!r}.")
+        self.save_samples = save_samples
+        self.samples = SampleTracker(blame_size, to_image, sample_history)
 
     def owns_metric(self, name: str) -> bool:
         """``stability/…`` and ``stability_diagnostics/…``, except the dynamics monitors' ``stability/<kind>/…``."""
@@ -205,6 +226,29 @@ class StabilityMonitor(EpochMonitor):
     @property
     def state_key(self) -> str:
         return self._generate_state_key(every_n_epochs=self.every_n_epochs, tol=self.tol, weights=self._weights_key)
+
+    @property
+    def sample_state(self) -> dict[str, Any]:
+        """The per-sample statistics, saved in checkpoints."""
+        return self.samples.statistics.state_dict()
+
+    @sample_state.setter
+    def sample_state(self, state: dict[str, Any]) -> None:
+        self.samples.statistics.load_state_dict(state)
+
+    def samples_dir(self, trainer: pl.Trainer) -> Path | None:
+        """Where ``samples.csv`` goes: the ``save_margins`` directory if one is given, else the run directory (see
+        `margins_dir`); ``None`` if it is not written."""
+        if not (bool(self.save_margins) if self.save_samples is None else self.save_samples):
+            return None
+        if self.save_margins and self.save_margins is not True:
+            return Path(self.save_margins)
+        return self.run_dir or Path(trainer.default_root_dir)
+
+    def sample_dynamics(self) -> SampleDynamics:
+        """Per-sample statistics over the checks so far (docs/samples.md): last margin, ``aum``, forgetting events,
+        first learned check, cartography confidence/variability, correctness, predicted class; ``.to_pandas()``."""
+        return self.samples.result()
 
     @property
     def _weights_key(self) -> str:
@@ -218,7 +262,7 @@ class StabilityMonitor(EpochMonitor):
         if stage != "fit":
             return
         self.run_dir = None
-        if self.save_margins is True or self.check_data:
+        if self.save_margins is True or self.check_data or (self.save_samples and not self.save_margins):
             logger = trainer.loggers[0] if trainer.loggers else None
             per_run = logger is not None and isinstance(adapter_for(logger), TensorBoardAdapter | CSVAdapter)
             chosen = ""
@@ -232,6 +276,7 @@ class StabilityMonitor(EpochMonitor):
             for target, what in (
                 (directory, "save_margins"),
                 (self.run_dir if self.check_data else None, "check_data"),
+                (self.samples_dir(trainer), "save_samples"),
             ):
                 if target is not None:
                     try:
@@ -268,6 +313,9 @@ class StabilityMonitor(EpochMonitor):
         super().on_train_start(trainer, pl_module)
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        directory = self.samples_dir(trainer)
+        if directory is not None and trainer.is_global_zero and self.checks_done:
+            self.info(trainer, f"per-sample dynamics: {self.samples.save(directory)}")
         report = self.last_report
         if report is not None:
             values = (
@@ -371,6 +419,8 @@ class StabilityMonitor(EpochMonitor):
         report = theory.certify(margin_pass.margins, margin_pass.num_classes, weights=weights, loss=loss, **self.grid)
         metrics = self._metrics(report, margin_pass, weights, epoch)
         stop, reason = self._update_events(trainer, metrics, report, margin_pass, weights)
+        blame = self.samples.check(margin_pass, report, weights, self.grid, self.data_report)
+        event = bool(metrics["stability/instability"])
 
         loss_rose = bool(metrics["stability/loss_rose"])
         metrics = {logged: value for name, value in metrics.items() if (logged := logged_name(name)) is not None}
@@ -382,6 +432,8 @@ class StabilityMonitor(EpochMonitor):
             log_constants(trainer, self._constants(report))
             self._constants_logged = True
         summary = check_summary(report, epoch, self.instability_epochs, loss_rose)
+        flips = " " + self.samples.flip_sentence(blame, margin_pass) if event else ""
+        summary += flips
         if self.approximate:
             summary = "**Approximate** (random training data: this check certifies one random draw). " + summary
         log_text(trainer, "stability/summary", summary, step)
@@ -392,15 +444,18 @@ class StabilityMonitor(EpochMonitor):
             log_figure(
                 trainer, "stability/envelopes", lambda: envelope_figure(report, margins.cpu(), mu.cpu(), epoch), step
             )
+        dataset = None if self.dataloader is not None else self._training_data(trainer).dataset
+        rows = self.samples.log_grid(trainer, dataset, blame, margin_pass, epoch, step) if event else None
         directory = self.margins_dir(trainer)
         if directory is not None and trainer.is_global_zero:
-            save_margin_file(directory, epoch, trainer.global_step, margin_pass, report)
+            blamed = self.samples.file_entries(trainer, dataset, blame, margin_pass, rows)
+            save_margin_file(directory, epoch, trainer.global_step, margin_pass, report, extra=blamed)
         self.info(
             trainer,
             f"{'[approximate: random training data] ' if self.approximate else ''}"
             f"epoch {epoch}: accuracy {report.accuracy:.4f}, loss {loss:.4f}, "
             f"loss floor {report.loss_floor:.4f}, Theorem A floor {report.theorem_a.floor:.4f}, "
-            f"Theorem B floor {report.theorem_b.floor:.4f}, instability events {self.instability_count}",
+            f"Theorem B floor {report.theorem_b.floor:.4f}, instability events {self.instability_count}{';' if flips else ''}{flips}",
         )
         self.decide_stop(trainer, stop, reason)
 

@@ -4,6 +4,7 @@
 * `parametrization` — dead, unbalanced, redundant and disconnected hidden units (D2,
   ``ParametrizationMonitor``);
 * `gradient_flow` — per-layer gradient norms and the first/last ratio (D3, ``GradientFlowMonitor``);
+* `samples` — per-sample statistics over the margin passes and blame sets (``StabilityMonitor``, docs/samples.md);
 * `results` — their result dataclasses.
 """
 
@@ -17,6 +18,7 @@ from .parametrization import (
     parametrization_statistics,
 )
 from .results import EigenEstimate, ParametrizationStats
+from .samples import SAMPLE_COLUMNS, SampleDynamics, SampleStatistics, worst_margin_samples
 from .sharpness import (
     HessianVectorProduct,
     lanczos_top_eigenvalue,
@@ -25,11 +27,14 @@ from .sharpness import (
 )
 
 __all__ = [
+    "SAMPLE_COLUMNS",
     "ActivationKind",
     "EigenEstimate",
     "HessianVectorProduct",
     "HiddenLayer",
     "ParametrizationStats",
+    "SampleDynamics",
+    "SampleStatistics",
     "activation_kind",
     "dead_units",
     "depth_layers",
@@ -40,4 +45,5 @@ __all__ = [
     "parametrization_statistics",
     "power_iteration",
     "top_hessian_eigenvalue",
+    "worst_margin_samples",
 ]
