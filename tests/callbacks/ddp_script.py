@@ -1,6 +1,7 @@
 """2-process CPU DDP runs, launched by ``test_ddp.py``: ``python ddp_script.py SCENARIO OUT_DIR``.
 
-``SCENARIO`` is ``stability`` (the StabilityMonitor, one epoch) or ``dynamics`` (the three dynamics monitors in one
+``SCENARIO`` is ``stability`` (the StabilityMonitor, one epoch; its margin files and ``samples.csv`` go to
+``OUT_DIR/margins``) or ``dynamics`` (the three dynamics monitors in one
 run, two epochs). Lightning's DDP launcher re-runs this file, with the same arguments, for rank 1. Every rank writes
 ``OUT_DIR/rank{r}.pt`` with its rank, the world size, the initial and final weights and what the scenario records:
 for ``stability`` what the monitor computed at each check and its state; for ``dynamics`` every check's logged
@@ -37,7 +38,9 @@ Scenario = tuple[pl.LightningModule, list[pl.Callback], dict[str, Any], Callable
 
 def stability() -> Scenario:
     model = MLP(lr=0.5)
-    monitor = StabilityMonitor(grid=SMALL_GRID, batch_size=DDP_MARGIN_BATCH_SIZE)
+    monitor = StabilityMonitor(
+        grid=SMALL_GRID, batch_size=DDP_MARGIN_BATCH_SIZE, save_margins=Path(sys.argv[2]) / "margins"
+    )
     recorder = Recorder(monitor)
 
     def results(trainer: pl.Trainer) -> dict[str, Any]:
@@ -47,6 +50,7 @@ def stability() -> Scenario:
             report=monitor.last_report.to_dict(),
             monitor_state=monitor.state_dict(),
             should_stop=trainer.should_stop,
+            samples=monitor.sample_dynamics().columns(),
         )
 
     return model, [monitor, recorder], dict(max_epochs=1, shuffle=False), results

@@ -1,12 +1,15 @@
 """2-process CPU DDP (gloo), run by ``ddp_script.py``: every rank ends with the same values, equal to 1 process.
 
-* the StabilityMonitor: every rank gathers the same margins and report over the whole training set;
+* the StabilityMonitor: every rank gathers the same margins and report over the whole training set, and keeps the
+  same per-sample dynamics; ``samples.csv`` is byte-for-byte the one of a single process that checks the same
+  weights;
 * the three dynamics monitors, in one run: every rank logs the same values, those of one process.
 """
 
 from __future__ import annotations
 
 import pytest
+import pytorch_lightning as pl
 import torch
 from torch import nn
 
@@ -37,6 +40,25 @@ RELATIVE = (
 )
 
 
+class LoadWeights(pl.Callback):
+    """Before the monitor's check of epoch 0: load ``state`` (with lr = 0 the check sees exactly these weights)."""
+
+    def __init__(self, state: dict) -> None:
+        self.state = state
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        pl_module.load_state_dict(self.state)
+
+
+def single_process_samples_csv(initial: dict, final: dict, directory) -> bytes:
+    """samples.csv of a 1-process run whose check before training sees ``initial`` and whose epoch-0 check ``final``."""
+    model = MLP(lr=0.0)
+    model.load_state_dict(initial)
+    monitor = StabilityMonitor(grid=SMALL_GRID, batch_size=DDP_MARGIN_BATCH_SIZE, save_margins=directory)
+    fit([LoadWeights(final), monitor], model, DDP_NUM_SAMPLES, batch_size=16, max_epochs=1)
+    return (directory / "samples.csv").read_bytes()
+
+
 def single_process_records(state: dict) -> list[dict]:
     """A 1-process run with the given weights and lr = 0: its start and epoch checks see exactly those weights."""
     model = MLP(lr=0.0)
@@ -52,7 +74,7 @@ def without(metrics: dict[str, float], keys=RELATIVE + ("stability_diagnostics/c
     return {k: v for k, v in metrics.items() if k not in keys}
 
 
-def test_ddp_two_processes_gather_the_whole_training_set(run_ddp) -> None:
+def test_ddp_two_processes_gather_the_whole_training_set(run_ddp, tmp_path) -> None:
     zero, one = run_ddp("stability")
 
     # the same report on every rank, covering every sample once (rank 1's padding duplicate removed)
@@ -66,6 +88,15 @@ def test_ddp_two_processes_gather_the_whole_training_set(run_ddp) -> None:
         assert a["metrics"] == b["metrics"]
         assert torch.equal(a["margins"], b["margins"])
     assert zero["monitor_state"]["checks_done"] == one["monitor_state"]["checks_done"] == 2
+    # the same per-sample dynamics on both ranks, one row per sample; samples.csv (rank zero) equals one process's
+    for name, column in zero["samples"].items():
+        assert torch.equal(column, one["samples"][name]), name
+    assert zero["samples"]["index"].tolist() == list(range(DDP_NUM_SAMPLES))
+    assert zero["samples"]["checks"].tolist() == [2] * DDP_NUM_SAMPLES
+    ddp_csv = (tmp_path / "margins" / "samples.csv").read_bytes()
+    assert ddp_csv.count(b"\n") == DDP_NUM_SAMPLES + 1
+    single = single_process_samples_csv(zero["initial_state"], zero["final_state"], tmp_path / "single")
+    assert ddp_csv == single
     assert zero["should_stop"] == one["should_stop"] is False
     # DDP kept the replicas identical and training moved the weights
     assert all(torch.equal(v, one["final_state"][k]) for k, v in zero["final_state"].items())
