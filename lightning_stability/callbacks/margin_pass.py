@@ -102,15 +102,20 @@ def margin_dataloader(
     num_workers: int = 0,
     world_size: int = 1,
     rank: int = 0,
+    indices: Tensor | None = None,
 ) -> DataLoader:
     """A sequential loader over ``dataset`` yielding ``(indices, batch)``; sharded without shuffling for DDP.
 
-    It owns a fixed-seed generator, so creating its iterator never draws from the global RNG (a DataLoader
-    iterator takes its base seed from its generator, or from the global RNG when it has none).
+    With ``indices`` (ascending dataset indices) it visits only those samples, rank ``r`` of ``w`` taking every
+    ``w``-th of them from the ``r``-th. It owns a fixed-seed generator, so creating its iterator never draws from
+    the global RNG (a DataLoader iterator takes its base seed from its generator, or from the global RNG when it
+    has none).
     """
     indexed = IndexedDataset(dataset)
-    if world_size > 1:
-        sampler: Any = DistributedSampler(indexed, num_replicas=world_size, rank=rank, shuffle=False)
+    if indices is not None:
+        sampler: Any = indices[rank::world_size].tolist()
+    elif world_size > 1:
+        sampler = DistributedSampler(indexed, num_replicas=world_size, rank=rank, shuffle=False)
     else:
         sampler = SequentialSampler(indexed)
     return DataLoader(
