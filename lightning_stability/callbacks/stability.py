@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Sized
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import torch
 from torch import Tensor
@@ -44,6 +45,7 @@ from .margin_pass import (
 )
 from .sample_tracking import SampleTracker
 from .stability_names import DASHBOARD, FINAL, logged_name
+from .subset_check import SubsetCheck, check_subset_options
 from .training_data import TrainingData, untouched_training
 
 if TYPE_CHECKING:
@@ -111,6 +113,16 @@ class StabilityMonitor(EpochMonitor):
         save_samples: write ``samples.csv`` (per-sample dynamics, docs/samples.md) at fit end, into the
             ``save_margins`` directory if one is given, else the run directory; ``None`` follows ``save_margins``.
         sample_history: keep every check's per-sample margins in memory (``O(N × checks)``; default ``O(N)``).
+        subset_size: statistical mode for data too large to pass at every check (docs/cost.md): draw this many
+            training indices once (with replacement, from ``μ``) and evaluate only them at the checks that are not
+            full ones, logging estimates with confidence bounds under ``stability_estimate/`` (docs/theory.md §11).
+            ``None`` (default): every check is the exact full one.
+        confidence: ``1 − α`` of the statistical mode's bounds (Clopper–Pearson accuracy bound, DKW quantile band).
+        full_every_n_epochs: in statistical mode, run the exact full check (the proven floors under
+            ``stability/``) after every m-th epoch instead of the subset check; ``None``: never.
+        subset_seed: seed of the statistical mode's draw.
+        log_cost: log what each check costs under ``stability_cost/`` (seconds of the margin pass and of the theory
+            step, and their sum over the training time of the epoch).
 
     Raises:
         MisconfigurationError: on invalid options (here), and when training starts if the training data cannot
@@ -134,8 +146,9 @@ class StabilityMonitor(EpochMonitor):
         "instability_epochs",
         "previous",
         "sample_state",
+        "subset_state",
     )
-    metric_prefixes = ("stability/", "stability_diagnostics/")
+    metric_prefixes = ("stability/", "stability_diagnostics/", "stability_estimate/", "stability_cost/")
 
     def __init__(
         self,
@@ -162,6 +175,11 @@ class StabilityMonitor(EpochMonitor):
         to_image: Callable[[Any], Any] | None = None,
         save_samples: bool | None = None,
         sample_history: bool = False,
+        subset_size: int | None = None,
+        confidence: float = 0.95,
+        full_every_n_epochs: int | None = None,
+        subset_seed: int = 0,
+        log_cost: bool = True,
     ) -> None:
         super().__init__(every_n_epochs=every_n_epochs, check_at_start=check_at_start, verbose=verbose)
         if dataset is not None and dataloader is not None:
@@ -198,6 +216,19 @@ class StabilityMonitor(EpochMonitor):
             raise self.error(f"`stochastic_data` must be 'error' or 'approximate', got {stochastic_data!r}.")
         self.stochastic_data = stochastic_data
         self.approximate = False
+        check_subset_options(subset_size, confidence, full_every_n_epochs, weights)
+        if subset_size is not None and dataloader is not None:
+            raise self.error("`subset_size=` needs `dataset=` (or the training data), not `dataloader=`.")
+        self.subset_size, self.confidence, self.full_every_n_epochs = subset_size, confidence, full_every_n_epochs
+        self.subset = (
+            SubsetCheck(subset_size, confidence, full_every_n_epochs, subset_seed) if subset_size is not None else None
+        )
+        self.last_estimate: theory.SubsetEstimate | None = None
+        self.subset_state: dict[str, Any] | None = None
+        """The statistical mode's drawn subset and its previous check (`SubsetCheck.state_dict`), in checkpoints."""
+        self.log_cost = bool(log_cost)
+        self.last_cost: dict[str, float] = {}
+        self._epoch_started: float | None = None
         if not isinstance(check_data, bool | dict):
             raise self.error(f"`check_data` must be a bool or a dict of settings, got {check_data!r}.")
         self.check_data = check_data
@@ -412,11 +443,17 @@ class StabilityMonitor(EpochMonitor):
     # ------------------------------------------------------------------ the check
 
     def run_check(self, trainer: pl.Trainer, pl_module: pl.LightningModule, epoch: int, in_epoch_end: bool) -> None:
+        if self.subset is not None and not self.subset.is_full(epoch):
+            self.subset.run(self, trainer, pl_module, epoch, in_epoch_end)
+            return
+        started = self.clock()
         margin_pass = self._margin_pass(trainer, pl_module)
+        passed = self.clock()
         weights = self._sample_weights(margin_pass)
         mu = theory.validation.normalised_weights(weights, margin_pass.margins.shape[0], margin_pass.margins.device)
         loss = float((mu * margin_pass.losses).sum())
         report = theory.certify(margin_pass.margins, margin_pass.num_classes, weights=weights, loss=loss, **self.grid)
+        cost = self.cost_metrics(passed - started, self.clock() - passed)
         metrics = self._metrics(report, margin_pass, weights, epoch)
         stop, reason = self._update_events(trainer, metrics, report, margin_pass, weights)
         blame = self.samples.check(margin_pass, report, weights, self.grid, self.data_report)
@@ -428,6 +465,7 @@ class StabilityMonitor(EpochMonitor):
         self.last_report, self.last_pass = report, margin_pass
         step = self.log_step(trainer, epoch)
         self.log_metrics(trainer, pl_module, metrics, in_epoch_end=in_epoch_end, epoch=epoch, step=step)
+        self.log_cost_metrics(trainer, pl_module, cost, in_epoch_end=in_epoch_end, epoch=epoch, step=step)
         if not self._constants_logged:
             log_constants(trainer, self._constants(report))
             self._constants_logged = True
@@ -459,8 +497,64 @@ class StabilityMonitor(EpochMonitor):
         )
         self.decide_stop(trainer, stop, reason)
 
-    def _margin_pass(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> MarginPass:
-        loader = self._loader(trainer)
+    # ------------------------------------------------------------------ cost and the statistical mode's hooks
+
+    @staticmethod
+    def clock() -> float:
+        """Seconds for the cost metrics (``time.perf_counter``)."""
+        return time.perf_counter()
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._epoch_started = self.clock()
+
+    def cost_metrics(self, pass_seconds: float, theory_seconds: float) -> dict[str, float]:
+        """``stability_cost/*`` of a check: the margin pass, the theory step and, for a check after an epoch,
+        their sum over that epoch's training time (its share of the epoch's cost)."""
+        if not self.log_cost:
+            return {}
+        cost = {"stability_cost/pass_seconds": pass_seconds, "stability_cost/theory_seconds": theory_seconds}
+        if self._epoch_started is not None:
+            epoch_seconds = self.clock() - self._epoch_started - pass_seconds - theory_seconds
+            if epoch_seconds > 0:
+                cost["stability_cost/check_to_epoch"] = (pass_seconds + theory_seconds) / epoch_seconds
+        self._epoch_started = None
+        return cost
+
+    def log_cost_metrics(
+        self,
+        trainer: pl.Trainer,
+        pl_module: pl.LightningModule,
+        cost: dict[str, float],
+        *,
+        in_epoch_end: bool,
+        epoch: int,
+        step: int,
+    ) -> None:
+        """Log a check's cost (rank zero's timings on every rank); kept apart from ``last_metrics``, which hold
+        what the check computed, so that they compare equal across runs."""
+        if not cost:
+            return
+        self.last_cost = self.same_on_every_rank(trainer, cost)
+        self.log_metrics(trainer, pl_module, self.last_cost, in_epoch_end=in_epoch_end, epoch=epoch, step=step)
+
+    def training_dataset_size(self, trainer: pl.Trainer) -> int:
+        """``N``, the number of training samples the checks cover."""
+        return len(cast(Sized, self._training_data(trainer).dataset))
+
+    def full_weights(self) -> Tensor | None:
+        """The user's per-sample weights as float64 (``None`` for uniform)."""
+        if isinstance(self.weights, Tensor):
+            return self.weights.detach().to(torch.float64).reshape(-1).cpu()
+        return None
+
+    def margin_pass_over(self, trainer: pl.Trainer, pl_module: pl.LightningModule, indices: Tensor) -> MarginPass:
+        """The margin pass over the training samples ``indices`` only (the statistical mode)."""
+        return self._margin_pass(trainer, pl_module, indices)
+
+    def _margin_pass(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, indices: Tensor | None = None
+    ) -> MarginPass:
+        loader = self._loader(trainer, indices=indices)
         self.collector = self.collector.to(pl_module.device)
         fast_dev_run = getattr(trainer, "fast_dev_run", 0)  # set by the Trainer's debugging connector
         max_batches = int(fast_dev_run) if fast_dev_run else None
@@ -476,7 +570,9 @@ class StabilityMonitor(EpochMonitor):
             max_batches=max_batches,
         )
 
-    def _loader(self, trainer: pl.Trainer, batch_size: int | None = None) -> DataLoader:
+    def _loader(
+        self, trainer: pl.Trainer, batch_size: int | None = None, indices: Tensor | None = None
+    ) -> DataLoader:
         world_size, rank = trainer.world_size, trainer.global_rank
         if self.dataloader is not None:
             if world_size > 1:
@@ -494,6 +590,7 @@ class StabilityMonitor(EpochMonitor):
             num_workers=self.num_workers,
             world_size=world_size,
             rank=rank,
+            indices=indices,
         )
 
     def _training_data(self, trainer: pl.Trainer) -> TrainingData:

@@ -54,6 +54,12 @@ SAVED_VALUES: dict[str, Any] = {
     "consecutive_unstable": 2,
     "indices": torch.tensor([4, 0, 9]),
     "last_logged_step": 16,
+    "subset_state": {
+        "indices": torch.tensor([2, 5, 9]),
+        "counts": torch.tensor([1, 3, 1]),
+        "previous": {"loss": 0.5, "accuracy": 0.75},
+        "instability_count": 2,
+    },
 }
 
 
