@@ -1,6 +1,10 @@
-"""Run every benchmark and rewrite ``benchmarks/RESULTS.md`` (issue 6).
+"""Run the benchmarks and update ``benchmarks/RESULTS.md`` (issues 6 and 15).
 
-    python benchmarks/run_all.py [--repeats 5] [--quick]
+    python benchmarks/run_all.py --quick            # about 3 minutes on 2 cores: check cost, memory, scaling to 10^6
+    python benchmarks/run_all.py [--repeats 5]      # everything (about 40 minutes on 2 cores)
+    python benchmarks/run_all.py --sections check fit --device cuda   # the same script on a GPU
+
+The sections run replace their namesakes in RESULTS.md; the others are kept as they were.
 
 Sections: overhead of the monitor on the example (epoch time, margin pass vs. a bare inference pass, theory step
 vs. margin pass), scaling of ``certify`` / ``condition_b_constant`` (N = 10^4 … 10^7, time and peak memory) and of
@@ -31,6 +35,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
+from check_cost import check_cost, fit_overhead, memory  # noqa: E402
 from margin_pass import bare_pass  # noqa: E402
 
 from lightning_stability import theory  # noqa: E402
@@ -389,37 +394,75 @@ def ddp(repeats: int) -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--quick", action="store_true", help="smaller sizes (no 10^7, no 60,000 data check)")
-    parser.add_argument("--sections", nargs="+", default=["overhead", "scaling", "data", "peer", "ddp"])
+    parser.add_argument("--quick", action="store_true", help="smaller sizes and 3 repeats (about 3 minutes)")
+    parser.add_argument(
+        "--sections",
+        nargs="+",
+        default=["check", "fit", "memory", "overhead", "scaling", "data", "peer", "ddp"],
+        help="which sections to run; the others already in RESULTS.md are kept",
+    )
+    parser.add_argument("--device", default="cpu", help="device of the check/fit sections (cpu or cuda)")
     parser.add_argument("--output", default=str(HERE / "RESULTS.md"))
     args = parser.parse_args()
+    if args.quick:
+        args.sections = [name for name in args.sections if name in ("check", "memory", "scaling")]
+        args.repeats = min(args.repeats, 3)
     torch.set_num_threads(2)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else math.nan
     lines = [
         "# Benchmark results",
         "",
         f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, torch "
-        f"{torch.__version__}, 2 intra-op threads; load average at start {load:.2f}; "
-        f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC.",
-        "",
-        f"Command: `python benchmarks/run_all.py --repeats {args.repeats}{' --quick' if args.quick else ''}`. "
-        f"Every figure is the median of {args.repeats} runs (min–max in parentheses).",
+        f"{torch.__version__}, 2 intra-op threads. Every figure is the median of the runs its section states "
+        "(min–max in parentheses); each section says when and by which command it was measured.",
         "",
     ]
+    command = " ".join(["python benchmarks/run_all.py", *sys.argv[1:]])
+    stamp = (
+        f"*Measured {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC by `{command}` "
+        f"({args.repeats} repeats; load average at start {load:.2f}).*"
+    )
     sections = {
+        "check": lambda: check_cost(args.repeats, args.quick, args.device),
+        "fit": lambda: fit_overhead(args.repeats, args.quick, args.device),
+        "memory": lambda: memory(args.quick),
         "overhead": lambda: overhead(args.repeats),
         "scaling": lambda: scaling(args.repeats, args.quick),
         "data": lambda: data_check_scaling(args.repeats, args.quick),
         "peer": lambda: peer(args.repeats),
         "ddp": lambda: ddp(args.repeats),
     }
+    output = Path(args.output)
+    kept = _sections(output.read_text()) if output.exists() else {}
+    fresh: dict[str, list[str]] = {}
     for name in args.sections:
         print(f"[run_all] {name} …", flush=True)
         part = sections[name]()
+        part = [part[0], "", stamp, *part[1:]]
         print("\n".join(part), flush=True)
+        fresh[part[0]] = part
+    for title, part in kept.items():  # sections not run this time stay as they were (with their own dates)
+        if title not in fresh and not title.startswith("# "):
+            fresh[title] = part
+    for part in fresh.values():
         lines += part
-    Path(args.output).write_text("\n".join(lines) + "\n")
+    output.write_text("\n".join(lines).rstrip("\n") + "\n")
     print(f"[run_all] wrote {args.output}")
+
+
+def _sections(text: str) -> dict[str, list[str]]:
+    """The ``## `` sections of a RESULTS.md by title line (the header before the first one is dropped)."""
+    parts: dict[str, list[str]] = {}
+    current: list[str] | None = None
+    for line in text.splitlines():
+        if line.startswith("## "):
+            current = parts.setdefault(line, [])
+        if current is not None:
+            current.append(line)
+    for part in parts.values():
+        if part[-1] != "":
+            part.append("")
+    return parts
 
 
 if __name__ == "__main__":

@@ -160,9 +160,19 @@ class MarginCollector(Metric):
         """Vectors sorted by sample index, each index once (DistributedSampler padding removed)."""
 
         def cat(state: Any) -> Tensor:
-            return torch.cat(state) if isinstance(state, list) else state
+            if isinstance(state, list):
+                return state[0] if len(state) == 1 else torch.cat(state)  # one update: no copy
+            return state
 
         indices = cat(self.indices)
+        if bool((indices[1:] > indices[:-1]).all()):  # one process, sequential loader: already sorted and unique
+            return {
+                "indices": indices,
+                "targets": cat(self.targets),
+                "margins": cat(self.margins),
+                "losses": cat(self.losses),
+                "predicted": cat(self.predicted),
+            }
         order = torch.argsort(indices, stable=True)
         indices = indices[order]
         keep = torch.ones_like(indices, dtype=torch.bool)
@@ -236,7 +246,11 @@ class MarginRecorder:
         """Pass everything recorded to ``collector`` in one update."""
         self.flush()
         if self.parts[0]:
-            collector.update(*(torch.cat(part) for part in self.parts))
+            vectors = []
+            for part in self.parts:  # free each list of pieces as soon as its vector exists
+                vectors.append(torch.cat(part))
+                part.clear()
+            collector.update(*vectors)
 
 
 @dataclass(frozen=True)
