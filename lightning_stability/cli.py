@@ -5,13 +5,15 @@ one's options):
 
 * ``fit``, ``validate``, ``test``, ``predict`` — Lightning's `LightningCLI`; after
   ``fit`` it prints where the logs are and the last check, and draws the report next to the logs;
-* ``report`` — redraw the report PNG of a run from its saved margin files;
+* ``report`` — redraw the report PNG of a run from its saved margin files, with the data map and the blame grid;
+* ``samples`` — print the samples most likely mislabelled (docs/samples.md), with their statistics;
 * ``check-data`` — look for small isolated clusters in the training inputs before training (docs/theory.md §9).
 
 Examples::
 
     lightning-stability fit --config configs/mnist_abs_mlp.yaml
     lightning-stability report stability_logs/mnist_abs_mlp/version_0 -o report.png
+    lightning-stability samples stability_logs/mnist_abs_mlp/version_0 -k 20
     lightning-stability check-data --config configs/mnist_abs_mlp.yaml -o check_data.png
 """
 
@@ -39,6 +41,7 @@ def _lightning_cli() -> Any:
 
     from .callbacks import StabilityMonitor
     from .plots import make_report
+    from .sample_plots import make_sample_report
 
     class StabilityCLI(LightningCLI):
         """LightningCLI that, after ``fit``, prints where the logs are and writes the report next to them."""
@@ -67,6 +70,8 @@ def _lightning_cli() -> Any:
                 if directory is not None and directory.exists():
                     output = make_report(directory, log_dir / "report.png")
                     print(f"[lightning-stability] report: {output}")
+                    for picture in make_sample_report(directory, output):
+                        print(f"[lightning-stability] samples: {picture}")
 
     return StabilityCLI
 
@@ -74,6 +79,21 @@ def _lightning_cli() -> Any:
 def _add_report_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("log_dir", help="a run's log directory (searched recursively for margins_epoch=*.pt)")
     parser.add_argument("-o", "--output", default=None, help="PNG to write (default: LOG_DIR/report.png)")
+
+
+SUSPECT_SCORES = ("aum", "confidence", "correctness", "last_margin", "forgetting_events", "variability")
+
+
+def _add_samples_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("log_dir", help="a run's log directory (searched for samples.csv, else margin files)")
+    parser.add_argument("-k", type=int, default=20, help="how many samples to print (default 20)")
+    parser.add_argument(
+        "--by",
+        choices=SUSPECT_SCORES,
+        default="aum",
+        help="rank by the lowest aum (default), confidence, correctness or last_margin, or the most "
+        "forgetting_events or variability",
+    )
 
 
 def _add_check_data_options(parser: argparse.ArgumentParser) -> None:
@@ -115,6 +135,12 @@ def build_parser() -> argparse.ArgumentParser:
         description="Plot accuracy, certified floors, condition constants and margin distributions of a run.",
     )
     _add_report_options(report)
+    samples = subcommands.add_parser(
+        "samples",
+        help="print the samples most likely mislabelled, with their per-sample statistics",
+        description="Rank a run's training samples by a per-sample score (docs/samples.md) and print the top k.",
+    )
+    _add_samples_options(samples)
     check_data = subcommands.add_parser(
         "check-data",
         help="look for small isolated clusters in the training inputs (docs/theory.md §9)",
@@ -126,9 +152,45 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _report(args: argparse.Namespace) -> int:
     from .plots import make_report
+    from .sample_plots import make_sample_report
 
     output = make_report(args.log_dir, args.output or Path(args.log_dir) / "report.png")
     print(f"[lightning-stability] report: {output}")
+    try:
+        pictures = make_sample_report(args.log_dir, output)
+    except ValueError as error:  # margin files of an older version, without predicted classes
+        print(f"[lightning-stability] no data map: {error}")
+        return 0
+    for picture in pictures:
+        print(f"[lightning-stability] samples: {picture}")
+    return 0
+
+
+def _samples(args: argparse.Namespace) -> int:
+    from .sample_plots import run_dynamics
+
+    if args.k < 1:
+        raise SystemExit(f"lightning-stability samples: -k must be a positive integer, got {args.k}.")
+    dynamics = run_dynamics(args.log_dir)
+    suspects = dynamics.suspects(min(args.k, len(dynamics)), by=args.by)
+    print(
+        f"[lightning-stability] {len(suspects)} of {len(dynamics)} samples, ranked by "
+        f"{'most' if args.by in ('forgetting_events', 'variability') else 'lowest'} {args.by}:"
+    )
+    header = (
+        f"{'index':>7} {'target':>6} {'pred':>5} {'aum':>9} {'last δ':>9} {'conf':>6} {'var':>6} {'correct':>7} "
+        f"{'forgot':>6} {'learned':>7}"
+    )
+    print(header)
+    for row in range(len(suspects)):
+        learned = int(suspects.first_learned_check[row])
+        print(
+            f"{int(suspects.index[row]):>7} {int(suspects.target[row]):>6} {int(suspects.predicted[row]):>5} "
+            f"{float(suspects.aum[row]):>9.4f} {float(suspects.last_margin[row]):>9.4f} "
+            f"{float(suspects.confidence[row]):>6.3f} {float(suspects.variability[row]):>6.3f} "
+            f"{float(suspects.correctness[row]):>7.3f} {int(suspects.forgetting_events[row]):>6} "
+            f"{'never' if learned < 0 else learned:>7}"
+        )
     return 0
 
 
@@ -178,6 +240,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.subcommand == "report":
         return _report(args)
+    if args.subcommand == "samples":
+        return _samples(args)
     if args.subcommand == "check-data":
         return _check_data(args)
     raise AssertionError(f"unhandled subcommand {args.subcommand!r}")  # argparse only admits the ones above

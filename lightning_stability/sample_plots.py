@@ -5,7 +5,9 @@
 * `blame_figure` — one row per blame set of a check (forgotten, worst margins, Condition B witness, data cluster),
   each cell a sample drawn as an image (``[C, H, W]``, ``[H, W]`` or a square flattened vector) or, for a
   short vector, its values, titled with its index, label and prediction;
-* `as_picture` — what a sample's input looks like in a cell, or ``None`` if it cannot be shown.
+* `as_picture` — what a sample's input looks like in a cell, or ``None`` if it cannot be shown;
+* `run_dynamics`, `make_sample_report` — offline (``lightning-stability report`` / ``samples``): a run's
+  per-sample dynamics from its ``samples.csv`` or a replay of its margin files, and the two pictures.
 
 matplotlib is imported inside the functions (optional, in the ``examples`` extra); nothing needs a display.
 """
@@ -15,17 +17,28 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor
 
+from .dynamics.samples import SampleDynamics, SampleStatistics
+from .files import load_margin_files, load_samples_csv
+
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-    from .dynamics.samples import SampleDynamics
-
-__all__ = ["MAX_VALUES_SHOWN", "BlameCell", "as_picture", "blame_figure", "data_map_figure", "default_to_image"]
+__all__ = [
+    "MAX_VALUES_SHOWN",
+    "BlameCell",
+    "as_picture",
+    "blame_figure",
+    "data_map_figure",
+    "default_to_image",
+    "make_sample_report",
+    "run_dynamics",
+]
 
 MAX_VALUES_SHOWN = 6
 """A non-image input with at most this many values is shown as its values, printed in the cell."""
@@ -70,6 +83,8 @@ def as_picture(value: Any) -> Tensor | None:
         return data
     if data.dim() == 2 and min(data.shape) >= 2:
         return data
+    if data.dim() > 1:
+        return None
     flat = data.reshape(-1)
     side = math.isqrt(flat.numel())
     if side >= 4 and side * side == flat.numel():
@@ -117,9 +132,15 @@ def blame_figure(rows: Sequence[tuple[str, Sequence[BlameCell]]], title: str) ->
     return figure
 
 
-def data_map_figure(dynamics: SampleDynamics, title: str = "data map", highlight: Tensor | None = None) -> Figure:
+def data_map_figure(
+    dynamics: SampleDynamics,
+    title: str = "data map",
+    highlight: Tensor | None = None,
+    highlight_label: str = "highlighted",
+) -> Figure:
     """Confidence (mean probability of the label) against variability (its standard deviation over the checks),
-    one dot per sample coloured by correctness; ``highlight`` (sample indices) circles chosen samples."""
+    one dot per sample coloured by correctness; ``highlight`` (sample indices) circles chosen samples, named
+    ``highlight_label`` in the legend."""
     from matplotlib.figure import Figure
 
     figure = Figure(figsize=(5.6, 4.4), dpi=90, layout="constrained")
@@ -144,9 +165,9 @@ def data_map_figure(dynamics: SampleDynamics, title: str = "data map", highlight
             facecolors="none",
             edgecolors="black",
             linewidths=0.7,
-            label=f"highlighted ({int(chosen.sum())})",
+            label=f"{highlight_label} ({int(chosen.sum())})",
         )
-        axes.legend(loc="lower right", fontsize=8)
+        axes.legend(loc="upper right", fontsize=8)
     figure.colorbar(points, ax=axes, label="correctness (fraction of checks correct)")
     axes.set_xlabel("variability (std of p(label) over checks)")
     axes.set_ylabel("confidence (mean p(label))")
@@ -156,3 +177,76 @@ def data_map_figure(dynamics: SampleDynamics, title: str = "data map", highlight
     for text, x, y in (("easy to learn", 0.02, 0.95), ("ambiguous", 0.5, 0.5), ("hard / mislabelled?", 0.02, 0.05)):
         axes.text(x, y, text, transform=axes.transAxes, fontsize=8, color="dimgray")
     return figure
+
+
+def run_dynamics(log_dir: str | Path) -> SampleDynamics:
+    """A run's per-sample dynamics: its ``samples.csv`` (searched under ``log_dir``), else a replay of its margin
+    files through `lightning_stability.dynamics.SampleStatistics`.
+
+    Raises:
+        FileNotFoundError: if ``log_dir`` holds neither, saying which monitor options write them.
+        ValueError: if the margin files predate the predicted classes (written by an older version).
+    """
+    try:
+        return load_samples_csv(log_dir)
+    except FileNotFoundError:
+        pass
+    try:
+        checks = load_margin_files(log_dir)
+    except FileNotFoundError:
+        raise FileNotFoundError(
+            f"neither samples.csv nor margin files under {log_dir}; train with StabilityMonitor(save_margins=True) "
+            "(or save_samples=True) and pass the run's log directory."
+        ) from None
+    if any("predicted" not in check for check in checks):
+        raise ValueError(f"the margin files under {log_dir} have no predicted classes; no samples.csv either.")
+    statistics = SampleStatistics()
+    for check in checks:
+        statistics.update(check["indices"], check["targets"], check["margins"], check["losses"], check["predicted"])
+    return statistics.result()
+
+
+def _blame_check(checks: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
+    """The last instability event's check that holds blame cells, else the last check that does."""
+    from .plots import instability_events
+
+    events, _ = instability_events(checks)
+    with_cells = [i for i, check in enumerate(checks) if check.get("blame_cells")]
+    chosen = [i for i in with_cells if i in events] or with_cells
+    return checks[chosen[-1]] if chosen else None
+
+
+def make_sample_report(log_dir: str | Path, output: str | Path) -> list[Path]:
+    """Draw the data map of a run into ``<output stem>_data_map.png`` and, if its margin files hold blame cells, the
+    blame grid of its last instability event (else of its last check) into ``<output stem>_blame.png``; returns
+    the paths written."""
+    from .callbacks.sample_tracking import BLAME_SETS
+
+    output = Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    dynamics = run_dynamics(log_dir)
+    data_map = output.with_name(f"{output.stem}_data_map.png")
+    data_map_figure(dynamics, title=f"data map of {Path(log_dir).name}").savefig(data_map, dpi=90)
+    written = [data_map]
+    try:
+        checks = load_margin_files(log_dir)
+    except FileNotFoundError:
+        return written
+    check = _blame_check(checks)
+    if check is None:
+        return written
+    rows = []
+    for key, title in BLAME_SETS.items():
+        cells = check["blame_cells"].get(key)
+        if cells:
+            row = [
+                BlameCell(index=int(i), target=int(t), predicted=int(p), picture=picture)
+                for i, t, p, picture in zip(
+                    cells["index"], cells["target"], cells["predicted"], cells["pictures"], strict=True
+                )
+            ]
+            rows.append((f"{title} ({check['blame'][key].numel()})", row))
+    when = "before training" if check["epoch"] < 0 else f"epoch {check['epoch']}"
+    blame = output.with_name(f"{output.stem}_blame.png")
+    blame_figure(rows, f"{when}: samples to blame (label → prediction)").savefig(blame, dpi=90)
+    return [*written, blame]

@@ -10,7 +10,7 @@ import pytest
 import lightning_stability
 from lightning_stability.cli import main
 
-SUBCOMMANDS = ["fit", "validate", "test", "predict", "report", "check-data"]
+SUBCOMMANDS = ["fit", "validate", "test", "predict", "report", "samples", "check-data"]
 
 
 def run(argv: list[str], capsys) -> tuple[int, str, str]:
