@@ -402,18 +402,19 @@ def main() -> None:
         help="which sections to run; the others already in RESULTS.md are kept",
     )
     parser.add_argument("--device", default="cpu", help="device of the check/fit sections (cpu or cuda)")
+    parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
     parser.add_argument("--output", default=str(HERE / "RESULTS.md"))
     args = parser.parse_args()
     if args.quick:
         args.sections = [name for name in args.sections if name in ("check", "memory", "scaling")]
         args.repeats = min(args.repeats, 3)
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else math.nan
     lines = [
         "# Benchmark results",
         "",
         f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, torch "
-        f"{torch.__version__}, 2 intra-op threads. Every figure is the median of the runs its section states "
+        f"{torch.__version__}, {args.threads} intra-op thread(s). Every figure is the median of the runs its section states "
         "(min–max in parentheses); each section says when and by which command it was measured.",
         "",
     ]

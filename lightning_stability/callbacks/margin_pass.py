@@ -103,11 +103,13 @@ def margin_dataloader(
     world_size: int = 1,
     rank: int = 0,
     indices: Tensor | None = None,
+    pin_memory: bool = False,
 ) -> DataLoader:
     """A sequential loader over ``dataset`` yielding ``(indices, batch)``; sharded without shuffling for DDP.
 
     With ``indices`` (ascending dataset indices) it visits only those samples, rank ``r`` of ``w`` taking every
-    ``w``-th of them from the ``r``-th. It owns a fixed-seed generator, so creating its iterator never draws from
+    ``w``-th of them from the ``r``-th. ``pin_memory`` (for a CUDA model) puts batches in page-locked memory so
+    their copies to the device can overlap with the forward passes. It owns a fixed-seed generator, so creating its iterator never draws from
     the global RNG (a DataLoader iterator takes its base seed from its generator, or from the global RNG when it
     has none).
     """
@@ -126,6 +128,7 @@ def margin_dataloader(
         num_workers=num_workers,
         generator=torch.Generator().manual_seed(0),
         drop_last=False,
+        pin_memory=pin_memory,
     )
 
 

@@ -592,6 +592,7 @@ class StabilityMonitor(EpochMonitor):
             world_size=world_size,
             rank=rank,
             indices=indices,
+            pin_memory=trainer.strategy.root_device.type == "cuda",
         )
 
     def _training_data(self, trainer: pl.Trainer) -> TrainingData:
