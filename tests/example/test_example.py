@@ -4,6 +4,7 @@ configs' parsing is in test_configs.py)."""
 from __future__ import annotations
 
 import gzip
+import io
 import math
 import re
 from fractions import Fraction
@@ -12,6 +13,8 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from PIL import Image
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 import lightning_stability.cli as cli_module
 import lightning_stability.theory
@@ -109,6 +112,20 @@ def test_instability_demo_stops_and_says_why(in_tmp_path, capsys, monkeypatch):
         f"training accuracy fell ({before_accuracy:.6g} -> {accuracy:.6g}, tol {tol:g})"
     )
     assert checks[-1]["report"]["accuracy"] == pytest.approx(accuracy, rel=1e-12)
+
+    # which samples (docs/samples.md): the forgotten ones by hand, their grid in TensorBoard at the event's step
+    previous, last = checks[-2]["margins"], checks[-1]["margins"]
+    forgotten = [k for k in range(last.numel()) if previous[k] > 0 >= last[k]]
+    assert forgotten and checks[-1]["blame"]["forgotten"].tolist() == forgotten
+    events_file = EventAccumulator(str(directory.parent), size_guidance={"images": 0})
+    events_file.Reload()
+    (grid,) = events_file.Images("stability/blame")
+    assert grid.step == checks[-1]["global_step"] - 1  # where the check logs: the epoch's last step
+    assert Image.open(io.BytesIO(grid.encoded_image_string)).size == (grid.width, grid.height)
+    rows = (directory.parent / "samples.csv").read_text().splitlines()
+    assert len(rows) == 1 + last.numel() and rows[0].startswith("index,target,last_margin,aum,")
+    for picture in ("report_data_map.png", "report_blame.png"):
+        assert f"[lightning-stability] samples: stability_logs/instability_demo/version_0/{picture}" in out
 
 
 def test_idx_reader_round_trips(tmp_path):
