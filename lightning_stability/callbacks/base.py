@@ -176,6 +176,15 @@ class EpochMonitor(Monitor):
         """Whether ``name`` is one of the metrics this monitor logs (``metric_prefixes``)."""
         return name.startswith(self.metric_prefixes)
 
+    def metric_period(self, name: str) -> int | None:
+        """``p`` if the metric ``name`` is logged after exactly the epochs ``p − 1, 2p − 1, …`` (``None`` if it
+        is not logged on such a schedule): what EarlyStopping and ModelCheckpoint are aligned with."""
+        return self.every_n_epochs
+
+    def metric_schedule(self, name: str) -> str:
+        """In words, when the metric ``name`` is logged (for error messages)."""
+        return f"after every {self.every_n_epochs} epoch(s)"
+
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         check_metric_readers(trainer, self)
         self.validate_setup(trainer, pl_module)

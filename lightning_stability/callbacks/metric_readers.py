@@ -46,12 +46,19 @@ def check_metric_readers(trainer: pl.Trainer, monitor: EpochMonitor) -> None:
     Call after the Trainer's ``setup`` (EarlyStopping resolves ``check_on_train_epoch_end`` there)."""
     callbacks = list(getattr(trainer, "callbacks", []))  # set by the Trainer's callback connector (untyped)
     position = next(index for index, callback in enumerate(callbacks) if callback is monitor)
-    every = monitor.every_n_epochs
     for index, callback in enumerate(callbacks):
         metric = getattr(callback, "monitor", None)
         if not isinstance(metric, str) or not monitor.owns_metric(metric):
             continue
         described = f"{type(callback).__name__}(monitor={metric!r})"
+        every = monitor.metric_period(metric)
+        if every is None:
+            raise MisconfigurationError(
+                f"{monitor.name}: {described} reads a metric that {monitor.name} does not log after a fixed "
+                f"number of epochs with these settings ({monitor.metric_schedule(metric)}), so it would act on "
+                f"values of other epochs; monitor a metric of the exact checks, or schedule them (recipes: "
+                f"{RECIPES})."
+            )
         if isinstance(callback, lightning_classes("callbacks", "EarlyStopping")):
             problem = _early_stopping_problem(callback, index < position, every, monitor.name)
         elif isinstance(callback, lightning_classes("callbacks", "ModelCheckpoint")):

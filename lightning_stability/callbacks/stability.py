@@ -255,6 +255,27 @@ class StabilityMonitor(EpochMonitor):
         """``stability/…`` and ``stability_diagnostics/…``, except the dynamics monitors' ``stability/<kind>/…``."""
         return super().owns_metric(name) and not name.startswith(DYNAMICS_PREFIXES)
 
+    def metric_period(self, name: str) -> int | None:
+        """In the statistical mode the exact values (``stability/…``) are logged after every
+        ``lcm(every_n_epochs, full_every_n_epochs)``-th epoch only (never without ``full_every_n_epochs``), the
+        estimates (``stability_estimate/…``) after the other checked epochs (a fixed period only without full
+        checks); the cost after every check."""
+        if self.subset is None or name.startswith("stability_cost/"):
+            return self.every_n_epochs
+        full = self.full_every_n_epochs
+        if name.startswith("stability_estimate/"):
+            return self.every_n_epochs if full is None else None
+        return None if full is None else math.lcm(self.every_n_epochs, full)
+
+    def metric_schedule(self, name: str) -> str:
+        if self.subset is None:
+            return super().metric_schedule(name)
+        return (
+            f"subset_size={self.subset_size}, every_n_epochs={self.every_n_epochs}, "
+            f"full_every_n_epochs={self.full_every_n_epochs}: exact values after the full checks only, estimates "
+            "after the other checks"
+        )
+
     @property
     def state_key(self) -> str:
         return self._generate_state_key(every_n_epochs=self.every_n_epochs, tol=self.tol, weights=self._weights_key)

@@ -294,7 +294,9 @@ def test_a_checkpoint_written_as_users_write_it_ranks_only_checked_epochs(
     assert sorted(saved) == [1, 3, 5]  # only checked epochs
     for epoch, path in saved.items():  # each ranked by the check of its own weights
         assert float(checkpoint.best_k_models[str(path)]) == pytest.approx(floors[epoch], rel=1e-6)
-        assert torch.equal(torch.load(path, weights_only=False)["state_dict"]["linear.weight"], weight_for(script, epoch))
+        assert torch.equal(
+            torch.load(path, weights_only=False)["state_dict"]["linear.weight"], weight_for(script, epoch)
+        )
     best = max(floors, key=lambda epoch: (floors[epoch], -epoch))
     assert Path(checkpoint.best_model_path) == saved[best]
 
@@ -334,3 +336,29 @@ def test_a_sharpness_metric_read_between_its_checks_is_refused() -> None:
     early_stopping = EarlyStopping("stability/sharpness/lr_lambda_over_2", mode="min")
     message = fit_refused([SharpnessMonitor(every_n_epochs=3), early_stopping], validation=False)
     assert message.startswith("SharpnessMonitor: EarlyStopping(monitor='stability/sharpness/lr_lambda_over_2')")
+
+
+def test_in_the_statistical_mode_checkpoints_follow_the_checks_that_log_their_metric(tmp_path: Path) -> None:
+    """Exact values come from the full checks only (every 2nd epoch here), estimates from the subset checks: a
+    checkpoint on an exact floor is aligned with the full checks; one on an estimate, logged at irregular
+    epochs when full checks are scheduled, is refused."""
+    monitor = StabilityMonitor(subset_size=40, full_every_n_epochs=2)
+    exact = ModelCheckpoint(tmp_path, monitor="stability/theorem_a/floor", mode="max", save_top_k=-1)
+    trainer = pl.Trainer(max_epochs=4, callbacks=[monitor, exact], logger=False, enable_progress_bar=False)
+    with pytest.warns(UserWarning, match="now saves"):
+        trainer.fit(ScriptedModule(HEALTHY, False), datamodule=ScriptedData(False))
+    assert sorted(p.name.split("-")[0] for p in tmp_path.glob("*.ckpt")) == ["epoch=1", "epoch=3"]
+
+    estimate = ModelCheckpoint(tmp_path / "estimate", monitor="stability_estimate/accuracy_lower", mode="max")
+    message = fit_refused([StabilityMonitor(subset_size=40, full_every_n_epochs=2), estimate], validation=False)
+    assert "does not log after a fixed number of epochs" in message and "full_every_n_epochs=2" in message
+    # without full checks the estimates come after every check, and a checkpoint on them is fine
+    only_estimates = ModelCheckpoint(tmp_path / "only", monitor="stability_estimate/accuracy_lower", mode="max")
+    trainer = pl.Trainer(
+        max_epochs=2,
+        callbacks=[StabilityMonitor(subset_size=40), only_estimates],
+        logger=False,
+        enable_progress_bar=False,
+    )
+    trainer.fit(ScriptedModule(HEALTHY, False), datamodule=ScriptedData(False))
+    assert Path(only_estimates.best_model_path).exists()
