@@ -328,7 +328,6 @@ def _best_floors(
 
     a_candidates: list[dict[str, Any]] = []
     b_candidates: list[dict[str, Any]] = []
-    kappas: dict[tuple[float, float, float], tuple[float, float]] = {}
     for tau in (f * scale for f in grid.tau_fractions):
         eta = tau - lowest
         spans = [eta + eta0 for eta0 in eta0s]
@@ -342,23 +341,6 @@ def _best_floors(
                 min_width = width_fraction * (eta0 - lowest)
                 for mass_fraction in grid.cluster_mass_fractions:
                     min_cluster_mass = mass_fraction * zeta
-                    key = (eta0, min_width, min_cluster_mass)
-                    if key not in kappas:
-                        spacing = None
-                        if grid.centre_spacing_fraction is not None:
-                            spacing = grid.centre_spacing_fraction * min_width
-                        bracket = condition_b_constant(
-                            sorted_margins,
-                            grid.dilation,
-                            max_mass=zeta,
-                            min_width=min_width,
-                            min_cluster_mass=min_cluster_mass,
-                            window_end=eta0,
-                            radius_ratio=grid.radius_ratio,
-                            centre_spacing=spacing,
-                        )
-                        kappas[key] = (bracket.lower, bracket.upper)
-                    kappa_lower, kappa_upper = kappas[key]
                     b_candidates.append(
                         dict(
                             eta=eta,
@@ -368,17 +350,64 @@ def _best_floors(
                             max_mass=zeta,
                             min_cluster_mass=min_cluster_mass,
                             min_width=min_width,
-                            kappa_lower=kappa_lower,
-                            kappa_upper=kappa_upper,
+                            kappa_lower=math.inf,  # set below for every candidate that can still win
+                            kappa_upper=math.inf,
                         )
                     )
     size, search_size = int(grid.partition_size), int(grid.search_partition_size)
+    b_bounds = _theorem_b_search(sorted_margins, num_classes, grid, b_candidates, search_size)
     # rank every candidate with the coarse upper sums, then recompute the winner's bound with the fine one
     best = int(torch.argmin(_theorem_a_bounds(a_candidates, num_classes, search_size)))
     bound = float(_theorem_a_bounds([a_candidates[best]], num_classes, size)[0])
     best_a = TheoremAFloor(floor=_floor(bound), envelope_bound=bound, **a_candidates[best])
-    best = int(torch.argmin(_theorem_b_bounds(b_candidates, num_classes, search_size)))
+    best = int(torch.argmin(b_bounds))
     bound = float(_theorem_b_bounds([b_candidates[best]], num_classes, size)[0])
     best_b = TheoremBFloor(floor=_floor(bound), envelope_bound=bound, **b_candidates[best])
     assert best_a is not None and best_b is not None  # the grids are non-empty
     return best_a, best_b
+
+
+def _theorem_b_search(
+    sorted_margins: SortedMargins,
+    num_classes: int,
+    grid: CertificateGrid,
+    candidates: list[dict[str, Any]],
+    search_size: int,
+) -> Tensor:
+    """The ranking bounds ``Φ(U_B)`` (coarse upper sums) of the Theorem B candidates, computing the Condition B
+    bracket (the expensive part) only for windows that can still hold the winner; fills in their ``κ``.
+
+    ``U_B`` falls pointwise as ``κ`` grows and the upper sums have nonnegative weights, so the bound with
+    ``κ = ∞`` is a lower bound of every candidate's bound. Windows ``(η0, h, m_min)`` are visited in the order of
+    their best such optimistic bound; a window whose optimistic bounds all exceed the best bound found so far
+    cannot contain the minimum and is skipped (its candidates keep ``+inf``). The minimum, and the first
+    candidate attaining it, are those of the exhaustive search.
+    """
+    optimistic = _theorem_b_bounds(candidates, num_classes, search_size)
+    bounds = torch.full_like(optimistic, math.inf)
+    windows: dict[tuple[float, float, float], list[int]] = {}
+    for index, row in enumerate(candidates):
+        windows.setdefault((row["eta0"], row["min_width"], row["min_cluster_mass"]), []).append(index)
+    order = sorted(windows, key=lambda key: float(optimistic[windows[key]].min()))
+    best = math.inf
+    for key in order:
+        members = windows[key]
+        if float(optimistic[members].min()) > best:  # every bound of this window is ≥ its optimistic one
+            continue
+        eta0, min_width, min_cluster_mass = key
+        spacing = None if grid.centre_spacing_fraction is None else grid.centre_spacing_fraction * min_width
+        bracket = condition_b_constant(
+            sorted_margins,
+            grid.dilation,
+            max_mass=candidates[members[0]]["zeta"],
+            min_width=min_width,
+            min_cluster_mass=min_cluster_mass,
+            window_end=eta0,
+            radius_ratio=grid.radius_ratio,
+            centre_spacing=spacing,
+        )
+        for index in members:
+            candidates[index]["kappa_lower"], candidates[index]["kappa_upper"] = bracket.lower, bracket.upper
+        bounds[members] = _theorem_b_bounds([candidates[index] for index in members], num_classes, search_size)
+        best = min(best, float(bounds[members].min()))
+    return bounds
