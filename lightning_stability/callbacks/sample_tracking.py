@@ -25,6 +25,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from .. import theory
+from ..distributions import rank_zero_warn
 from ..dynamics.samples import SampleDynamics, SampleStatistics, worst_margin_samples
 from ..files import save_samples_csv
 from ..loggers import log_figure
@@ -139,10 +140,7 @@ class SampleTracker:
     def _say_once(self, trainer: pl.Trainer, key: str, message: str) -> None:
         if key not in self._said:
             self._said.add(key)
-            if trainer.is_global_zero:
-                from ..distributions import rank_zero_warn
-
-                rank_zero_warn(trainer, f"StabilityMonitor: {message}")
+            rank_zero_warn(trainer, f"StabilityMonitor: {message}")
 
     def cells(
         self, trainer: pl.Trainer, dataset: Dataset | None, blame: CheckBlame, margin_pass: MarginPass
