@@ -1,7 +1,7 @@
 """2-process CPU DDP runs, launched by ``test_ddp.py``: ``python ddp_script.py SCENARIO OUT_DIR``.
 
 ``SCENARIO`` is ``stability`` (the StabilityMonitor, one epoch; its margin files and ``samples.csv`` go to
-``OUT_DIR/margins``) or ``dynamics`` (the three dynamics monitors in one
+``OUT_DIR/margins``), ``subset`` (its statistical mode, two epochs) or ``dynamics`` (the three dynamics monitors in one
 run, two epochs). Lightning's DDP launcher re-runs this file, with the same arguments, for rank 1. Every rank writes
 ``OUT_DIR/rank{r}.pt`` with its rank, the world size, the initial and final weights and what the scenario records:
 for ``stability`` what the monitor computed at each check and its state; for ``dynamics`` every check's logged
@@ -73,7 +73,21 @@ def dynamics() -> Scenario:
     return model, [*monitors, recorder], dict(max_epochs=2, shuffle=True), results
 
 
-SCENARIOS: dict[str, Callable[[], Scenario]] = {"stability": stability, "dynamics": dynamics}
+def subset() -> Scenario:
+    """The statistical mode: subset checks (start, epoch 0) and a full one (epoch 1)."""
+    model = MLP(lr=0.5)
+    monitor = StabilityMonitor(
+        grid=SMALL_GRID, batch_size=DDP_MARGIN_BATCH_SIZE, subset_size=150, subset_seed=5, full_every_n_epochs=2
+    )
+    recorder = Recorder(monitor)
+
+    def results(trainer: pl.Trainer) -> dict[str, Any]:
+        return dict(records=recorder.records, monitor_state=monitor.state_dict(), cost=monitor.last_cost)
+
+    return model, [monitor, recorder], dict(max_epochs=2, shuffle=False), results
+
+
+SCENARIOS: dict[str, Callable[[], Scenario]] = {"stability": stability, "dynamics": dynamics, "subset": subset}
 
 
 def main(scenario: str, out_dir: Path) -> None:

@@ -96,9 +96,7 @@ def test_a_resumed_run_evaluates_the_same_draws(tmp_path: Path) -> None:
     first = StabilityMonitor(subset_size=60, subset_seed=1, grid=SMALL_GRID)
     fit([first, epoch_checkpoints(tmp_path)], data=make_dataset(N), max_epochs=1, enable_checkpointing=True)
     resumed = StabilityMonitor(subset_size=60, subset_seed=99, grid=SMALL_GRID)
-    fit(
-        [resumed], data=make_dataset(N), max_epochs=2, ckpt_path=tmp_path / "epoch=0.ckpt", default_root_dir=tmp_path
-    )
+    fit([resumed], data=make_dataset(N), max_epochs=2, ckpt_path=tmp_path / "epoch=0.ckpt", default_root_dir=tmp_path)
     assert resumed.last_pass.indices.tolist() == drawn(60, 1)[0] != drawn(60, 99)[0]
 
 
@@ -146,3 +144,32 @@ def test_a_subset_of_the_whole_set_is_a_subset_dataset_view() -> None:
     monitor = StabilityMonitor(subset_size=30, dataset=view, grid=SMALL_GRID, check_at_start=False)
     fit([monitor], data=make_dataset(N), max_epochs=1)
     assert int(monitor.last_pass.indices.max()) < 100
+
+
+def test_two_processes_evaluate_the_same_draws_and_log_the_same_estimates(run_ddp) -> None:
+    """Under DDP the drawn samples are sharded across the ranks and gathered: both ranks log identical values,
+    equal to the hand-computed margins of the drawn samples at the weights each check saw."""
+    from ..helpers import DDP_NUM_SAMPLES
+
+    zero, one = run_ddp("subset")
+    assert [r["hook"] for r in zero["records"]] == ["train_start", "epoch_end", "epoch_end"]
+    for a, b in zip(zero["records"], one["records"], strict=True):
+        assert a["metrics"] == b["metrics"] and torch.equal(a["margins"], b["margins"])
+    assert zero["cost"] == one["cost"]  # rank zero's timings, broadcast
+    draws = torch.multinomial(
+        torch.ones(DDP_NUM_SAMPLES, dtype=torch.float64),
+        150,
+        replacement=True,
+        generator=torch.Generator().manual_seed(5),
+    )
+    unique = sorted(set(draws.tolist()))
+    for record in zero["records"]:
+        model = MLP(lr=0.5)
+        model.load_state_dict(record["state"])
+        _, margins, _ = hand_margin_pass(model, make_dataset(DDP_NUM_SAMPLES), 256)
+        if "stability_estimate/accuracy" in record["metrics"]:
+            assert torch.equal(record["margins"], margins[unique])
+            correct = sum(int(draws.eq(i).sum()) for i in unique if margins[i] > 0)
+            assert record["metrics"]["stability_estimate/accuracy"] == pytest.approx(correct / 150, abs=1e-12)
+        else:  # the full check of epoch 1
+            assert torch.equal(record["margins"], margins)
