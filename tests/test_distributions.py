@@ -69,7 +69,7 @@ def test_a_fit_writes_scalars_histograms_images_and_text(distribution: str, tmp_
     package = importlib.import_module(distribution)
     loggers = importlib.import_module(f"{distribution}.loggers")
     package.seed_everything(0)
-    monitor = StabilityMonitor(grid=SMALL_GRID, log_figure=True)
+    monitor = StabilityMonitor(grid=SMALL_GRID, log_figure=True, save_samples=True)
     trainer = package.Trainer(
         max_epochs=2,
         callbacks=[monitor, ParametrizationMonitor(num_samples=32)],
@@ -92,6 +92,9 @@ def test_a_fit_writes_scalars_histograms_images_and_text(distribution: str, tmp_
     assert len(summaries) == 3
     last = summaries[-1].tensor_proto.string_val[0].decode()
     assert f"training accuracy {monitor.last_report.accuracy:.4f}" in last
+    # the per-sample dynamics, in the logger's run directory (docs/samples.md)
+    rows = (tmp_path / "run" / "version_0" / "samples.csv").read_text().splitlines()
+    assert len(rows) == 97 and [int(row.split(",")[-1]) for row in rows[1:]] == [3] * 96  # 96 samples, 3 checks each
 
 
 def test_the_cli_of_the_lightning_package_accepts_the_callbacks_by_class_path(tmp_path: Path) -> None:
