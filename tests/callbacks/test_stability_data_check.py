@@ -14,6 +14,7 @@ from torch.utils.data import TensorDataset
 import lightning_stability.data_check
 import lightning_stability.theory
 from lightning_stability import StabilityMonitor
+from lightning_stability.files import load_margin_files
 
 from ..helpers import MLP, SMALL_GRID, csv_rows, fit, make_data
 
@@ -37,7 +38,7 @@ def test_check_data_runs_once_with_the_first_layer_rows_and_writes_the_witness(t
     x, y = make_data(600)
     planted = torch.arange(40, 52)
     x[planted] = 9.0 + 0.01 * torch.randn(12, x.shape[1], generator=torch.Generator().manual_seed(0))
-    monitor = StabilityMonitor(grid=SMALL_GRID, check_data=SETTINGS, check_at_start=False)
+    monitor = StabilityMonitor(grid=SMALL_GRID, check_data=SETTINGS, check_at_start=False, save_margins=True)
     model = MLP(hidden=HIDDEN)
     first_layer = model.net[0].weight.detach().double().clone()
     reports = counting(monkeypatch, lightning_stability.theory, "data_clusters")
@@ -78,6 +79,11 @@ def test_check_data_runs_once_with_the_first_layer_rows_and_writes_the_witness(t
     low, high = np.quantile(projections, [0.05, 0.95])
     assert 2 * radius >= 0.1 * (high - low) * (1 - 1e-12)
     assert SETTINGS["min_cluster_mass"] <= len(inside) / 600 and len(dilated) / 600 <= report.max_mass == 0.05
+
+    # every check blames the planted cluster (docs/samples.md S4): its indices in each per-check file
+    files = load_margin_files(logger.log_dir)
+    assert len(files) == 2
+    assert all(f["blame"]["data_cluster"].tolist() == planted.tolist() for f in files)
     assert report.min_cluster_mass == SETTINGS["min_cluster_mass"]
 
     # logged once, and the files
