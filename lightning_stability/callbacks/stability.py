@@ -247,6 +247,8 @@ class StabilityMonitor(EpochMonitor):
         check_positive_int(self.name, "blame_size", blame_size)
         if to_image is not None and not callable(to_image):
             raise self.error(f"`to_image` must be a function of a dataset item, got {to_image!r}.")
+        if save_samples not in (None, True, False):
+            raise self.error(f"`save_samples` must be True, False or None (follow save_margins), got {save_samples!r}.")
         self.blame_size, self.to_image, self.sample_history = blame_size, to_image, bool(sample_history)
         self.save_samples = save_samples
         self.samples = SampleTracker(blame_size, to_image, sample_history)

@@ -217,3 +217,5 @@ def test_bad_options_are_refused() -> None:
         StabilityMonitor(blame_size=0)
     with pytest.raises(MisconfigurationError, match="to_image"):
         StabilityMonitor(to_image="pixels")
+    with pytest.raises(MisconfigurationError, match="save_samples"):
+        StabilityMonitor(save_samples="yes")
