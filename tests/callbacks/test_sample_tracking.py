@@ -125,6 +125,7 @@ def test_scripted_run_blames_the_flipped_group_in_files_text_and_a_tensorboard_g
             low, high = float(inside.min()), float(inside.max())
             assert sorted(witness.tolist()) == [k for k in range(100) if low <= float(f["margins"][k]) <= high]
 
+    assert any(f["blame"]["witness"].numel() for f in files.values())
     events = EventAccumulator(str(log_dir), size_guidance={"images": 0, "tensors": 0})
     events.Reload()
     steps_per_epoch = 4  # 100 samples in batches of 25
