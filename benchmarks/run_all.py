@@ -409,6 +409,9 @@ def main() -> None:
         args.sections = [name for name in args.sections if name in ("check", "memory", "scaling")]
         args.repeats = min(args.repeats, 3)
     torch.set_num_threads(args.threads)
+    # Lightning's Trainer resets the thread count to the cores per process unless OMP_NUM_THREADS is set: set it,
+    # so that passes inside a fit and outside run with the same threads
+    os.environ["OMP_NUM_THREADS"] = str(args.threads)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else math.nan
     lines = [
         "# Benchmark results",
