@@ -15,7 +15,9 @@ the cost of a full pass. What it logs under ``stability_estimate/`` (docs/theory
   since the previous subset check (an exact statement about the subset, compared on the same draws).
 
 Every epoch with ``(epoch + 1) % full_every_n_epochs == 0`` runs the exact full check instead, with the proven
-floors under ``stability/``. Instability events of both kinds count towards ``patience``.
+floors under ``stability/``. Instability events of both kinds count towards ``patience``. The per-sample
+statistics (``samples.csv``) take in the drawn samples at every subset check, so each sample's ``checks`` counts
+the checks that saw it.
 """
 
 from __future__ import annotations
@@ -101,6 +103,10 @@ class SubsetCheck:
         assert self.indices is not None and self.counts is not None
         margin_pass = monitor.margin_pass_over(trainer, pl_module, self.indices)
         passed = monitor.clock()
+        # the per-sample statistics (docs/samples.md) count the checks that saw each sample: subset ones too
+        monitor.samples.statistics.update(
+            margin_pass.indices, margin_pass.targets, margin_pass.margins, margin_pass.losses, margin_pass.predicted
+        )
         # the pass covers the drawn samples sorted by index (fewer under fast_dev_run): their draw counts
         positions = torch.searchsorted(self.indices, margin_pass.indices)
         counts = self.counts[positions]

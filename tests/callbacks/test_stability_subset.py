@@ -53,6 +53,10 @@ def test_subset_checks_are_estimates_and_every_second_epoch_is_full() -> None:
     kinds = ["full" if "stability/accuracy" in r["metrics"] else "subset" for r in recorder.records]
     assert kinds == ["subset", "subset", "full", "subset", "full"]  # start, epochs 0 .. 3
     unique, counts = drawn(120, 3)
+    # per-sample statistics: the drawn samples were seen by all 5 checks, the others by the 2 full ones
+    seen = monitor.sample_dynamics()
+    assert seen.index.tolist() == list(range(N))
+    assert seen.checks.tolist() == [5 if index in unique else 2 for index in range(N)]
     # the subset checks pass over the distinct drawn samples only, the full ones over all N; the fit-start probe
     # reads its PROBE_SIZE samples twice
     assert model.evaluated == 2 * PROBE_SIZE + 3 * len(unique) + 2 * N
