@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Callable, Sized
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, cast
@@ -16,11 +15,8 @@ from .. import theory
 from ..data_check import run_data_check
 from ..distributions import MisconfigurationError
 from ..dynamics.samples import SampleDynamics
-from ..files import check_writable, run_directory, save_margin_file
+from ..files import save_margin_file
 from ..loggers import (
-    CSVAdapter,
-    TensorBoardAdapter,
-    adapter_for,
     declare_final,
     log_constants,
     log_figure,
@@ -32,21 +28,23 @@ from ..loggers import (
 from ..plots import envelope_figure
 from ..summaries import check_summary
 from .base import EpochMonitor, check_positive_int
+from .check_cost import CheckCost
+from .data_probe import PROBE_SIZE, reads_differ, stochastic_data_message
+from .instability import compare_with_previous
 from .margin_pass import (
     ForwardFn,
     MarginCollector,
     MarginPass,
-    check_forward_output,
     default_forward,
     margin_dataloader,
     positioned_loader,
     run_margin_pass,
-    unpack_forward_output,
 )
+from .run_outputs import check_output_directories, choose_run_directory
 from .sample_tracking import SampleTracker
 from .stability_names import DASHBOARD, FINAL, logged_name
 from .subset_check import SubsetCheck, check_subset_options
-from .training_data import TrainingData, untouched_training
+from .training_data import TrainingData
 
 if TYPE_CHECKING:
     import pytorch_lightning as pl
@@ -57,9 +55,6 @@ Weights = Literal["uniform", "balanced"] | Tensor
 
 DYNAMICS_PREFIXES = ("stability/sharpness/", "stability/parametrization/", "stability/gradient_flow/")
 """The dynamics monitors' names, which share the ``stability/`` prefix."""
-
-PROBE_SIZE = 32
-"""Samples read twice at fit start to tell deterministic training data from random (augmented) data."""
 
 
 class StabilityMonitor(EpochMonitor):
@@ -226,9 +221,8 @@ class StabilityMonitor(EpochMonitor):
         self.last_estimate: theory.SubsetEstimate | None = None
         self.subset_state: dict[str, Any] | None = None
         """The statistical mode's drawn subset and its previous check (`SubsetCheck.state_dict`), in checkpoints."""
-        self.log_cost = bool(log_cost)
+        self.cost = CheckCost(log_cost)
         self.last_cost: dict[str, float] = {}
-        self._epoch_started: float | None = None
         if not isinstance(check_data, bool | dict):
             raise self.error(f"`check_data` must be a bool or a dict of settings, got {check_data!r}.")
         self.check_data = check_data
@@ -316,32 +310,18 @@ class StabilityMonitor(EpochMonitor):
         directory the monitor will write to is writable — before training."""
         if stage != "fit":
             return
-        self.run_dir = None
-        if self.save_margins is True or self.check_data or (self.save_samples and not self.save_margins):
-            logger = trainer.loggers[0] if trainer.loggers else None
-            per_run = logger is not None and isinstance(adapter_for(logger), TensorBoardAdapter | CSVAdapter)
-            chosen = ""
-            if trainer.is_global_zero:
-                logger_dir = logger.log_dir if per_run and logger is not None else None
-                chosen = str(run_directory(logger_dir, trainer.default_root_dir))
-            self.run_dir = Path(trainer.strategy.broadcast(chosen, src=0))
-        problem = None
-        directory = self.margins_dir(trainer)
-        if trainer.is_global_zero:
-            for target, what in (
-                (directory, "save_margins"),
-                (self.run_dir if self.check_data else None, "check_data"),
-                (self.samples_dir(trainer), "save_samples"),
-            ):
-                if target is not None:
-                    try:
-                        check_writable(target, f"StabilityMonitor({what}=...)")
-                    except PermissionError as error:
-                        problem = str(error)
-                        break
-        problem = trainer.strategy.broadcast(problem, src=0)
-        if problem is not None:
-            raise MisconfigurationError(problem)
+        needs_run_dir = (
+            self.save_margins is True or bool(self.check_data) or bool(self.save_samples and not self.save_margins)
+        )
+        self.run_dir = choose_run_directory(trainer) if needs_run_dir else None
+        check_output_directories(
+            trainer,
+            {
+                "save_margins": self.margins_dir(trainer),
+                "check_data": self.run_dir if self.check_data else None,
+                "save_samples": self.samples_dir(trainer),
+            },
+        )
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         # before Lightning logs the model's hyperparameters: TensorBoard's HParams keeps a run's first summary
@@ -409,31 +389,10 @@ class StabilityMonitor(EpochMonitor):
         self._check_deterministic(trainer, pl_module)
 
     def _check_deterministic(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        """Evaluate a probe of samples twice (the same indices; every random stream forked and restored, so training
-        is unchanged): a certificate is about fixed samples, so if the two passes disagree — random augmentation
-        in the dataset, a shuffling ``dataloader=`` — stop now with the fix, unless ``stochastic_data=
-        "approximate"`` accepts it (then every summary says so)."""
+        """Stop before training if the training data is random (see `lightning_stability.callbacks.data_probe`),
+        unless ``stochastic_data="approximate"`` accepts it (then every summary says so)."""
         loader = self._loader(trainer, batch_size=PROBE_SIZE)
-        outputs = []
-        with untouched_training(pl_module), torch.inference_mode():
-            for _ in range(2):
-                indices, batch = next(iter(loader))
-                batch = trainer.precision_plugin.convert_input(
-                    trainer.strategy.batch_to_device(batch, pl_module.device)
-                )
-                with trainer.precision_plugin.forward_context():
-                    logits, targets = unpack_forward_output(self.forward_fn(pl_module, batch))
-                check_forward_output(logits, targets, indices, 0)
-                outputs.append((indices.cpu(), logits.detach().double().cpu(), targets.cpu()))
-        (first_indices, first_logits, first_targets), (second_indices, second_logits, second_targets) = outputs
-        same = (
-            torch.equal(first_indices, second_indices)
-            and torch.equal(first_targets, second_targets)
-            and torch.allclose(
-                first_logits, second_logits, rtol=1e-5, atol=1e-6 * (1 + float(first_logits.abs().max()))
-            )
-        )
-        stochastic = bool(trainer.strategy.reduce_boolean_decision(not same, all=False))
+        stochastic, probed = reads_differ(trainer, pl_module, loader, self.forward_fn)
         self.approximate = stochastic
         if not stochastic:
             return
@@ -444,15 +403,7 @@ class StabilityMonitor(EpochMonitor):
                 "random draw of the data, so its numbers are APPROXIMATE and an instability event may be noise.",
             )
             return
-        source = "`dataloader=`" if self.dataloader is not None else "the training dataset"
-        raise self.error(
-            f"{source} gives different samples each time it is read (the model's outputs on the same "
-            f"{first_indices.numel()} indices differed between two passes): random augmentation in the "
-            "Dataset's `__getitem__`, or a shuffling loader. A certificate is about fixed training samples. Pass "
-            "`dataset=` with the evaluation transforms (the same samples without augmentation), e.g. "
-            "`StabilityMonitor(dataset=MyDataset(train=True, transform=eval_transform))`, or a non-shuffling "
-            '`dataloader=`; or accept approximate numbers with `stochastic_data="approximate"`.'
-        )
+        raise self.error(stochastic_data_message(probed, self.dataloader is not None))
 
     def margins_dir(self, trainer: pl.Trainer) -> Path | None:
         """Where margin files go: ``save_margins``, or ``<run directory>/margins`` for ``save_margins=True`` — the
@@ -470,16 +421,16 @@ class StabilityMonitor(EpochMonitor):
         if self.subset is not None and not self.subset.is_full(epoch):
             self.subset.run(self, trainer, pl_module, epoch, in_epoch_end)
             return
-        started = self.clock()
+        started = self.cost.clock()
         margin_pass = self._margin_pass(trainer, pl_module)
-        passed = self.clock()
+        passed = self.cost.clock()
         weights = self._sample_weights(margin_pass)
         mu = theory.validation.normalised_weights(weights, margin_pass.margins.shape[0], margin_pass.margins.device)
         loss = float((mu * margin_pass.losses).sum())
         report = theory.certify(margin_pass.margins, margin_pass.num_classes, weights=weights, loss=loss, **self.grid)
-        cost = self.cost_metrics(passed - started, self.clock() - passed)
+        cost = self.cost.metrics(passed - started, self.cost.clock() - passed)
         metrics = self._metrics(report, margin_pass, weights, epoch)
-        stop, reason = self._update_events(trainer, metrics, report, margin_pass, weights)
+        stop, reason = compare_with_previous(self, trainer, metrics, margin_pass, weights)
         blame = self.samples.check(margin_pass, report, weights, self.grid, self.data_report)
         event = bool(metrics["stability/instability"])
 
@@ -523,26 +474,8 @@ class StabilityMonitor(EpochMonitor):
 
     # ------------------------------------------------------------------ cost and the statistical mode's hooks
 
-    @staticmethod
-    def clock() -> float:
-        """Seconds for the cost metrics (``time.perf_counter``)."""
-        return time.perf_counter()
-
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._epoch_started = self.clock()
-
-    def cost_metrics(self, pass_seconds: float, theory_seconds: float) -> dict[str, float]:
-        """``stability_cost/*`` of a check: the margin pass, the theory step and, for a check after an epoch,
-        their sum over that epoch's training time (its share of the epoch's cost)."""
-        if not self.log_cost:
-            return {}
-        cost = {"stability_cost/pass_seconds": pass_seconds, "stability_cost/theory_seconds": theory_seconds}
-        if self._epoch_started is not None:
-            epoch_seconds = self.clock() - self._epoch_started - pass_seconds - theory_seconds
-            if epoch_seconds > 0:
-                cost["stability_cost/check_to_epoch"] = (pass_seconds + theory_seconds) / epoch_seconds
-        self._epoch_started = None
-        return cost
+        self.cost.start_epoch()
 
     def log_cost_metrics(
         self,
@@ -594,9 +527,7 @@ class StabilityMonitor(EpochMonitor):
             max_batches=max_batches,
         )
 
-    def _loader(
-        self, trainer: pl.Trainer, batch_size: int | None = None, indices: Tensor | None = None
-    ) -> DataLoader:
+    def _loader(self, trainer: pl.Trainer, batch_size: int | None = None, indices: Tensor | None = None) -> DataLoader:
         world_size, rank = trainer.world_size, trainer.global_rank
         if self.dataloader is not None:
             if world_size > 1:
@@ -647,56 +578,3 @@ class StabilityMonitor(EpochMonitor):
             metrics[f"stability/margin_quantile/q_{level:g}"] = distribution.quantile_value(level)
         metrics["stability/check_epoch"] = float(epoch)
         return metrics
-
-    def _update_events(
-        self,
-        trainer: pl.Trainer,
-        metrics: dict[str, float],
-        report: theory.StabilityReport,
-        margin_pass: MarginPass,
-        weights: Tensor | None,
-    ) -> tuple[bool, str | None]:
-        """Compare with the previous check (docs/theory.md §8), update the counters and ``metrics``; returns
-        ``(stop, reason)``."""
-        loss, accuracy = metrics["stability/loss"], report.accuracy
-        previous = self.previous
-        event = rose = False
-        forgotten = learned = math.nan
-        message = None
-        if previous is not None:
-            event = theory.instability_event(previous["loss"], previous["accuracy"], loss, accuracy, self.tol)
-            rose = theory.loss_rose(previous["loss"], loss)
-            if torch.equal(previous["indices"], margin_pass.indices):
-                forgotten, learned = theory.flip_masses(previous["margins"], margin_pass.margins, weights)
-            else:
-                self.warn(trainer, "the certified samples changed since the previous check; flip masses skipped.")
-        if event:
-            self.instability_epochs.append(int(metrics["stability/check_epoch"]))
-            self.instability_count += 1
-            self.consecutive_instabilities += 1
-        else:
-            self.consecutive_instabilities = 0
-        metrics["stability/instability"] = float(event)
-        metrics["stability/instability_count"] = float(self.instability_count)
-        # every check is an event or not; this one is not yet in checks_done (finish_check counts it)
-        metrics["stability/stable_checks"] = float(self.checks_done + 1 - self.instability_count)
-        metrics["stability/loss_rose"] = float(rose)
-        if not math.isnan(forgotten):
-            metrics["stability/flip_forgotten"] = forgotten
-            metrics["stability/flip_learned"] = learned
-        stop = self.stop_on_instability and self.consecutive_instabilities >= self.patience
-        if event and previous is not None:
-            message = (
-                f"instability at epoch {int(metrics['stability/check_epoch'])}: the training loss fell "
-                f"({previous['loss']:.6g} -> {loss:.6g}) while the training accuracy fell "
-                f"({previous['accuracy']:.6g} -> {accuracy:.6g}, tol {self.tol:g}); "
-                f"{self.consecutive_instabilities} consecutive event(s), patience {self.patience}"
-            )
-            self.warn(trainer, message)
-        self.previous = {
-            "indices": margin_pass.indices.clone(),
-            "margins": margin_pass.margins.clone(),
-            "loss": loss,
-            "accuracy": accuracy,
-        }
-        return stop, message

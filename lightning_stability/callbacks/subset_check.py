@@ -95,14 +95,14 @@ class SubsetCheck:
     def run(self, monitor: StabilityMonitor, trainer: pl.Trainer, pl_module: pl.LightningModule, epoch: int,
             in_epoch_end: bool) -> None:
         """One subset check of ``epoch``: pass over the drawn samples, estimates, events, logging, stop."""
-        started = monitor.clock()
+        started = monitor.cost.clock()
         if self.indices is None and monitor.subset_state is not None:  # restored from a checkpoint
             self.load_state_dict(monitor.subset_state)
         data = monitor.training_dataset_size(trainer)
         self.draw(data, monitor.full_weights())
         assert self.indices is not None and self.counts is not None
         margin_pass = monitor.margin_pass_over(trainer, pl_module, self.indices)
-        passed = monitor.clock()
+        passed = monitor.cost.clock()
         # the per-sample statistics (docs/samples.md) count the checks that saw each sample: subset ones too
         monitor.samples.statistics.update(
             margin_pass.indices, margin_pass.targets, margin_pass.margins, margin_pass.losses, margin_pass.predicted
@@ -116,7 +116,7 @@ class SubsetCheck:
         weights = counts.to(torch.float64)
         loss = float((weights * margin_pass.losses).sum() / weights.sum())
         report = theory.certify(margin_pass.margins, margin_pass.num_classes, weights=weights, loss=loss, **monitor.grid)
-        computed = monitor.clock()
+        computed = monitor.cost.clock()
 
         metrics = {f"stability_estimate/{key}": value for key, value in estimate.to_dict().items()}
         for key in ("draws", "distinct_samples", "confidence"):
@@ -141,13 +141,14 @@ class SubsetCheck:
         monitor.consecutive_instabilities = monitor.consecutive_instabilities + 1 if event else 0
         metrics["stability_estimate/instability"] = float(event)
         metrics["stability_estimate/instability_count"] = float(self.instability_count)
-        metrics.update(monitor.cost_metrics(passed - started, computed - passed))
+        cost = monitor.cost.metrics(passed - started, computed - passed)
         metrics = monitor.same_on_every_rank(trainer, metrics)
 
         monitor.finish_check(metrics, epoch)
         monitor.last_estimate, monitor.last_pass = estimate, margin_pass
         step = monitor.log_step(trainer, epoch)
         monitor.log_metrics(trainer, pl_module, metrics, in_epoch_end=in_epoch_end, epoch=epoch, step=step)
+        monitor.log_cost_metrics(trainer, pl_module, cost, in_epoch_end=in_epoch_end, epoch=epoch, step=step)
         if not self.constants_logged:
             log_constants(
                 trainer,
