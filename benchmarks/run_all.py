@@ -429,7 +429,7 @@ def main() -> None:
     sections = {
         "check": lambda: check_cost(args.repeats, args.quick, args.device),
         "fit": lambda: fit_overhead(args.repeats, args.quick, args.device),
-        "memory": lambda: memory(args.quick),
+        "memory": lambda: memory(args.quick, args.repeats),
         "overhead": lambda: overhead(args.repeats),
         "scaling": lambda: scaling(args.repeats, args.quick),
         "data": lambda: data_check_scaling(args.repeats, args.quick),
