@@ -417,14 +417,14 @@ def main() -> None:
         "# Benchmark results",
         "",
         f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, torch "
-        f"{torch.__version__}, {args.threads} intra-op thread(s). Every figure is the median of the runs its section states "
+        f"{torch.__version__}. Every figure is the median of the runs its section states "
         "(min–max in parentheses); each section says when and by which command it was measured.",
         "",
     ]
     command = " ".join(["python benchmarks/run_all.py", *sys.argv[1:]])
     stamp = (
         f"*Measured {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC by `{command}` "
-        f"({args.repeats} repeats; load average at start {load:.2f}).*"
+        f"({args.repeats} repeats, {args.threads} intra-op thread(s); load average at start {load:.2f}).*"
     )
     sections = {
         "check": lambda: check_cost(args.repeats, args.quick, args.device),

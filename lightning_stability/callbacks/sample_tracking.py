@@ -108,13 +108,21 @@ class SampleTracker:
         weights: Tensor | None,
         grid: dict[str, Any],
         data_report: theory.DataClusterReport | None,
-    ) -> CheckBlame:
-        """Fold ``margin_pass`` into the statistics and return this check's blame sets (``grid``: the monitor's
-        overrides of `lightning_stability.theory.CertificateGrid`; ``data_report``: the data check's, if any)."""
+        *,
+        blame: bool = True,
+    ) -> tuple[Tensor, CheckBlame | None]:
+        """Fold ``margin_pass`` into the statistics; return the samples forgotten since their previous check and,
+        if ``blame``, this check's blame sets (``grid``: the monitor's overrides of
+        `lightning_stability.theory.CertificateGrid`; ``data_report``: the data check's, if any).
+
+        The blame sets cost a second Condition B bracket (the witness interval's samples), so the monitor asks for
+        them only when a grid or a per-check file will show them."""
         forgotten = self.statistics.update(
             margin_pass.indices, margin_pass.targets, margin_pass.margins, margin_pass.losses, margin_pass.predicted
         )
-        blame = CheckBlame(
+        if not blame:
+            return forgotten, None
+        sets = CheckBlame(
             forgotten=forgotten,
             worst=worst_margin_samples(margin_pass.indices, margin_pass.margins, self.blame_size),
             witness=witness_samples(margin_pass, report, weights, theory.CertificateGrid(**grid)),
@@ -122,15 +130,15 @@ class SampleTracker:
                 torch.zeros(0, dtype=torch.long) if data_report is None else data_report.witness_indices.long().cpu()
             ),
         )
-        self.last_blame = blame
-        return blame
+        self.last_blame = sets
+        return forgotten, sets
 
-    def flip_sentence(self, blame: CheckBlame, margin_pass: MarginPass) -> str:
+    def flip_sentence(self, forgotten: Tensor, margin_pass: MarginPass) -> str:
         """``"N samples flipped to wrong since the previous check (class c: n, …)."``"""
-        count = blame.forgotten.numel()
+        count = forgotten.numel()
         if count == 0:
             return "No sample flipped to wrong since the previous check."
-        positions = torch.searchsorted(margin_pass.indices, blame.forgotten)
+        positions = torch.searchsorted(margin_pass.indices, forgotten)
         classes = torch.bincount(margin_pass.targets[positions])
         parts = [f"class {c}: {int(n)}" for c, n in enumerate(classes.tolist()) if n]
         return (

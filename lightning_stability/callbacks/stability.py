@@ -431,8 +431,11 @@ class StabilityMonitor(EpochMonitor):
         cost = self.cost.metrics(passed - started, self.cost.clock() - passed)
         metrics = self._metrics(report, margin_pass, weights, epoch)
         stop, reason = compare_with_previous(self, trainer, metrics, margin_pass, weights)
-        blame = self.samples.check(margin_pass, report, weights, self.grid, self.data_report)
         event = bool(metrics["stability/instability"])
+        directory = self.margins_dir(trainer)
+        forgotten, blame = self.samples.check(
+            margin_pass, report, weights, self.grid, self.data_report, blame=event or directory is not None
+        )
 
         loss_rose = bool(metrics["stability/loss_rose"])
         metrics = {logged: value for name, value in metrics.items() if (logged := logged_name(name)) is not None}
@@ -445,7 +448,7 @@ class StabilityMonitor(EpochMonitor):
             log_constants(trainer, self._constants(report))
             self._constants_logged = True
         summary = check_summary(report, epoch, self.instability_epochs, loss_rose)
-        flips = " " + self.samples.flip_sentence(blame, margin_pass) if event else ""
+        flips = " " + self.samples.flip_sentence(forgotten, margin_pass) if event else ""
         summary += flips
         if self.approximate:
             summary = "**Approximate** (random training data: this check certifies one random draw). " + summary
@@ -458,9 +461,8 @@ class StabilityMonitor(EpochMonitor):
                 trainer, "stability/envelopes", lambda: envelope_figure(report, margins.cpu(), mu.cpu(), epoch), step
             )
         dataset = None if self.dataloader is not None else self._training_data(trainer).dataset
-        rows = self.samples.log_grid(trainer, dataset, blame, margin_pass, epoch, step) if event else None
-        directory = self.margins_dir(trainer)
-        if directory is not None and trainer.is_global_zero:
+        rows = self.samples.log_grid(trainer, dataset, blame, margin_pass, epoch, step) if event and blame else None
+        if directory is not None and blame is not None and trainer.is_global_zero:
             blamed = self.samples.file_entries(trainer, dataset, blame, margin_pass, rows)
             save_margin_file(directory, epoch, trainer.global_step, margin_pass, report, extra=blamed)
         self.info(

@@ -203,7 +203,8 @@ class SampleStatistics:
             )
         if indices.numel() and int(indices.min()) < 0:
             raise ValueError("SampleStatistics.update: sample indices must be >= 0.")
-        if torch.unique(indices).numel() != indices.numel():
+        ascending = indices.numel() < 2 or bool((indices[1:] > indices[:-1]).all())  # a margin pass's order
+        if not ascending and torch.unique(indices).numel() != indices.numel():
             raise ValueError("SampleStatistics.update: a sample index occurs twice in one pass.")
         delta = margins.detach().reshape(-1).to(torch.float64).cpu()
         loss = losses.detach().reshape(-1).to(torch.float64).cpu()
