@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 from typing import Any
 
 import torch
@@ -21,6 +22,58 @@ __all__ = [
 
 _OUTWARD = 1.0 - 1e-12
 """``κ_lo`` is multiplied by this, so that float rounding of mass ratios can never lift it above ``κ_B``."""
+
+
+def _two_sum(a: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
+    """``(s, e)`` with ``s = fl(a + b)`` and ``a + b = s + e`` exactly (Knuth's TwoSum)."""
+    s = a + b
+    b_part = s - a
+    return s, (a - (s - b_part)) + (b - b_part)
+
+
+def _rounded_ends(centres: Tensor, radius: Tensor, radius_error: Tensor) -> tuple[Tensor, Tensor]:
+    """``(RU(c − ρ), RD(c + ρ))`` for the exact radius ``ρ = radius + radius_error`` (``|radius_error|`` at most
+    half an ulp of ``radius``): the float ends of ``[c ± ρ]`` rounded inward to floats, so that a float ``v`` lies
+    in the exact interval iff ``RU(c − ρ) ≤ v ≤ RD(c + ρ)``.
+
+    ``c + ρ = y + (e4 + e3)`` exactly with ``y`` its nearest float, by three TwoSums; the residual ``e4 + e3``
+    is smaller than the gap to ``y``'s neighbours, and its sign (exact in float) says on which side of ``y``
+    the exact end lies.
+    """
+
+    def nearest_and_residual(centre: Tensor, rho: Tensor, rho_error: Tensor) -> tuple[Tensor, Tensor]:
+        s, e2 = _two_sum(centre, rho)
+        t, e3 = _two_sum(e2, rho_error)
+        y, e4 = _two_sum(s, t)
+        return y, e4 + e3
+
+    high, high_residual = nearest_and_residual(centres, radius, radius_error)
+    low, low_residual = nearest_and_residual(centres, -radius, -radius_error)
+    high = torch.where(high_residual < 0, torch.nextafter(high, high.new_tensor(-math.inf)), high)
+    low = torch.where(low_residual > 0, torch.nextafter(low, low.new_tensor(math.inf)), low)
+    return low, high
+
+
+def _exact_dilations(radii: list[float], dilation: float, window_end: float) -> tuple[Tensor, Tensor, Tensor]:
+    """Per radius ``r``: ``fl(Λr)``, the exact error ``Λr − fl(Λr)`` (a float) and ``RD(w − Λr)``, the largest
+    float centre ``c`` with ``c + Λr ≤ w`` exactly (``inf`` for an unbounded window)."""
+    scaled, errors, caps = [], [], []
+    for radius in radii:
+        exact = Fraction(dilation) * Fraction(radius)
+        nearest = dilation * radius
+        scaled.append(nearest)
+        errors.append(float(exact - Fraction(nearest)))
+        if math.isinf(window_end):
+            caps.append(math.inf)
+        else:
+            room = Fraction(window_end) - exact
+            cap = float(room)
+            caps.append(math.nextafter(cap, -math.inf) if Fraction(cap) > room else cap)
+    return (
+        torch.tensor(scaled, dtype=torch.float64),
+        torch.tensor(errors, dtype=torch.float64),
+        torch.tensor(caps, dtype=torch.float64),
+    )
 
 
 def _breakpoint_centres(values: Tensor, radius_num: float, radius_den: float, centre_max: float) -> Tensor:
@@ -54,24 +107,45 @@ def _min_ratios(
     centre_max: Tensor,
     max_mass: float,
     min_mass: float,
-) -> tuple[Tensor, Tensor]:
+    num_error: Tensor | None = None,
+) -> tuple[Tensor, Tensor, Tensor]:
     """Row-wise ``min_c μ([c ± radius_num]) / μ([c ± radius_den])`` over the feasible centres of each row.
 
     ``centres`` is ``[R, G]`` (or ``[G]``, shared by all rows); ``radius_num``, ``radius_den`` and
     ``centre_max`` are ``[R]``. Feasible: ``c ≤ centre_max``, numerator mass ``≤ max_mass``, denominator mass
-    ``≥ min_mass`` and ``> 0``. Returns the least ratio (``inf`` if none is feasible) and its centre per row.
+    ``≥ min_mass`` and ``> 0``. Returns the least ratio (``inf`` if none is feasible), its centre and whether
+    float ends give that centre the same masses, per row.
+
+    With ``num_error`` (``[R]``) the numerator radius is exactly ``radius_num + num_error`` and both intervals
+    are evaluated exactly (`_rounded_ends`): every feasible centre is then an admissible interval of exactly
+    that ratio, as ``κ_hi`` needs; among the least ratios a centre whose masses do not change with float ends
+    (no value within rounding of an end) is preferred. Without it the ends are rounded to nearest (``κ_lo``
+    relaxes its radii).
     """
     centres = centres.expand(radius_num.shape[0], -1)
     num = radius_num.unsqueeze(1)
     den = radius_den.unsqueeze(1)
     numerator = sorted_values.interval_mass(centres - num, centres + num)
     denominator = sorted_values.interval_mass(centres - den, centres + den)
+    plain = torch.ones_like(centres, dtype=torch.bool)
+    if num_error is not None:
+        exact_numerator = sorted_values.interval_mass(*_rounded_ends(centres, num, num_error.unsqueeze(1)))
+        exact_denominator = sorted_values.interval_mass(*_rounded_ends(centres, den, torch.zeros_like(den)))
+        plain = (exact_numerator == numerator) & (exact_denominator == denominator)
+        numerator, denominator = exact_numerator, exact_denominator
     feasible = (
         (centres <= centre_max.unsqueeze(1)) & (numerator <= max_mass) & (denominator >= min_mass) & (denominator > 0)
     )
     ratios = torch.where(feasible, numerator / denominator.clamp_min(1e-300), math.inf)
-    best = torch.argmin(ratios, dim=1, keepdim=True)
-    return ratios.gather(1, best).squeeze(1), centres.gather(1, best).squeeze(1)
+    best = _first_least(ratios, plain)
+    return ratios.gather(1, best).squeeze(1), centres.gather(1, best).squeeze(1), plain.gather(1, best).squeeze(1)
+
+
+def _first_least(ratios: Tensor, preferred: Tensor) -> Tensor:
+    """``[R, 1]`` column of the least ratio of each row of ``ratios [R, G]``, the first ``preferred`` one if any."""
+    least = ratios == ratios.min(dim=1, keepdim=True).values
+    chosen = torch.where((least & preferred).any(dim=1, keepdim=True), least & preferred, least)
+    return chosen.int().argmax(dim=1, keepdim=True)
 
 
 def condition_b_constant(
@@ -93,7 +167,10 @@ def condition_b_constant(
 
     On the radii ``r_i = (h/2) q^i``, ``i = 0..R``:
 
-    * ``κ_hi`` is the least ratio of an admissible interval of grid radius ``r_i``;
+    * ``κ_hi`` is the least ratio of an admissible interval of grid radius ``r_i``; its intervals are evaluated
+      exactly in the float inputs (the ends ``c ± r``, ``c ± Λr`` and ``w − Λr`` rounded inward with
+      error-free sums), so the witness is admissible and has exactly the ratio ``κ_hi`` — only the masses
+      themselves are float sums (exact for dyadic weights, e.g. ``N`` a power of two);
     * ``κ_lo`` bounds every interval with ``r ∈ [r_i, r_{i+1}]`` by ``μ([c ± Λr_i]) / μ([c ± r_{i+1}])``,
       minimised over every centre for which an admissible interval could exist; radii beyond ``r_R``
       (chosen ``≥`` the window's span ``/ (Λ − 1)``, where ``ΛI`` holds the whole window mass ``M_w``) are
@@ -182,25 +259,30 @@ def condition_b_constant(
     grid_radii = torch.tensor(radii, dtype=torch.float64)
     inner, outer = grid_radii[:-1], grid_radii[1:]
     centre_max = window_end - dilation * grid_radii
+    # κ_hi: every interval it reports must be admissible with exactly the reported ratio, so its ends are
+    # evaluated exactly (decimal inputs round c ± Λr, which could drop or add a value at an end)
+    dilated, dilated_error, exact_max = _exact_dilations(radii, dilation, window_end)
     if centre_spacing is None:
         # exact for each radius pair: one row per radius, centres at every breakpoint and midpoint
-        upper_rows, witness_rows, lower_rows = [], [], []
+        upper_rows, witness_rows, plain_rows, lower_rows = [], [], [], []
         for index, radius in enumerate(radii):
-            centres = _breakpoint_centres(window, dilation * radius, radius, float(centre_max[index]))
-            ratio, centre = _min_ratios(
+            centres = _breakpoint_centres(window, dilation * radius, radius, float(exact_max[index]))
+            ratio, centre, plain = _min_ratios(
                 sorted_values,
                 centres,
-                grid_radii[index : index + 1] * dilation,
+                dilated[index : index + 1],
                 grid_radii[index : index + 1],
-                centre_max[index : index + 1],
+                exact_max[index : index + 1],
                 max_mass,
                 smallest_cluster,
+                dilated_error[index : index + 1],
             )
             upper_rows.append(ratio)
             witness_rows.append(centre)
+            plain_rows.append(plain)
             if index + 1 < len(radii):
                 centres = _breakpoint_centres(window, dilation * radius, radii[index + 1], float(centre_max[index]))
-                ratio, _ = _min_ratios(
+                ratio, _, _ = _min_ratios(
                     sorted_values,
                     centres,
                     inner[index : index + 1] * dilation,
@@ -210,24 +292,28 @@ def condition_b_constant(
                     smallest_cluster,
                 )
                 lower_rows.append(ratio)
-        upper_ratios, witness_centres = torch.cat(upper_rows), torch.cat(witness_rows)
+        upper_ratios, witness_centres, witness_plain = (
+            torch.cat(upper_rows),
+            torch.cat(witness_rows),
+            torch.cat(plain_rows),
+        )
         lower_ratios = torch.cat(lower_rows)
     else:
         # centres on the grid bℤ; a centre c is within b/2 of a grid centre c', hence the shrunk/grown radii
         half_step = centre_spacing / 2
-        radius_num, radius_den = dilation * grid_radii, grid_radii
-        upper_ratios, witness_centres = _min_ratios(
+        upper_ratios, witness_centres, witness_plain = _min_ratios(
             sorted_values,
-            _centre_grids(lowest, highest, radius_num, radius_den, centre_max, centre_spacing),
-            radius_num,
-            radius_den,
-            centre_max,
+            _centre_grids(lowest, highest, dilated, grid_radii, exact_max, centre_spacing),
+            dilated,
+            grid_radii,
+            exact_max,
             max_mass,
             smallest_cluster,
+            dilated_error,
         )
         radius_num, radius_den = (dilation * inner - half_step).clamp_min(0.0), outer + half_step
         relaxed_max = centre_max[:-1] + half_step
-        lower_ratios, _ = _min_ratios(
+        lower_ratios, _, _ = _min_ratios(
             sorted_values,
             _centre_grids(lowest, highest, radius_num, radius_den, relaxed_max, centre_spacing),
             radius_num,
@@ -236,7 +322,7 @@ def condition_b_constant(
             max_mass,
             smallest_cluster,
         )
-    best = int(torch.argmin(upper_ratios))
+    best = int(_first_least(upper_ratios.unsqueeze(0), witness_plain.unsqueeze(0)))
     upper = float(upper_ratios[best])
     witness = (float(witness_centres[best]), radii[best]) if math.isfinite(upper) else None
     lower = float(lower_ratios.min())
@@ -253,10 +339,13 @@ def condition_b_constant(
     if witness is None:
         indices = torch.zeros(0, dtype=torch.long)
     else:
-        witness_centre, witness_radius = witness
-        inside = (sorted_values.values >= witness_centre - witness_radius) & (
-            sorted_values.values <= witness_centre + witness_radius
+        low, high = (
+            float(end)
+            for end in _rounded_ends(
+                witness_centres[best : best + 1], grid_radii[best : best + 1], grid_radii.new_zeros(1)
+            )
         )
+        inside = (sorted_values.values >= low) & (sorted_values.values <= high)
         indices = torch.sort(sorted_values.indices[inside]).values.cpu()
     lower = min(lower, upper)
     return ConditionBResult(
