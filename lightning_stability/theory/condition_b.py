@@ -125,18 +125,25 @@ def _min_ratios(
     centres = centres.expand(radius_num.shape[0], -1)
     num = radius_num.unsqueeze(1)
     den = radius_den.unsqueeze(1)
-    numerator = sorted_values.interval_mass(centres - num, centres + num)
-    denominator = sorted_values.interval_mass(centres - den, centres + den)
-    plain = torch.ones_like(centres, dtype=torch.bool)
-    if num_error is not None:
-        exact_numerator = sorted_values.interval_mass(*_rounded_ends(centres, num, num_error.unsqueeze(1)))
-        exact_denominator = sorted_values.interval_mass(*_rounded_ends(centres, den, torch.zeros_like(den)))
-        plain = (exact_numerator == numerator) & (exact_denominator == denominator)
-        numerator, denominator = exact_numerator, exact_denominator
+    if num_error is None:
+        numerator = sorted_values.interval_mass(centres - num, centres + num)
+        denominator = sorted_values.interval_mass(centres - den, centres + den)
+    else:
+        numerator = sorted_values.interval_mass(*_rounded_ends(centres, num, num_error.unsqueeze(1)))
+        denominator = sorted_values.interval_mass(*_rounded_ends(centres, den, torch.zeros_like(den)))
     feasible = (
         (centres <= centre_max.unsqueeze(1)) & (numerator <= max_mass) & (denominator >= min_mass) & (denominator > 0)
     )
     ratios = torch.where(feasible, numerator / denominator.clamp_min(1e-300), math.inf)
+    plain = torch.ones_like(feasible)
+    if num_error is not None:  # float ends at the feasible least ratios only: they are few
+        plain = torch.zeros_like(feasible)
+        rows, cols = (feasible & (ratios == ratios.min(dim=1, keepdim=True).values)).nonzero(as_tuple=True)
+        at = centres[rows, cols]
+        num, den = num[rows, 0], den[rows, 0]
+        plain[rows, cols] = (sorted_values.interval_mass(at - num, at + num) == numerator[rows, cols]) & (
+            sorted_values.interval_mass(at - den, at + den) == denominator[rows, cols]
+        )
     best = _first_least(ratios, plain)
     return ratios.gather(1, best).squeeze(1), centres.gather(1, best).squeeze(1), plain.gather(1, best).squeeze(1)
 
