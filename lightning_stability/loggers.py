@@ -1,7 +1,9 @@
 """Logger output: every metric, histogram, figure, text and constant the monitors emit goes through this module.
 
-Scalars go through Lightning (``pl_module.log`` at an epoch end, ``logger.log_metrics`` otherwise), so every
-logger receives them under the names of docs/metrics.md (those names are valid in TensorBoard, CSV, MLflow and
+Scalars go to every logger's ``log_metrics`` in one call per check, at the step where Lightning logs that epoch's
+epoch-end values (at an epoch end the monitors also ``pl_module.log(logger=False)`` the values EarlyStopping and
+ModelCheckpoint may read, into ``trainer.callback_metrics``), so every logger receives them under the names of
+docs/metrics.md (those names are valid in TensorBoard, CSV, MLflow and
 Weights & Biases alike: letters, digits, ``_ . - /``). Everything else goes to each logger's native API through
 one adapter per logger:
 
@@ -67,12 +69,13 @@ def check_log_step(trainer: pl.Trainer, epoch: int) -> int:
 
 
 def log_epoch_metrics(pl_module: pl.LightningModule, metrics: dict[str, float]) -> None:
-    """``pl_module.log`` every metric at epoch end as a float64 tensor (float32 on MPS, which has no float64).
+    """``pl_module.log(logger=False)`` every metric at epoch end as a float64 tensor (float32 on MPS, which has no
+    float64): into ``trainer.callback_metrics`` only; the loggers get the values from `log_metrics_now`, in one
+    call per check.
 
     ``self.log`` would turn a Python float into float32; float64 tensors keep the certificates' full precision in
-    ``trainer.callback_metrics`` and the loggers. The values are identical on every rank; under DDP ``sync_dist``
-    averages identical values (exact) and keeps Lightning from warning that epoch-level values are not
-    synchronised.
+    ``trainer.callback_metrics``. The values are identical on every rank; under DDP ``sync_dist`` averages
+    identical values (exact) and keeps Lightning from warning that epoch-level values are not synchronised.
     """
     trainer = pl_module.trainer
     dtype = torch.float32 if pl_module.device.type == "mps" else torch.float64
@@ -83,7 +86,7 @@ def log_epoch_metrics(pl_module: pl.LightningModule, metrics: dict[str, float]) 
             on_step=False,
             on_epoch=True,
             sync_dist=trainer.world_size > 1,
-            logger=bool(trainer.loggers),  # no "self.log(logger=True) but you have no logger" warnings
+            logger=False,
             batch_size=1,
         )
 

@@ -382,3 +382,33 @@ def tensorboard_events(log_dir: str | Path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     return EventAccumulator(str(log_dir), size_guidance={"scalars": 0, "histograms": 0, "images": 0}).Reload()
+
+
+class RecordingLogger(pl.loggers.Logger):
+    """A logger that keeps every ``log_metrics`` call as ``(step, metrics)`` (in memory, for assertions)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[tuple[int | None, dict[str, float]]] = []
+
+    @property
+    def name(self) -> str:
+        return "recording"
+
+    @property
+    def version(self) -> int:
+        return 0
+
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+        self.calls.append((step, dict(metrics)))
+
+    def log_hyperparams(self, params: Any, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def at_step(self, step: int) -> dict[str, float]:
+        """Every value logged at ``step``, later calls overriding earlier ones."""
+        merged: dict[str, float] = {}
+        for called_step, metrics in self.calls:
+            if called_step == step:
+                merged.update({name: float(value) for name, value in metrics.items()})
+        return merged

@@ -47,6 +47,11 @@ class Monitor(CallbackBase):
     checkpoint_state: ClassVar[tuple[str, ...]] = ("checks_done", "stop_reason")
     """Attributes saved in checkpoints; subclasses extend the tuple."""
 
+    logger_only_prefixes: ClassVar[tuple[str, ...]] = ()
+    """Metrics sent straight to the loggers, in one call per check, instead of through ``pl_module.log``
+    (which costs Lightning about a millisecond per value): detail nobody stops or checkpoints on. They are not in
+    ``trainer.callback_metrics``; ``last_metrics`` holds them."""
+
     def __init__(self, *, verbose: bool = False) -> None:
         super().__init__()
         self.verbose = verbose
@@ -100,11 +105,16 @@ class Monitor(CallbackBase):
         epoch: int | None = None,
         step: int | None = None,
     ) -> None:
-        """Log ``metrics`` with ``pl_module.log`` at an epoch end, otherwise straight to the loggers at ``step``."""
+        """Send ``metrics`` to the loggers at ``step`` in one call per logger (one row of a CSV log); at an epoch
+        end also put those not under ``logger_only_prefixes`` into ``trainer.callback_metrics`` with
+        ``pl_module.log(logger=False)``, where EarlyStopping and ModelCheckpoint read them. ``step`` is where
+        Lightning logs that epoch's epoch-end values (`log_step`)."""
+        log_metrics_now(trainer, metrics, step=step, epoch=None if epoch is None else max(epoch, 0))
         if in_epoch_end:
-            log_epoch_metrics(pl_module, metrics)
-        else:
-            log_metrics_now(trainer, metrics, step=step, epoch=None if epoch is None else max(epoch, 0))
+            log_epoch_metrics(
+                pl_module,
+                {name: value for name, value in metrics.items() if not name.startswith(self.logger_only_prefixes)},
+            )
 
     def same_on_every_rank(self, trainer: pl.Trainer, metrics: dict[str, float]) -> dict[str, float]:
         """Rank zero's ``metrics`` on every rank: each rank computed the same values from the same samples and

@@ -5,7 +5,7 @@ values at the end of the training epochs it checks, so a reader that runs at any
 check's value (a checkpoint ranked by the score of an epoch it does not hold, a patience that counts unchecked
 epochs), or fails with "metric not available" where no check has run yet. At fit start, `check_metric_readers`
 finds every EarlyStopping and ModelCheckpoint (of either Lightning distribution) whose ``monitor`` is one of the
-monitor's metrics and
+monitor's metrics and refuses one that reads a metric sent to the loggers only (``logger_only_prefixes``), and
 
 * **aligns a ModelCheckpoint** that saves per epoch but at validation end (Lightning's default when validation
   does not run exactly once per epoch) or after epochs the monitor does not check: it then saves at
@@ -51,6 +51,13 @@ def check_metric_readers(trainer: pl.Trainer, monitor: EpochMonitor) -> None:
         if not isinstance(metric, str) or not monitor.owns_metric(metric):
             continue
         described = f"{type(callback).__name__}(monitor={metric!r})"
+        if metric.startswith(monitor.logger_only_prefixes):
+            raise MisconfigurationError(
+                f"{monitor.name}: {described} reads a metric that {monitor.name} sends to the loggers only, never "
+                f"to trainer.callback_metrics (where EarlyStopping and ModelCheckpoint look); monitor one of its "
+                f"`stability/…` values, or read this one in Python from `{monitor.name}.last_metrics` (recipes: "
+                f"{RECIPES})."
+            )
         every = monitor.metric_period(metric)
         if every is None:
             raise MisconfigurationError(

@@ -144,6 +144,7 @@ class StabilityMonitor(EpochMonitor):
         "subset_state",
     )
     metric_prefixes = ("stability/", "stability_diagnostics/", "stability_estimate/", "stability_cost/")
+    logger_only_prefixes = ("stability_diagnostics/", "stability_cost/")
 
     def __init__(
         self,
@@ -427,9 +428,17 @@ class StabilityMonitor(EpochMonitor):
         weights = self._sample_weights(margin_pass)
         mu = theory.validation.normalised_weights(weights, margin_pass.margins.shape[0], margin_pass.margins.device)
         loss = float((mu * margin_pass.losses).sum())
-        report = theory.certify(margin_pass.margins, margin_pass.num_classes, weights=weights, loss=loss, **self.grid)
+        distribution = theory.SortedMargins(margin_pass.margins, weights)  # one sort for certify and the quantiles
+        report = theory.certify(
+            margin_pass.margins,
+            margin_pass.num_classes,
+            weights=weights,
+            loss=loss,
+            sorted_margins=distribution,
+            **self.grid,
+        )
+        metrics = self._metrics(report, distribution, epoch)
         cost = self.cost.metrics(passed - started, self.cost.clock() - passed)
-        metrics = self._metrics(report, margin_pass, weights, epoch)
         stop, reason = compare_with_previous(self, trainer, metrics, margin_pass, weights)
         event = bool(metrics["stability/instability"])
         directory = self.margins_dir(trainer)
@@ -442,8 +451,7 @@ class StabilityMonitor(EpochMonitor):
         self.finish_check(metrics, epoch)
         self.last_report, self.last_pass = report, margin_pass
         step = self.log_step(trainer, epoch)
-        self.log_metrics(trainer, pl_module, metrics, in_epoch_end=in_epoch_end, epoch=epoch, step=step)
-        self.log_cost_metrics(trainer, pl_module, cost, in_epoch_end=in_epoch_end, epoch=epoch, step=step)
+        self.log_check_metrics(trainer, pl_module, metrics, cost, in_epoch_end=in_epoch_end, epoch=epoch, step=step)
         if not self._constants_logged:
             log_constants(trainer, self._constants(report))
             self._constants_logged = True
@@ -479,22 +487,24 @@ class StabilityMonitor(EpochMonitor):
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self.cost.start_epoch()
 
-    def log_cost_metrics(
+    def log_check_metrics(
         self,
         trainer: pl.Trainer,
         pl_module: pl.LightningModule,
+        metrics: dict[str, float],
         cost: dict[str, float],
         *,
         in_epoch_end: bool,
         epoch: int,
         step: int,
     ) -> None:
-        """Log a check's cost (rank zero's timings on every rank); kept apart from ``last_metrics``, which hold
-        what the check computed, so that they compare equal across runs."""
-        if not cost:
-            return
-        self.last_cost = self.same_on_every_rank(trainer, cost)
-        self.log_metrics(trainer, pl_module, self.last_cost, in_epoch_end=in_epoch_end, epoch=epoch, step=step)
+        """Log a check's metrics and its cost (rank zero's timings on every rank) in one call per logger; the cost
+        is kept apart from ``last_metrics``, which hold what the check computed, so that they compare equal
+        across runs."""
+        if cost:
+            self.last_cost = self.same_on_every_rank(trainer, cost)
+        both = {**metrics, **(self.last_cost if cost else {})}
+        self.log_metrics(trainer, pl_module, both, in_epoch_end=in_epoch_end, epoch=epoch, step=step)
 
     def training_dataset_size(self, trainer: pl.Trainer) -> int:
         """``N``, the number of training samples the checks cover."""
@@ -572,10 +582,9 @@ class StabilityMonitor(EpochMonitor):
         return None
 
     def _metrics(
-        self, report: theory.StabilityReport, margin_pass: MarginPass, weights: Tensor | None, epoch: int
+        self, report: theory.StabilityReport, distribution: theory.SortedMargins, epoch: int
     ) -> dict[str, float]:
         metrics = {f"stability/{key}": value for key, value in report.to_dict().items()}
-        distribution = theory.SortedMargins(margin_pass.margins, weights)
         for level in self.quantiles:  # quantiles of the weighted F (§1): the smallest margin with F(δ) ≥ q
             metrics[f"stability/margin_quantile/q_{level:g}"] = distribution.quantile_value(level)
         metrics["stability/check_epoch"] = float(epoch)

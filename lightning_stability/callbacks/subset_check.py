@@ -92,8 +92,14 @@ class SubsetCheck:
             )
         self.indices, self.counts = theory.draw_subset(mu, self.size, self.seed)
 
-    def run(self, monitor: StabilityMonitor, trainer: pl.Trainer, pl_module: pl.LightningModule, epoch: int,
-            in_epoch_end: bool) -> None:
+    def run(
+        self,
+        monitor: StabilityMonitor,
+        trainer: pl.Trainer,
+        pl_module: pl.LightningModule,
+        epoch: int,
+        in_epoch_end: bool,
+    ) -> None:
         """One subset check of ``epoch``: pass over the drawn samples, estimates, events, logging, stop."""
         started = monitor.cost.clock()
         if self.indices is None and monitor.subset_state is not None:  # restored from a checkpoint
@@ -115,7 +121,9 @@ class SubsetCheck:
         )
         weights = counts.to(torch.float64)
         loss = float((weights * margin_pass.losses).sum() / weights.sum())
-        report = theory.certify(margin_pass.margins, margin_pass.num_classes, weights=weights, loss=loss, **monitor.grid)
+        report = theory.certify(
+            margin_pass.margins, margin_pass.num_classes, weights=weights, loss=loss, **monitor.grid
+        )
         computed = monitor.cost.clock()
 
         metrics = {f"stability_estimate/{key}": value for key, value in estimate.to_dict().items()}
@@ -147,8 +155,7 @@ class SubsetCheck:
         monitor.finish_check(metrics, epoch)
         monitor.last_estimate, monitor.last_pass = estimate, margin_pass
         step = monitor.log_step(trainer, epoch)
-        monitor.log_metrics(trainer, pl_module, metrics, in_epoch_end=in_epoch_end, epoch=epoch, step=step)
-        monitor.log_cost_metrics(trainer, pl_module, cost, in_epoch_end=in_epoch_end, epoch=epoch, step=step)
+        monitor.log_check_metrics(trainer, pl_module, metrics, cost, in_epoch_end=in_epoch_end, epoch=epoch, step=step)
         if not self.constants_logged:
             log_constants(
                 trainer,

@@ -212,26 +212,29 @@ class SampleStatistics:
             raise ValueError("SampleStatistics.update: margins and losses must be finite.")
         if indices.numel():
             self._grow(int(indices.max()) + 1)
+        # a full pass of one process is 0..N−1 in order: slices then replace the gathers and scatters
+        everyone = ascending and indices.numel() == self.seen.numel()  # distinct, ascending, ≥ 0, < numel: 0..N−1
+        at: Tensor | slice = slice(None) if everyone else indices
         correct = delta > 0
-        previously_seen = self.seen[indices] > 0
-        was_correct = previously_seen & (self.last_margin[indices] > 0)
+        previously_seen = self.seen[at] > 0
+        was_correct = previously_seen & (self.last_margin[at] > 0)
         forgotten = was_correct & ~correct
 
-        count = self.seen[indices] + 1
-        self.seen[indices] = count
-        self.target[indices] = targets.detach().reshape(-1).long().cpu()
-        self.predicted[indices] = predicted.detach().reshape(-1).long().cpu()
-        self.correct_count[indices] += correct.long()
-        self.forgetting[indices] += forgotten.long()
-        starts = torch.where(was_correct, self.learned_since[indices], torch.full_like(count, self.checks))
-        self.learned_since[indices] = torch.where(correct, starts, torch.full_like(count, -1))
-        self.margin_mean[indices] += (delta - self.margin_mean[indices]) / count
+        count = self.seen[at] + 1
+        self.seen[at] = count
+        self.target[at] = targets.detach().reshape(-1).long().cpu()
+        self.predicted[at] = predicted.detach().reshape(-1).long().cpu()
+        self.correct_count[at] += correct.long()
+        self.forgetting[at] += forgotten.long()
+        starts = torch.where(was_correct, self.learned_since[at], torch.full_like(count, self.checks))
+        self.learned_since[at] = torch.where(correct, starts, torch.full_like(count, -1))
+        self.margin_mean[at] += (delta - self.margin_mean[at]) / count
         probability = torch.exp(-loss)
-        old_mean = self.confidence_mean[indices]
+        old_mean = self.confidence_mean[at].clone()  # a view under a slice: keep the old values
         new_mean = old_mean + (probability - old_mean) / count
-        self.confidence_mean[indices] = new_mean
-        self.confidence_m2[indices] += (probability - old_mean) * (probability - new_mean)
-        self.last_margin[indices] = delta
+        self.confidence_mean[at] = new_mean
+        self.confidence_m2[at] += (probability - old_mean) * (probability - new_mean)
+        self.last_margin[at] = delta
         if self.keep_history:
             self.history.append((indices.clone(), delta.clone()))
         self.checks += 1

@@ -13,8 +13,8 @@ from torch import Tensor
 from .condition_a import condition_a_constants, condition_a_envelope_values
 from .condition_b import condition_b_constant, condition_b_envelope_values
 from .distribution import SortedMargins
-from .envelope import DEFAULT_PARTITION_SIZE, upper_sums
-from .loss import loss_bounds, loss_floor
+from .envelope import DEFAULT_PARTITION_SIZE, slope_integrals, upper_sums
+from .loss import loss_bounds, loss_floor, multiclass_margin_loss
 from .results import StabilityReport, TheoremAFloor, TheoremBFloor
 from .validation import check_finite_number, check_num_classes, check_positive, check_values, float64
 
@@ -128,8 +128,8 @@ def _uniform_partitions(etas: Tensor, eta0s: Tensor, size: int, knots: Tensor | 
     spans = etas + eta0s
     steps = torch.arange(size + 1, dtype=torch.float64)
     partitions = spans.unsqueeze(1) * (steps / size)
-    if knots is not None:
-        inside = (knots > 0) & (knots < spans)
+    inside = torch.zeros_like(spans, dtype=torch.bool) if knots is None else (knots > 0) & (knots < spans)
+    if knots is not None and bool(inside.any()):  # certify's λ0 = D puts no knot inside: nothing to split
         left = (size * knots / spans).round().clamp(1, size - 1) if size > 1 else torch.ones_like(spans)
         split = torch.where(
             steps <= left.unsqueeze(1),
@@ -145,11 +145,16 @@ def _uniform_partitions(etas: Tensor, eta0s: Tensor, size: int, knots: Tensor | 
 def _theorem_a_bounds(rows: list[dict[str, float]], num_classes: int, size: int) -> Tensor:
     """``Φ(U_A)`` (§4 upper sums on uniform partitions) for every row of Theorem A parameters, in one batch."""
     column = {key: float64([row[key] for row in rows]) for key in rows[0]}
-    partitions = _uniform_partitions(column["eta"], column["eta0"], size, knots=column["lam0"])
-    values = condition_a_envelope_values(
-        partitions[:, 1:], column["condition_a_constant"], column["gamma"], column["lam0"], column["zeta"]
+    # the partition and its slope integrals depend on the window (η, η0, λ0) only: once per window, not per γ
+    windows, row_window = torch.unique(
+        torch.stack([column["eta"], column["eta0"], column["lam0"]], dim=1), dim=0, return_inverse=True
     )
-    return upper_sums(values, partitions, column["eta"], column["eta0"], num_classes)
+    partitions = _uniform_partitions(windows[:, 0], windows[:, 1], size, knots=windows[:, 2])
+    slopes = slope_integrals(partitions, windows[:, 0], num_classes)[row_window]
+    values = condition_a_envelope_values(
+        partitions[row_window, 1:], column["condition_a_constant"], column["gamma"], column["lam0"], column["zeta"]
+    )
+    return multiclass_margin_loss(column["eta0"], num_classes) + (values * slopes).sum(dim=1)
 
 
 def _theorem_b_bounds(rows: list[dict[str, float]], num_classes: int, size: int) -> Tensor:
@@ -255,6 +260,8 @@ def certify(
     num_classes: int,
     weights: Tensor | None = None,
     loss: float | None = None,
+    *,
+    sorted_margins: SortedMargins | None = None,
     **grid_overrides: Any,
 ) -> StabilityReport:
     r"""Every certificate of docs/theory.md §2–§7 for one parameter vector, with the best Theorem A/B floors.
@@ -273,6 +280,12 @@ def certify(
         num_classes: ``K >= 2``.
         weights: optional sample weights (normalised here).
         loss: the exact weighted cross-entropy loss, if known; Theorem 0 then uses it.
+        sorted_margins: ``SortedMargins(margins, weights)``, if the caller has built it already (it costs a sort;
+            the `StabilityMonitor` also reads its quantiles); it must hold the same margins and weights.
+
+    Raises:
+        ValueError: for invalid margins, weights, ``num_classes``, ``loss`` or grid values, an unknown grid
+            parameter, or a ``sorted_margins`` of another length than ``margins``.
     """
     unknown = set(grid_overrides) - {f.name for f in dataclasses.fields(CertificateGrid)}
     if unknown:
@@ -281,7 +294,14 @@ def certify(
     grid = CertificateGrid(**grid_overrides)
     num_classes = check_num_classes(num_classes)
     values = check_values(margins)
-    sorted_margins = SortedMargins(values, weights)
+    if sorted_margins is None:
+        sorted_margins = SortedMargins(values, weights)
+    elif not isinstance(sorted_margins, SortedMargins) or sorted_margins.size != values.shape[0]:
+        raise ValueError(
+            "`sorted_margins` must be `SortedMargins(margins, weights)` of the same margins "
+            f"({values.shape[0]} values), got {type(sorted_margins).__name__} of "
+            f"{getattr(sorted_margins, 'size', '?')} values."
+        )
 
     loss_lower, loss_upper = loss_bounds(values, num_classes, weights)
     if loss is not None:

@@ -31,32 +31,75 @@ def _two_sum(a: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
     return s, (a - (s - b_part)) + (b - b_part)
 
 
+def _nearest_and_residual(a: Tensor, b: Tensor, b_error: Tensor) -> tuple[Tensor, Tensor]:
+    """``(y, ρ)`` with ``a + b + b_error = y + ρ`` exactly, ``y`` the float nearest to that sum and ``ρ`` a float
+    of the residual's sign (``|b_error|`` at most half an ulp of ``b``), by three TwoSums: the residual is smaller
+    than the gap to ``y``'s neighbours, so its sign says on which side of ``y`` the exact sum lies."""
+    s, e2 = _two_sum(a, b)
+    t, e3 = _two_sum(e2, b_error)
+    y, e4 = _two_sum(s, t)
+    return y, e4 + e3
+
+
 def _rounded_ends(centres: Tensor, radius: Tensor, radius_error: Tensor) -> tuple[Tensor, Tensor]:
     """``(RU(c − ρ), RD(c + ρ))`` for the exact radius ``ρ = radius + radius_error`` (``|radius_error|`` at most
     half an ulp of ``radius``): the float ends of ``[c ± ρ]`` rounded inward to floats, so that a float ``v`` lies
-    in the exact interval iff ``RU(c − ρ) ≤ v ≤ RD(c + ρ)``.
-
-    ``c + ρ = y + (e4 + e3)`` exactly with ``y`` its nearest float, by three TwoSums; the residual ``e4 + e3``
-    is smaller than the gap to ``y``'s neighbours, and its sign (exact in float) says on which side of ``y``
-    the exact end lies.
+    in the exact interval iff ``RU(c − ρ) ≤ v ≤ RD(c + ρ)`` (`_nearest_and_residual` for each end).
     """
-
-    def nearest_and_residual(centre: Tensor, rho: Tensor, rho_error: Tensor) -> tuple[Tensor, Tensor]:
-        s, e2 = _two_sum(centre, rho)
-        t, e3 = _two_sum(e2, rho_error)
-        y, e4 = _two_sum(s, t)
-        return y, e4 + e3
-
-    high, high_residual = nearest_and_residual(centres, radius, radius_error)
-    low, low_residual = nearest_and_residual(centres, -radius, -radius_error)
+    high, high_residual = _nearest_and_residual(centres, radius, radius_error)
+    low, low_residual = _nearest_and_residual(centres, -radius, -radius_error)
     high = torch.where(high_residual < 0, torch.nextafter(high, high.new_tensor(-math.inf)), high)
     low = torch.where(low_residual > 0, torch.nextafter(low, low.new_tensor(math.inf)), low)
     return low, high
 
 
+_SPLITTER = 134217729.0  # 2**27 + 1: Veltkamp's splitting constant for float64
+_SAFE_RANGE = (2.0**-400, 2.0**400)
+"""Magnitudes for which `_two_product` is exact: no step of the splitting overflows, no error term underflows."""
+
+
+def _two_product(a: Tensor, b: float) -> tuple[Tensor, Tensor]:
+    """``(p, e)`` with ``p = fl(a·b)`` and ``a·b = p + e`` exactly (Dekker's TwoProduct with Veltkamp's
+    splitting), for float64 ``a`` and ``b`` whose magnitudes lie in ``_SAFE_RANGE``."""
+
+    def split(x: Tensor) -> tuple[Tensor, Tensor]:
+        scaled = _SPLITTER * x
+        high = scaled - (scaled - x)
+        return high, x - high
+
+    factor = torch.full_like(a, b)
+    product = a * factor
+    a_high, a_low = split(a)
+    b_high, b_low = split(factor)
+    error = ((a_high * b_high - product) + a_high * b_low + a_low * b_high) + a_low * b_low
+    return product, error
+
+
 def _exact_dilations(radii: list[float], dilation: float, window_end: float) -> tuple[Tensor, Tensor, Tensor]:
     """Per radius ``r``: ``fl(Λr)``, the exact error ``Λr − fl(Λr)`` (a float) and ``RD(w − Λr)``, the largest
-    float centre ``c`` with ``c + Λr ≤ w`` exactly (``inf`` for an unbounded window)."""
+    float centre ``c`` with ``c + Λr ≤ w`` exactly (``inf`` for an unbounded window).
+
+    Vectorised with error-free transformations (`_two_product`, then `_nearest_and_residual` for
+    ``w − fl(Λr) − error``); outside their safe range (radii or ``Λ`` beyond ``2^±400``, or ``|w| > 2^400``)
+    the same three values are computed with exact rationals."""
+    low, high = _SAFE_RANGE
+    values = torch.tensor(radii, dtype=torch.float64)
+    safe = all(low <= abs(x) <= high for x in (min(radii), max(radii), dilation)) and (
+        math.isinf(window_end) or abs(window_end) <= high
+    )
+    if not safe:
+        return _exact_dilations_rational(radii, dilation, window_end)
+    scaled, errors = _two_product(values, dilation)
+    if math.isinf(window_end):
+        caps = torch.full_like(scaled, window_end)
+    else:
+        room, residual = _nearest_and_residual(torch.full_like(scaled, window_end), -scaled, -errors)
+        caps = torch.where(residual < 0, torch.nextafter(room, room.new_tensor(-math.inf)), room)
+    return scaled, errors, caps
+
+
+def _exact_dilations_rational(radii: list[float], dilation: float, window_end: float) -> tuple[Tensor, Tensor, Tensor]:
+    """`_exact_dilations` with `fractions.Fraction` (any finite magnitudes; slow: one rational per radius)."""
     scaled, errors, caps = [], [], []
     for radius in radii:
         exact = Fraction(dilation) * Fraction(radius)

@@ -90,6 +90,8 @@ class SortedMargins:
         # divide by the total so that F(max δ) is exactly 1 and F stays nondecreasing despite rounding
         self.cumulative: Tensor = cumulative / cumulative[-1]
         self._padded = torch.cat([self.cumulative.new_zeros(1), self.cumulative])  # F just below each value
+        self.size: int = values.shape[0]
+        """How many margins were given, those of weight zero included."""
         self._cdf_at_values: Tensor | None = None
 
     def __len__(self) -> int:

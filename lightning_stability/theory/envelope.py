@@ -10,7 +10,7 @@ from torch import Tensor
 from .loss import multiclass_margin_loss
 from .validation import check_finite_number, check_num_classes, float64
 
-__all__ = ["DEFAULT_PARTITION_SIZE", "Envelope", "envelope_loss_bound", "upper_sums"]
+__all__ = ["DEFAULT_PARTITION_SIZE", "Envelope", "envelope_loss_bound", "slope_integrals", "upper_sums"]
 
 Envelope = Callable[[Tensor], Tensor]
 """A nondecreasing ``U : [0, D] → [0, ζ]`` evaluated elementwise on a float64 tensor of ``λ``."""
@@ -37,10 +37,18 @@ def upper_sums(envelope_right: Tensor, partition: Tensor, eta: Tensor, eta0: Ten
     Returns:
         ``[B]`` upper bounds of ``Φ(U)``.
     """
-    upper_loss = multiclass_margin_loss(partition - eta.unsqueeze(1), num_classes)
-    slope_integrals = (upper_loss[:, :-1] - upper_loss[:, 1:]).clamp_min(0.0)
-    integral = (envelope_right * slope_integrals).sum(dim=1)
+    integral = (envelope_right * slope_integrals(partition, eta, num_classes)).sum(dim=1)
     return multiclass_margin_loss(eta0, num_classes) + integral
+
+
+def slope_integrals(partition: Tensor, eta: Tensor, num_classes: int) -> Tensor:
+    r"""``[B, M]`` weights ``f_K(a_i − η) − f_K(a_{i+1} − η) = ∫_{a_i}^{a_{i+1}} φ_K(λ − η) dλ ≥ 0`` of `upper_sums`.
+
+    They depend on the partition and ``η`` only, not on the envelope: a search over envelopes that share a window
+    computes them once (docs/theory.md §4).
+    """
+    upper_loss = multiclass_margin_loss(partition - eta.unsqueeze(1), num_classes)
+    return (upper_loss[:, :-1] - upper_loss[:, 1:]).clamp_min(0.0)
 
 
 def envelope_loss_bound(

@@ -318,6 +318,16 @@ def test_checkpoint_on_a_multiple_of_the_schedule_and_on_other_metrics_are_accep
     assert monitor.checks_done == 3 and sorted(p.name for p in tmp_path.glob("*.ckpt")) == ["epoch=3-step=16.ckpt"]
 
 
+@pytest.mark.parametrize("metric", ["stability_diagnostics/theorem_a/eta", "stability_cost/pass_seconds"])
+def test_a_reader_of_a_metric_sent_to_the_loggers_only_is_refused(metric: str) -> None:
+    """Diagnostics and cost go straight to the loggers (one call per check), never to callback_metrics: an
+    EarlyStopping or ModelCheckpoint on them would fail after the first epoch with "metric not available"."""
+    for reader in (EarlyStopping(metric, mode="max"), ModelCheckpoint(monitor=metric, mode="max")):
+        message = fit_refused([StabilityMonitor(), reader], validation=False)
+        assert message.startswith(f"StabilityMonitor: {type(reader).__name__}(monitor={metric!r}) reads a metric")
+        assert "loggers only" in message and "StabilityMonitor.last_metrics" in message
+
+
 def test_each_monitor_claims_only_its_own_metrics() -> None:
     stability, sharpness, parametrization = StabilityMonitor(), SharpnessMonitor(), ParametrizationMonitor()
     names = {

@@ -21,7 +21,17 @@ from torch.utils.data import TensorDataset
 
 from lightning_stability import StabilityMonitor
 
-from ..helpers import MLP, NUM_CLASSES, SMALL_GRID, Recorder, fit, make_data, make_dataset, tensorboard_events
+from ..helpers import (
+    MLP,
+    NUM_CLASSES,
+    SMALL_GRID,
+    Recorder,
+    RecordingLogger,
+    fit,
+    make_data,
+    make_dataset,
+    tensorboard_events,
+)
 from .metric_oracles import (
     CONSTANT_KEYS,
     OracleCheck,
@@ -52,14 +62,19 @@ def assert_names(metrics: dict, expected: dict) -> None:
     assert set(canonical(metrics)) - CONSTANT_KEYS == (set(expected) | THEOREM_KEYS) - CONSTANT_KEYS
 
 
-def stability_metrics(trainer) -> dict:
-    """What went through `pl_module.log`."""
+def stability_metrics(trainer, logger: RecordingLogger) -> dict:
+    """What the last check sent: the headline values through `pl_module.log` (so in `trainer.callback_metrics`),
+    the diagnostics straight to the logger at the same step (and never into `callback_metrics`)."""
     # the check's values; its cost (stability_cost/*: wall-clock seconds) is tested in test_stability_cost.py
-    return {
-        k: float(v)
-        for k, v in trainer.callback_metrics.items()
-        if k.split("/")[0].startswith("stability") and not k.startswith("stability_cost/")
-    }
+    headline = {k: float(v) for k, v in trainer.callback_metrics.items() if k.split("/")[0].startswith("stability")}
+    assert headline and all(k.startswith("stability/") for k in headline), sorted(headline)
+    step = logger.calls[-1][0]
+    assert step is not None
+    at_step = logger.at_step(step)
+    assert {k: v for k, v in at_step.items() if k in headline} == headline, "the logger got the same values"
+    diagnostics = {k: v for k, v in at_step.items() if k.startswith("stability_diagnostics/")}
+    assert diagnostics
+    return {**headline, **diagnostics}
 
 
 def separable(num_samples: int) -> TensorDataset:
@@ -104,7 +119,8 @@ def test_metrics_equal_the_oracles_default_grid() -> None:
     model = MLP(lr=0.5)
     monitor = StabilityMonitor(every_n_epochs=6, check_at_start=False)
     recorder = Recorder(monitor)
-    trainer = fit([monitor, recorder], model, dataset, max_epochs=6)
+    logger = RecordingLogger()
+    trainer = fit([monitor, recorder], model, dataset, max_epochs=6, logger=logger)
 
     assert monitor.checks_done == 1 and monitor.last_checked_epoch == 5 and len(recorder.records) == 1
     assert model.training, "the margin pass must restore train mode"
@@ -122,8 +138,8 @@ def test_metrics_equal_the_oracles_default_grid() -> None:
     assert positive_floors(monitor.last_metrics), "the fixture must exercise unclipped floors"
     check_theorem_a(monitor.last_metrics, check)
     check_theorem_b(monitor.last_metrics, check)
-    # what went through `pl_module.log` keeps full precision too
-    assert stability_metrics(trainer) == monitor.last_metrics
+    # what went through `pl_module.log` and to the logger keeps full precision too
+    assert stability_metrics(trainer, logger) == monitor.last_metrics
 
 
 def test_flip_masses_events_and_saved_margin_files(tmp_path) -> None:
@@ -189,7 +205,8 @@ def test_weights_equal_the_oracles_with_those_weights(kind: str) -> None:
         mu = tensor_mu(weights_arg)
     monitor = StabilityMonitor(grid=SMALL_GRID, weights=weights_arg, quantiles=(0.1, 0.5), every_n_epochs=3)
     recorder = Recorder(monitor)
-    trainer = fit([monitor, recorder], model, dataset, max_epochs=3)
+    logger = RecordingLogger()
+    trainer = fit([monitor, recorder], model, dataset, max_epochs=3, logger=logger)
 
     checks = oracle_checks(model, dataset, recorder, batch_size=256, mu=mu)
     assert sum(d == 0 for d in checks[0].margins) >= 10, "ties at the start check"
@@ -201,7 +218,7 @@ def test_weights_equal_the_oracles_with_those_weights(kind: str) -> None:
         check_theorem_a(record["metrics"], check, SMALL_GRID)
         check_theorem_b(record["metrics"], check, SMALL_GRID)
     assert exercised(recorder.records[-1]["metrics"])
-    assert_metrics(stability_metrics(trainer), expected[-1])
+    assert_metrics(stability_metrics(trainer, logger), expected[-1])
     # the weights were really used: the uniform oracle's accuracy differs, and its metrics are not what was logged
     for record, check in zip(recorder.records, checks, strict=True):
         uniform = OracleCheck(**{**check.__dict__, "mu": uniform_mu(N)})

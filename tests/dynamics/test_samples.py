@@ -85,10 +85,17 @@ def assert_matches(result, rows: dict[int, dict]) -> None:
                 assert value == expected[name], (k, name)
 
 
-@pytest.mark.parametrize("subset", [False, True], ids=["every_sample", "subsets"])
+@pytest.mark.parametrize("subset", [False, True, "mixed"], ids=["every_sample", "subsets", "mixed"])
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_statistics_equal_a_sample_by_sample_replay(seed: int, subset: bool) -> None:
-    passes = random_passes(num_samples=23, num_checks=9, seed=seed, subset=subset)
+def test_statistics_equal_a_sample_by_sample_replay(seed: int, subset: bool | str) -> None:
+    """Full passes in index order take the sliced path of `SampleStatistics.update`, subsets in random order the
+    indexed one; "mixed" alternates them (a subset pass first, so the state grows under both)."""
+    if subset == "mixed":
+        partial = random_passes(num_samples=23, num_checks=5, seed=seed, subset=True)
+        full = random_passes(num_samples=23, num_checks=4, seed=seed + 10, subset=False)
+        passes = [p for pair in zip(partial, full) for p in pair] + partial[4:]
+    else:
+        passes = random_passes(num_samples=23, num_checks=9, seed=seed, subset=bool(subset))
     rows, forgotten = oracle(passes)
     stats = SampleStatistics()
     for pass_, expected_forgotten in zip(passes, forgotten, strict=True):

@@ -55,3 +55,25 @@ def test_pruned_search_equals_the_exhaustive_one(seed: int, monkeypatch: pytest.
     # the exhaustive search brackets every window once per candidate (one per τ of the grid)
     windows = (calls["brackets"] - pruned_calls) // len(theory.CertificateGrid().tau_fractions)
     assert 1 <= pruned_calls < windows
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_a_presorted_distribution_gives_the_same_report(weighted: bool) -> None:
+    """`certify(..., sorted_margins=SortedMargins(margins, weights))` (the monitor sorts once for certify and its
+    quantiles) reports exactly what `certify` reports when it sorts itself."""
+    generator = torch.Generator().manual_seed(3)
+    margins = torch.cat([torch.rand(300, generator=generator) * 4 + 0.5, -torch.rand(12, generator=generator)])
+    margins = margins.double()
+    weights = torch.randint(0, 3, (312,), generator=generator).double() if weighted else None
+    expected = theory.certify(margins, 5, weights=weights, loss=0.4, gammas=(1.0, 2.0))
+    presorted = theory.SortedMargins(margins, weights)
+    got = theory.certify(margins, 5, weights=weights, loss=0.4, sorted_margins=presorted, gammas=(1.0, 2.0))
+    assert got.to_dict() == expected.to_dict()
+
+
+def test_a_presorted_distribution_of_other_margins_is_refused() -> None:
+    margins = torch.linspace(-0.5, 3.0, 40, dtype=torch.float64)
+    with pytest.raises(ValueError, match="`sorted_margins` must be `SortedMargins\\(margins, weights\\)`.*40 values"):
+        theory.certify(margins, 3, sorted_margins=theory.SortedMargins(margins[:30]))
+    with pytest.raises(ValueError, match="`sorted_margins`"):
+        theory.certify(margins, 3, sorted_margins=margins)  # type: ignore[arg-type]

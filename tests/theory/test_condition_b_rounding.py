@@ -181,3 +181,28 @@ def test_exact_dilations_against_fractions(window_end):
         assert float(caps[index]) == expected
     if window_end == 0.6:
         assert float(caps[0]) == -0.3  # w − Λr = −0.3 exactly, although 0.6 − 0.8999999999999999 rounds higher
+
+
+@given(
+    st.lists(st.one_of(tenths(1, 50), st.floats(1e-6, 1e3, allow_nan=False)), min_size=1, max_size=8),
+    st.one_of(st.sampled_from([2.0, 3.0, 1.5, 1.1]), st.floats(1.001, 16.0, allow_nan=False)),
+    st.one_of(st.just(math.inf), tenths(-50, 50), st.floats(-1e3, 1e3, allow_nan=False)),
+)
+def test_vectorised_exact_dilations_equal_the_rational_ones(radii, dilation, window_end):
+    fast = condition_b_module._exact_dilations(radii, dilation, window_end)
+    exact = condition_b_module._exact_dilations_rational(radii, dilation, window_end)
+    for got, expected in zip(fast, exact, strict=True):
+        assert torch.equal(got, expected)
+
+
+@pytest.mark.parametrize(
+    "radii, dilation, window_end",
+    [([2.0**-450, 0.5], 3.0, 1.0), ([1e130, 3e130], 2.5, math.inf), ([0.3], 3.0, 2.0**401), ([0.3], 2.0**401, 1.0)],
+)
+def test_exact_dilations_outside_the_safe_range_use_rationals(radii, dilation, window_end):
+    scaled, errors, caps = condition_b_module._exact_dilations(radii, dilation, window_end)
+    for index, radius in enumerate(radii):
+        exact = Fraction(dilation) * Fraction(radius)
+        assert Fraction(float(scaled[index])) + Fraction(float(errors[index])) == exact
+        expected = math.inf if math.isinf(window_end) else round_down(Fraction(window_end) - exact)
+        assert float(caps[index]) == expected
