@@ -34,10 +34,15 @@ def condition_a_constants(sorted_margins: SortedMargins, eta: float, gammas: Ten
     lam = shifted[:count]
     # F(−η + λ_k) counts every sample with λ ≤ λ_k, ties included (weight after the last tied value)
     mass = sorted_margins.cdf_at_values()[:count]
-    ratios = mass.unsqueeze(0) / lam.unsqueeze(0).pow(gammas.unsqueeze(1))
-    running = torch.cummax(ratios, dim=1).values
-    running = torch.cat([running.new_zeros(gammas.shape[0], 1), running], dim=1)  # 0 when no λ_k ≤ λ0
-    return running[:, inside].T.contiguous()
+    ratios = mass.unsqueeze(0) / torch.stack([_power(lam, gamma) for gamma in gammas.tolist()])
+    running = torch.cummax(ratios, dim=1).values[:, (inside - 1).clamp_min(0)]
+    return torch.where(inside > 0, running, 0.0).T.contiguous()  # 0 when no λ_k ≤ λ0
+
+
+def _power(values: Tensor, exponent: float) -> Tensor:
+    """``values ** exponent`` with a scalar exponent: torch then squares and takes square roots correctly rounded
+    (a tensor of exponents goes through a general ``pow`` that is off by an ulp for some inputs) and is faster."""
+    return values.pow(exponent)
 
 
 def condition_a_constant(
@@ -74,7 +79,12 @@ def condition_a_envelope_values(lam: Tensor, constant: Tensor, gamma: Tensor, la
     lam = lam.to(torch.float64)
     constant, gamma, lam0, zeta = (x.to(torch.float64).unsqueeze(1) for x in (constant, gamma, lam0, zeta))
     positive = lam.clamp_min(0.0)
-    power_law = torch.where(lam > 0, constant * positive.pow(gamma), torch.zeros_like(lam))  # C = inf: U = ζ on λ > 0
+    powers = torch.empty_like(positive)
+    row_gamma = gamma.expand(positive.shape[0], 1)[:, 0]
+    for exponent in torch.unique(row_gamma).tolist():  # scalar exponents (`_power`): few distinct γ in a search
+        rows = (row_gamma == exponent).nonzero().squeeze(1)
+        powers[rows] = _power(positive[rows], exponent)
+    power_law = torch.where(lam > 0, constant * powers, torch.zeros_like(lam))  # C = inf: U = ζ on λ > 0
     return torch.where(lam <= lam0, torch.minimum(power_law, zeta), zeta.expand_as(lam))
 
 
