@@ -12,7 +12,12 @@ Sections for ``run_all.py`` (each returns the Markdown lines of its RESULTS.md s
 * `memory`: bytes per sample of the margin pass's result and the peak RSS rise of a pass at large N (a fresh
   process, a tiny model, so the rise is the pass's own per-sample state).
 
-Run by hand: ``python benchmarks/run_all.py --sections check fit memory [--quick] [--device cuda]``.
+Run by hand: ``python benchmarks/run_all.py --sections check fit memory [--quick] [--device cuda] [--clock cpu]``.
+
+``--clock cpu`` times with the process's CPU time (all its threads) instead of the wall clock: on a machine
+shared with other work, preemption then does not count, so interleaved rounds scatter far less. On one thread
+with no loader workers it is the computing time of the same code; on the GPU it would miss the device's work,
+so it is refused there.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -34,6 +40,21 @@ from lightning_stability.callbacks.margin_pass import (
     margin_dataloader,
     run_margin_pass,
 )
+
+CLOCK: Callable[[], float] = time.perf_counter
+"""The clock of `check_cost` and `fit_overhead`: wall time, or the process's CPU time (``--clock cpu``)."""
+
+
+def use_clock(name: str, device: str) -> str:
+    """Select `CLOCK` (``wall`` or ``cpu``) and return how RESULTS.md names it."""
+    global CLOCK
+    if name == "cpu":
+        if device != "cpu":
+            raise SystemExit("--clock cpu measures CPU time only; use the wall clock (the default) on a GPU.")
+        CLOCK = time.process_time
+        return "CPU time of the process (all threads)"
+    CLOCK = time.perf_counter
+    return "wall time"
 
 
 def _summary(values: list[float], digits: int = 3) -> str:
@@ -61,13 +82,13 @@ def bare_inference(model: torch.nn.Module, loader: Any, device: torch.device) ->
     model.eval()
     if device.type == "cuda":
         torch.cuda.synchronize()
-    start = time.perf_counter()
+    start = CLOCK()
     with torch.inference_mode():
         for _, (inputs, _targets) in loader:
             model(inputs.to(device, non_blocking=True))
     if device.type == "cuda":
         torch.cuda.synchronize()
-    return time.perf_counter() - start
+    return CLOCK() - start
 
 
 def _trainer(callbacks: list, device: str, directory: str, **options: Any):
@@ -86,32 +107,52 @@ def _trainer(callbacks: list, device: str, directory: str, **options: Any):
     )
 
 
-def _timed_checks(dataset: TensorDataset, device: str, **monitor_options: Any) -> list[float]:
-    """Seconds of each `StabilityMonitor.run_check` in a fit of two epochs of one training batch (the check before
-    training, which also logs the run's constants, and the two after the epochs), with a TensorBoard logger."""
+def _timed_checks(
+    dataset: TensorDataset, device: str, epochs: int, **monitor_options: Any
+) -> tuple[float, list[tuple[float, float]]]:
+    """A fit of ``epochs`` epochs of one training batch with a TensorBoard logger: the seconds of the check before
+    training (which also logs the run's constants), and for every check after an epoch ``(seconds of
+    StabilityMonitor.run_check, the mean of a bare pass over the monitor's own loader just before and just after
+    it)`` — paired in time, so that the machine's drift between rounds cancels in their ratio."""
     import pytorch_lightning as pl
 
     from lightning_stability import StabilityMonitor
     from lightning_stability.example import AbsMLP
 
-    times: list[float] = []
+    first: list[float] = []
+    pairs: list[tuple[float, float]] = []
 
     class TimedMonitor(StabilityMonitor):
         def run_check(self, trainer, pl_module, epoch, in_epoch_end) -> None:
-            start = time.perf_counter()
+            loader = self._loader(trainer) if epoch >= 0 and self.subset is None else None
+            before = bare_inference(pl_module, loader, pl_module.device) if loader is not None else 0.0
+            pl_module.train()
+            start = CLOCK()
             super().run_check(trainer, pl_module, epoch, in_epoch_end)
             if device == "cuda":
                 torch.cuda.synchronize()
-            times.append(time.perf_counter() - start)
+            seconds = CLOCK() - start
+            if epoch < 0:
+                first.append(seconds)
+                return
+            after = bare_inference(pl_module, loader, pl_module.device) if loader is not None else 0.0
+            pl_module.train()
+            pairs.append((seconds, (before + after) / 2))
 
     pl.seed_everything(0, verbose=False)
     loader = torch.utils.data.DataLoader(dataset, batch_size=64, shuffle=True)
     with tempfile.TemporaryDirectory() as directory:
-        trainer = _trainer([TimedMonitor(**monitor_options)], device, directory, max_epochs=2, limit_train_batches=1)
+        trainer = _trainer(
+            [TimedMonitor(**monitor_options)], device, directory, max_epochs=epochs, limit_train_batches=1
+        )
         # lr 1e-12 leaves the float32 weights unchanged: no instability event, whose blame grid (a matplotlib
         # figure) would add to that one check
         trainer.fit(AbsMLP(lr=1e-12), loader)
-    return times
+    return first[0], pairs
+
+
+CHECKS_PER_FIT = 4
+"""Epochs (so checks after an epoch) of each fit of `check_cost`."""
 
 
 def check_cost(repeats: int, quick: bool, device_name: str = "cpu") -> list[str]:
@@ -123,48 +164,57 @@ def check_cost(repeats: int, quick: bool, device_name: str = "cpu") -> list[str]
     model = AbsMLP().to(device)
     loader = margin_dataloader(dataset, 256)  # the monitor's default batch for the example (4 × 64)
     bare_inference(model, loader, device)  # warm-up
-    rows: dict[str, list[float]] = {key: [] for key in ("bare", "pass", "check", "subset", "first")}
+    rows: dict[str, list[float]] = {
+        key: [] for key in ("bare", "bare_in_fit", "pass", "check", "beyond_bare", "subset", "first")
+    }
     ratios: dict[str, list[float]] = {key: [] for key in ("pass", "check", "subset", "subset_of_check")}
     for _ in range(repeats):
         bare = bare_inference(model, loader, device)
-        start = time.perf_counter()
+        start = CLOCK()
         move = (lambda batch: batch) if device.type == "cpu" else (lambda batch: [t.to(device) for t in batch])
         run_margin_pass(model, loader, default_forward, MarginCollector().to(device), move_to_device=move)
-        margin = time.perf_counter() - start
-        checks = _timed_checks(dataset, device_name, check_at_start=True)
-        subset_checks = _timed_checks(dataset, device_name, check_at_start=True, subset_size=subset)
+        margin = CLOCK() - start
         bare_after = bare_inference(model, loader, device)
+        first, checks = _timed_checks(dataset, device_name, CHECKS_PER_FIT, check_at_start=True)
+        _, subset_checks = _timed_checks(dataset, device_name, CHECKS_PER_FIT, check_at_start=True, subset_size=subset)
         reference = (bare + bare_after) / 2
-        # what every check after an epoch costs (the first check also logs the run's constants once)
-        check, subset_check = statistics.median(checks[1:]), statistics.median(subset_checks[1:])
-        rows["first"].append(checks[0])
+        check_bare = statistics.median(pair[1] for pair in checks)
+        check = statistics.median(pair[0] for pair in checks)
+        subset_check = statistics.median(pair[0] for pair in subset_checks)
+        rows["first"].append(first)
         rows["bare"].append(reference)
+        rows["bare_in_fit"].append(check_bare)
         rows["pass"].append(margin)
         rows["check"].append(check)
+        rows["beyond_bare"].append(statistics.median(seconds - paired for seconds, paired in checks))
         rows["subset"].append(subset_check)
         ratios["pass"].append(margin / reference)
-        ratios["check"].append(check / reference)
-        ratios["subset"].append(subset_check / reference)
+        ratios["check"].append(statistics.median(seconds / paired for seconds, paired in checks))
+        ratios["subset"].append(subset_check / check_bare)
         ratios["subset_of_check"].append(subset_check / check)
     median = {key: statistics.median(values) for key, values in ratios.items()}
     return [
         f"## Cost of a check on the example (AbsMLP 784-256-256-10, N = {size:,}, {device_name})",
         "",
-        f"{repeats} interleaved rounds; each round: a bare pass, the margin pass, a fit with full checks, a fit "
-        f"with subset checks (`subset_size={subset:,}`), a bare pass (the reference is the mean of the two bare "
-        "passes of the round). A whole check is `StabilityMonitor.run_check` timed from outside inside "
-        "`trainer.fit` with a TensorBoard logger: margin pass + `certify` + metrics + logging + summary; each fit "
-        "has the check before training (which also logs the run's constants once) and two checks after epochs, "
-        "whose median is the round's figure. The weights stay fixed (learning rate 1e-12), so no check is an "
-        "instability event: a check at an event also draws the blame grid, a matplotlib figure (in one run here "
-        "1.74 s against 0.65 s for the check before it). "
+        f"{repeats} rounds; each round: a bare pass, the margin pass alone and a bare pass (the pass's reference "
+        f"is the mean of those two bare passes), then a fit with full checks and a fit with subset checks "
+        f"(`subset_size={subset:,}`). A whole check is `StabilityMonitor.run_check` timed from outside inside "
+        "`trainer.fit` with a TensorBoard logger: margin pass + `certify` + metrics + logging + summary, as a user "
+        f"pays it. Each fit has the check before training (which also logs the run's constants once) and "
+        f"{CHECKS_PER_FIT} checks after epochs; every one of those is paired with a bare pass over the monitor's own "
+        "loader just before and just after it, in the same hook, so the ratio compares passes made within seconds "
+        "of each other; a round's figure is the median over its fit's checks. The weights stay fixed (learning "
+        "rate 1e-12), so no check is an instability event: a check at an event also draws the blame grid, a "
+        "matplotlib figure (in one run here 1.74 s against 0.65 s for the check before it). "
         "Loader batch 256 (the monitor's default for training batches of 64).",
         "",
         "| measure | median (min–max) | goal | |",
         "|---|---|---|---|",
         f"| bare `model(x)` pass [s] | {_summary(rows['bare'])} | | |",
+        f"| bare pass beside the checks in the fit [s] | {_summary(rows['bare_in_fit'])} | | |",
         f"| margin pass [s] | {_summary(rows['pass'])} | | |",
         f"| whole check after an epoch [s] | {_summary(rows['check'])} | | |",
+        f"| whole check minus its paired bare pass [s] | {_summary(rows['beyond_bare'])} | | |",
         f"| the first check of a fit (before training) [s] | {_summary(rows['first'])} | | |",
         f"| subset check, n = {subset:,} [s] | {_summary(rows['subset'])} | | |",
         f"| margin pass / bare pass | {_summary(ratios['pass'])} | ≤ 1.05 | {_verdict(median['pass'] <= 1.05)} |",
@@ -201,9 +251,9 @@ def fit_overhead(repeats: int, quick: bool, device_name: str = "cpu") -> list[st
             monitors = callbacks()
             with tempfile.TemporaryDirectory() as directory:
                 trainer = _trainer(monitors, device_name, directory, max_epochs=epochs)
-                start = time.perf_counter()
+                start = CLOCK()
                 trainer.fit(AbsMLP(), loader)
-                times[name].append(time.perf_counter() - start)
+                times[name].append(CLOCK() - start)
             checks[name].append(float(monitors[0].checks_done) if monitors else 0.0)
     lines = [
         f"## Whole-fit overhead ({epochs} epochs of N = {size:,}, SGD batch 128, {device_name})",

@@ -35,7 +35,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
-from check_cost import check_cost, fit_overhead, memory  # noqa: E402
+from check_cost import check_cost, fit_overhead, memory, use_clock  # noqa: E402
 from margin_pass import bare_pass  # noqa: E402
 
 from lightning_stability import theory  # noqa: E402
@@ -403,6 +403,12 @@ def main() -> None:
     )
     parser.add_argument("--device", default="cpu", help="device of the check/fit sections (cpu or cuda)")
     parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
+    parser.add_argument(
+        "--clock",
+        choices=["wall", "cpu"],
+        default="wall",
+        help="clock of the check/fit sections: wall time, or the process's CPU time (robust to other load)",
+    )
     parser.add_argument("--output", default=str(HERE / "RESULTS.md"))
     args = parser.parse_args()
     if args.quick:
@@ -412,6 +418,7 @@ def main() -> None:
     # Lightning's Trainer resets the thread count to the cores per process unless OMP_NUM_THREADS is set: set it,
     # so that passes inside a fit and outside run with the same threads
     os.environ["OMP_NUM_THREADS"] = str(args.threads)
+    clock = use_clock(args.clock, args.device)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else math.nan
     lines = [
         "# Benchmark results",
@@ -424,7 +431,8 @@ def main() -> None:
     command = " ".join(["python benchmarks/run_all.py", *sys.argv[1:]])
     stamp = (
         f"*Measured {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC by `{command}` "
-        f"({args.repeats} repeats, {args.threads} intra-op thread(s); load average at start {load:.2f}).*"
+        f"({args.repeats} repeats, {args.threads} intra-op thread(s), check/fit timed by {clock}; load average at "
+        f"start {load:.2f}).*"
     )
     sections = {
         "check": lambda: check_cost(args.repeats, args.quick, args.device),

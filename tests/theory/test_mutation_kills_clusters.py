@@ -496,3 +496,23 @@ def test_more_than_max_pca_dimension_features_need_n_principal_0(monkeypatch):
     assert theory.data_clusters(data, n_random=1, n_principal=0).kinds == ("random",)
     at_limit = theory.data_clusters(data[:, :3], n_random=0, n_principal=1)  # d = MAX_PCA_DIMENSION is allowed
     assert at_limit.kinds == ("principal",)
+
+
+# ---------------------------------------------------------------------------------------------------- second run
+# The second mutation run (all 461 mutants, after the tests above) left 12 alive; TESTING.md says why each stays
+# (11 equivalent, 1 needs a second device). The test below pins what one of them (`data_clusters__mutmut_105`,
+# the cast of `extra_directions` dropped) would break if the random directions were not always concatenated.
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.int64])
+def test_extra_directions_of_any_real_dtype_alone_give_the_float64_result(dtype: torch.dtype) -> None:
+    """With only the caller's directions (no random or principal ones, whose float64 tensor would promote them
+    in the concatenation) a float32 or integer ``extra_directions`` is cast to float64 itself."""
+    generator = torch.Generator().manual_seed(11)
+    inputs = torch.randint(-4, 5, (64, 3), generator=generator).double()
+    directions = torch.tensor([[1, 0, 0], [1, 2, -1]], dtype=torch.float64)
+    expected = theory.data_clusters(inputs, n_random=0, n_principal=0, extra_directions=directions)
+    got = theory.data_clusters(inputs, n_random=0, n_principal=0, extra_directions=directions.to(dtype))
+    assert got.to_dict() == expected.to_dict()
+    assert torch.equal(got.lower, expected.lower) and got.lower.dtype == torch.float64
+
