@@ -285,7 +285,7 @@ def certify(
 
     Raises:
         ValueError: for invalid margins, weights, ``num_classes``, ``loss`` or grid values, an unknown grid
-            parameter, or a ``sorted_margins`` of another length than ``margins``.
+            parameter, or a ``sorted_margins`` that is not a `SortedMargins` of as many margins.
     """
     unknown = set(grid_overrides) - {f.name for f in dataclasses.fields(CertificateGrid)}
     if unknown:
@@ -296,11 +296,15 @@ def certify(
     values = check_values(margins)
     if sorted_margins is None:
         sorted_margins = SortedMargins(values, weights)
-    elif not isinstance(sorted_margins, SortedMargins) or sorted_margins.size != values.shape[0]:
+    elif not isinstance(sorted_margins, SortedMargins):
         raise ValueError(
-            "`sorted_margins` must be `SortedMargins(margins, weights)` of the same margins "
-            f"({values.shape[0]} values), got {type(sorted_margins).__name__} of "
-            f"{getattr(sorted_margins, 'size', '?')} values."
+            "`sorted_margins` must be a SortedMargins built from these margins and weights, got "
+            f"{type(sorted_margins).__name__}."
+        )
+    elif sorted_margins.size != values.shape[0]:
+        raise ValueError(
+            f"`sorted_margins` holds {sorted_margins.size} margins but `margins` has {values.shape[0]}; pass "
+            "SortedMargins(margins, weights) of the same margins."
         )
 
     loss_lower, loss_upper = loss_bounds(values, num_classes, weights)

@@ -73,7 +73,16 @@ def test_a_presorted_distribution_gives_the_same_report(weighted: bool) -> None:
 
 def test_a_presorted_distribution_of_other_margins_is_refused() -> None:
     margins = torch.linspace(-0.5, 3.0, 40, dtype=torch.float64)
-    with pytest.raises(ValueError, match=r"`sorted_margins` must be `SortedMargins\(margins, weights\)`.*40 values"):
+    expected = (
+        "`sorted_margins` holds 30 margins but `margins` has 40; pass SortedMargins(margins, weights) of the same "
+        "margins."
+    )
+    with pytest.raises(ValueError) as raised:
         theory.certify(margins, 3, sorted_margins=theory.SortedMargins(margins[:30]))
-    with pytest.raises(ValueError, match="`sorted_margins`"):
+    assert str(raised.value) == expected
+    with pytest.raises(ValueError) as raised:
         theory.certify(margins, 3, sorted_margins=margins)  # type: ignore[arg-type]
+    assert (
+        str(raised.value)
+        == "`sorted_margins` must be a SortedMargins built from these margins and weights, got Tensor."
+    )
