@@ -58,8 +58,39 @@ def test_batched_theorem_a_bounds_equal_each_row_alone() -> None:
             rows.append(
                 dict(eta=eta, eta0=eta0, zeta=zeta, gamma=gamma, lam0=eta + eta0, condition_a_constant=constant)
             )
+    # and one row whose λ0 lies inside (0, D): its own partition is split at λ0, the others' stay uniform
+    rows.append(dict(rows[0], lam0=1.25, condition_a_constant=0.375, gamma=1.0))
     batched = certificate._theorem_a_bounds(rows, 3, 64)
     alone = [float(certificate._theorem_a_bounds([row], 3, 64)[0]) for row in rows]
     assert batched.shape == (len(rows),)
     assert batched.tolist() == alone
     assert len(set(alone)) == len(alone) and all(math.isfinite(bound) for bound in alone)
+
+
+def test_batched_upper_sums_equal_each_row_alone() -> None:
+    """`envelope.upper_sums` (Theorem B's search ranks its candidates with it) sums each row by itself."""
+    from lightning_stability.theory.envelope import upper_sums
+
+    partition = torch.tensor([[0.0, 0.5, 1.0, 2.0], [0.0, 1.0, 2.0, 3.0]], dtype=torch.float64)
+    values = torch.tensor([[0.1, 0.2, 0.3], [0.05, 0.4, 0.4]], dtype=torch.float64)
+    eta = torch.tensor([0.5, 1.0], dtype=torch.float64)
+    eta0 = torch.tensor([1.5, 2.0], dtype=torch.float64)
+    batched = upper_sums(values, partition, eta, eta0, 4)
+    alone = [
+        float(upper_sums(values[i : i + 1], partition[i : i + 1], eta[i : i + 1], eta0[i : i + 1], 4)[0])
+        for i in (0, 1)
+    ]
+    assert batched.tolist() == alone and alone[0] != alone[1]
+
+
+def test_exact_dilations_of_radii_near_the_largest_floats_stay_exact() -> None:
+    """Radii above 2^1024 / 2^27 ≈ 1.3e300 would overflow the splitting of the error-free product: they take the rational path."""
+    from fractions import Fraction
+
+    from lightning_stability.theory import condition_b
+
+    radii = [1.5e300, 4e300]
+    scaled, errors, caps = condition_b._exact_dilations(radii, 3.0, math.inf)
+    for index, radius in enumerate(radii):
+        assert Fraction(float(scaled[index])) + Fraction(float(errors[index])) == 3 * Fraction(radius)
+    assert bool(torch.isfinite(errors).all()) and caps.tolist() == [math.inf, math.inf]
