@@ -12,11 +12,13 @@ from typing import Any
 import pytest
 import pytorch_lightning as pl
 import torch
-from pytorch_lightning.loggers import CSVLogger, Logger
+from pytorch_lightning.loggers import CSVLogger
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from lightning_stability import StabilityMonitor
+
+from .helpers import RecordingLogger
 
 SMALL_GRID = {"zetas": (0.05, 0.2), "tau_fractions": (1 / 64,), "gammas": (1.0,)}
 
@@ -136,34 +138,12 @@ def test_wandb_offline_gets_histograms_images_and_text(tmp_path: Path, monkeypat
     logger.experiment.finish()
 
 
-class ListLogger(Logger):
-    """A logger of the user's own that keeps scalars only."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.metrics: list[dict[str, float]] = []
-
-    @property
-    def name(self) -> str:
-        return "list"
-
-    @property
-    def version(self) -> int:
-        return 0
-
-    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
-        self.metrics.append(dict(metrics))
-
-    def log_hyperparams(self, params: Any, *args: Any, **kwargs: Any) -> None:
-        pass
-
-
 def test_another_logger_gets_the_scalars_and_one_warning(tmp_path: Path) -> None:
-    logger = ListLogger()
+    logger = RecordingLogger()  # a logger of the user's own that keeps scalars only
     with pytest.warns(UserWarning) as record:
         fit(logger)
     messages = [str(w.message) for w in record if "receives the scalars only" in str(w.message)]
     assert len(messages) == 1
-    assert "ListLogger" in messages[0] and "histogram" in messages[0] and "figure" in messages[0]
-    names = set().union(*logger.metrics)
+    assert "RecordingLogger" in messages[0] and "histogram" in messages[0] and "figure" in messages[0]
+    names = set().union(*(metrics for _, metrics in logger.calls))
     assert "stability/accuracy" in names and "stability/theorem_a/floor" in names

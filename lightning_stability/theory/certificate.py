@@ -13,8 +13,8 @@ from torch import Tensor
 from .condition_a import condition_a_constants, condition_a_envelope_values
 from .condition_b import condition_b_constant, condition_b_envelope_values
 from .distribution import SortedMargins
-from .envelope import DEFAULT_PARTITION_SIZE, slope_integrals, upper_sums
-from .loss import loss_bounds, loss_floor, multiclass_margin_loss
+from .envelope import DEFAULT_PARTITION_SIZE, slope_integrals, upper_sums, upper_sums_from_slopes
+from .loss import loss_bounds, loss_floor
 from .results import StabilityReport, TheoremAFloor, TheoremBFloor
 from .validation import check_finite_number, check_num_classes, check_positive, check_values, float64
 
@@ -128,16 +128,17 @@ def _uniform_partitions(etas: Tensor, eta0s: Tensor, size: int, knots: Tensor | 
     spans = etas + eta0s
     steps = torch.arange(size + 1, dtype=torch.float64)
     partitions = spans.unsqueeze(1) * (steps / size)
-    inside = torch.zeros_like(spans, dtype=torch.bool) if knots is None else (knots > 0) & (knots < spans)
-    if knots is not None and bool(inside.any()):  # certify's λ0 = D puts no knot inside: nothing to split
-        left = (size * knots / spans).round().clamp(1, size - 1) if size > 1 else torch.ones_like(spans)
-        split = torch.where(
-            steps <= left.unsqueeze(1),
-            knots.unsqueeze(1) * steps / left.unsqueeze(1),
-            knots.unsqueeze(1)
-            + (spans - knots).unsqueeze(1) * (steps - left.unsqueeze(1)) / (size - left).unsqueeze(1),
-        )
-        partitions = torch.where(inside.unsqueeze(1) & (size > 1), split, partitions)
+    if knots is not None:
+        inside = (knots > 0) & (knots < spans)
+        if bool(inside.any()):  # certify's λ0 = D puts no knot inside: nothing to split
+            left = (size * knots / spans).round().clamp(1, size - 1) if size > 1 else torch.ones_like(spans)
+            split = torch.where(
+                steps <= left.unsqueeze(1),
+                knots.unsqueeze(1) * steps / left.unsqueeze(1),
+                knots.unsqueeze(1)
+                + (spans - knots).unsqueeze(1) * (steps - left.unsqueeze(1)) / (size - left).unsqueeze(1),
+            )
+            partitions = torch.where(inside.unsqueeze(1) & (size > 1), split, partitions)
     partitions[:, -1] = spans
     return partitions
 
@@ -154,7 +155,7 @@ def _theorem_a_bounds(rows: list[dict[str, float]], num_classes: int, size: int)
     values = condition_a_envelope_values(
         partitions[row_window, 1:], column["condition_a_constant"], column["gamma"], column["lam0"], column["zeta"]
     )
-    return multiclass_margin_loss(column["eta0"], num_classes) + (values * slopes).sum(dim=1)
+    return upper_sums_from_slopes(values, slopes, column["eta0"], num_classes)
 
 
 def _theorem_b_bounds(rows: list[dict[str, float]], num_classes: int, size: int) -> Tensor:

@@ -83,13 +83,12 @@ def _exact_dilations(radii: list[float], dilation: float, window_end: float) -> 
     ``w − fl(Λr) − error``); outside their safe range (radii or ``Λ`` beyond ``2^±400``, or ``|w| > 2^400``)
     the same three values are computed with exact rationals."""
     low, high = _SAFE_RANGE
-    values = torch.tensor(radii, dtype=torch.float64)
     safe = all(low <= abs(x) <= high for x in (min(radii), max(radii), dilation)) and (
         math.isinf(window_end) or abs(window_end) <= high
     )
     if not safe:
         return _exact_dilations_rational(radii, dilation, window_end)
-    scaled, errors = _two_product(values, dilation)
+    scaled, errors = _two_product(torch.tensor(radii, dtype=torch.float64), dilation)
     if math.isinf(window_end):
         caps = torch.full_like(scaled, window_end)
     else:

@@ -10,7 +10,14 @@ from torch import Tensor
 from .loss import multiclass_margin_loss
 from .validation import check_finite_number, check_num_classes, float64
 
-__all__ = ["DEFAULT_PARTITION_SIZE", "Envelope", "envelope_loss_bound", "slope_integrals", "upper_sums"]
+__all__ = [
+    "DEFAULT_PARTITION_SIZE",
+    "Envelope",
+    "envelope_loss_bound",
+    "slope_integrals",
+    "upper_sums",
+    "upper_sums_from_slopes",
+]
 
 Envelope = Callable[[Tensor], Tensor]
 """A nondecreasing ``U : [0, D] → [0, ζ]`` evaluated elementwise on a float64 tensor of ``λ``."""
@@ -37,8 +44,13 @@ def upper_sums(envelope_right: Tensor, partition: Tensor, eta: Tensor, eta0: Ten
     Returns:
         ``[B]`` upper bounds of ``Φ(U)``.
     """
-    integral = (envelope_right * slope_integrals(partition, eta, num_classes)).sum(dim=1)
-    return multiclass_margin_loss(eta0, num_classes) + integral
+    return upper_sums_from_slopes(envelope_right, slope_integrals(partition, eta, num_classes), eta0, num_classes)
+
+
+def upper_sums_from_slopes(envelope_right: Tensor, slopes: Tensor, eta0: Tensor, num_classes: int) -> Tensor:
+    r"""`upper_sums` with its ``[B, M]`` slope integrals given (`slope_integrals`, e.g. computed once for rows
+    that share a window): ``f_K(η0) + Σ_i U(a_{i+1}) · slopes_i`` per row."""
+    return multiclass_margin_loss(eta0, num_classes) + (envelope_right * slopes).sum(dim=1)
 
 
 def slope_integrals(partition: Tensor, eta: Tensor, num_classes: int) -> Tensor:
