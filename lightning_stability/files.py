@@ -31,8 +31,8 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 if TYPE_CHECKING:
-    from .callbacks.margin_pass import MarginPass
     from .dynamics.samples import SampleDynamics
+    from .records import MarginPass
     from .theory import DataClusterReport, StabilityReport
 
 __all__ = [

@@ -220,7 +220,7 @@ def make_sample_report(log_dir: str | Path, output: str | Path) -> list[Path]:
     """Draw the data map of a run into ``<output stem>_data_map.png`` and, if its margin files hold blame cells, the
     blame grid of its last instability event (else of its last check) into ``<output stem>_blame.png``; returns
     the paths written."""
-    from .callbacks.sample_tracking import BLAME_SETS
+    from .records import BLAME_SETS
 
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)

@@ -11,7 +11,6 @@ import pytest
 import torch
 
 from lightning_stability import theory
-from lightning_stability.callbacks.margin_pass import MarginPass
 from lightning_stability.data_check import data_check_table
 from lightning_stability.files import (
     DATA_CHECK_FILE,
@@ -22,6 +21,7 @@ from lightning_stability.files import (
     save_data_check,
     save_margin_file,
 )
+from lightning_stability.records import MarginPass
 
 from .helpers import NUM_CLASSES, SMALL_GRID, make_data
 

@@ -15,7 +15,6 @@ from pytorch_lightning.loggers import TensorBoardLogger
 from torch.utils.tensorboard import SummaryWriter
 
 from lightning_stability import SharpnessMonitor, StabilityMonitor, theory
-from lightning_stability.callbacks.margin_pass import MarginPass
 from lightning_stability.files import load_margin_files, save_margin_file
 from lightning_stability.plots import (
     EVENT_LABEL,
@@ -24,6 +23,7 @@ from lightning_stability.plots import (
     make_report,
     report_figure,
 )
+from lightning_stability.records import MarginPass
 
 from .helpers import SMALL_GRID, fit
 

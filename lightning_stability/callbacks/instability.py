@@ -14,7 +14,7 @@ from .. import theory
 if TYPE_CHECKING:
     import pytorch_lightning as pl
 
-    from .margin_pass import MarginPass
+    from ..records import MarginPass
     from .stability import StabilityMonitor
 
 __all__ = ["compare_with_previous"]

@@ -9,7 +9,6 @@ are removed by sample index, so every rank ends with the same vectors, sorted by
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence, Sized
-from dataclasses import dataclass
 from typing import Any, cast
 
 import torch
@@ -18,6 +17,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, IterableDa
 from torchmetrics import Metric
 
 from ..distributions import MisconfigurationError
+from ..records import MarginPass
 from ..theory import margins_and_cross_entropy
 from .training_data import untouched_training
 
@@ -254,21 +254,6 @@ class MarginRecorder:
                 vectors.append(torch.cat(part))
                 part.clear()
             collector.update(*vectors)
-
-
-@dataclass(frozen=True)
-class MarginPass:
-    """Per-sample results of one margin pass, sorted by sample index: float64 margins and cross entropies (the
-    probability the model gives the true class is ``exp(−loss)``), and the predicted class (the first index of the
-    largest logit; a sample is counted correct only when its margin is positive, so a tie is an error even if the
-    target comes first)."""
-
-    indices: Tensor
-    targets: Tensor
-    margins: Tensor
-    losses: Tensor
-    predicted: Tensor
-    num_classes: int
 
 
 def run_margin_pass(

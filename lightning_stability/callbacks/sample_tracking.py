@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,36 +28,15 @@ from ..distributions import rank_zero_warn
 from ..dynamics.samples import SampleDynamics, SampleStatistics, worst_margin_samples
 from ..files import save_samples_csv
 from ..loggers import log_figure
+from ..records import BLAME_SETS, BlameSets, MarginPass
 from ..sample_plots import BlameCell, as_picture, blame_figure, default_to_image
-from .margin_pass import MarginPass
 
 if TYPE_CHECKING:
     import pytorch_lightning as pl
 
-__all__ = ["BLAME_SETS", "CheckBlame", "SampleTracker"]
-
-BLAME_SETS = {
-    "forgotten": "forgotten since the previous check",
-    "worst": "worst margins",
-    "witness": "Condition B witness interval",
-    "data_cluster": "isolated input cluster (data check)",
-}
-"""The blame sets of a check: key in the per-check file -> row title of the grid."""
+__all__ = ["SampleTracker"]
 
 SAMPLES_FILE = "samples.csv"
-
-
-@dataclass(frozen=True)
-class CheckBlame:
-    """The blame sets of one check, as sample indices (see `BLAME_SETS`)."""
-
-    forgotten: Tensor
-    worst: Tensor
-    witness: Tensor
-    data_cluster: Tensor
-
-    def as_dict(self) -> dict[str, Tensor]:
-        return {name: getattr(self, name) for name in BLAME_SETS}
 
 
 def witness_samples(
@@ -98,7 +76,7 @@ class SampleTracker:
         self.blame_size = blame_size
         self.to_image = to_image or default_to_image
         self.statistics = SampleStatistics(keep_history=keep_history)
-        self.last_blame: CheckBlame | None = None
+        self.last_blame: BlameSets | None = None
         self._said: set[str] = set()
 
     def check(
@@ -110,7 +88,7 @@ class SampleTracker:
         data_report: theory.DataClusterReport | None,
         *,
         blame: bool = True,
-    ) -> tuple[Tensor, CheckBlame | None]:
+    ) -> tuple[Tensor, BlameSets | None]:
         """Fold ``margin_pass`` into the statistics; return the samples forgotten since their previous check and,
         if ``blame``, this check's blame sets (``grid``: the monitor's overrides of
         `lightning_stability.theory.CertificateGrid`; ``data_report``: the data check's, if any).
@@ -122,7 +100,7 @@ class SampleTracker:
         )
         if not blame:
             return forgotten, None
-        sets = CheckBlame(
+        sets = BlameSets(
             forgotten=forgotten,
             worst=worst_margin_samples(margin_pass.indices, margin_pass.margins, self.blame_size),
             witness=witness_samples(margin_pass, report, weights, theory.CertificateGrid(**grid)),
@@ -151,7 +129,7 @@ class SampleTracker:
             rank_zero_warn(trainer, f"StabilityMonitor: {message}")
 
     def cells(
-        self, trainer: pl.Trainer, dataset: Dataset | None, blame: CheckBlame, margin_pass: MarginPass
+        self, trainer: pl.Trainer, dataset: Dataset | None, blame: BlameSets, margin_pass: MarginPass
     ) -> list[tuple[str, list[BlameCell]]]:
         """The grid rows of ``blame`` (at most ``blame_size`` samples each), read from ``dataset`` (rank zero);
         empty, with one warning for the run, when the samples cannot be drawn."""
@@ -190,7 +168,7 @@ class SampleTracker:
         self,
         trainer: pl.Trainer,
         dataset: Dataset | None,
-        blame: CheckBlame,
+        blame: BlameSets,
         margin_pass: MarginPass,
         epoch: int,
         step: int,
@@ -211,7 +189,7 @@ class SampleTracker:
         self,
         trainer: pl.Trainer,
         dataset: Dataset | None,
-        blame: CheckBlame,
+        blame: BlameSets,
         margin_pass: MarginPass,
         rows: list[tuple[str, list[BlameCell]]] | None,
     ) -> dict[str, Any]:

@@ -1,0 +1,51 @@
+"""The typed records a check hands from one step to the next (docs/design.md): no Lightning, no behaviour.
+
+* `MarginPass` — what the margin pass of a check collected, per sample, sorted by sample index;
+* `BlameSets` and `BLAME_SETS` — the samples a check blames, and the schema of the per-check file's ``blame``
+  entry that the report and the ``samples`` command read back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from torch import Tensor
+
+__all__ = ["BLAME_SETS", "BlameSets", "MarginPass"]
+
+
+@dataclass(frozen=True)
+class MarginPass:
+    """Per-sample results of one margin pass, sorted by sample index: float64 margins and cross entropies (the
+    probability the model gives the true class is ``exp(−loss)``), and the predicted class (the first index of the
+    largest logit; a sample is counted correct only when its margin is positive, so a tie is an error even if the
+    target comes first)."""
+
+    indices: Tensor
+    targets: Tensor
+    margins: Tensor
+    losses: Tensor
+    predicted: Tensor
+    num_classes: int
+
+
+BLAME_SETS = {
+    "forgotten": "forgotten since the previous check",
+    "worst": "worst margins",
+    "witness": "Condition B witness interval",
+    "data_cluster": "isolated input cluster (data check)",
+}
+"""The blame sets of a check: key in the per-check file -> row title of the grid."""
+
+
+@dataclass(frozen=True)
+class BlameSets:
+    """The blame sets of one check, as sample indices (see `BLAME_SETS`)."""
+
+    forgotten: Tensor
+    worst: Tensor
+    witness: Tensor
+    data_cluster: Tensor
+
+    def as_dict(self) -> dict[str, Tensor]:
+        return {name: getattr(self, name) for name in BLAME_SETS}
