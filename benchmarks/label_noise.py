@@ -264,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.write:
         write_section(text)
     if args.data_map:
-        from lightning_stability.sample_plots import data_map_figure
+        from lightning_stability.figures.data_map import data_map_figure
 
         result = results[0]
         figure = data_map_figure(

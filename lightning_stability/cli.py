@@ -40,8 +40,8 @@ def _lightning_cli() -> Any:
     from pytorch_lightning.cli import LightningCLI
 
     from .callbacks import StabilityMonitor
-    from .plots import make_report
-    from .sample_plots import make_sample_report
+    from .figures.report import make_report
+    from .figures.sample_report import make_sample_report
 
     class StabilityCLI(LightningCLI):
         """LightningCLI that, after ``fit``, prints where the logs are and writes the report next to them."""
@@ -151,8 +151,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from .plots import make_report
-    from .sample_plots import make_sample_report
+    from .figures.report import make_report
+    from .figures.sample_report import make_sample_report
 
     output = make_report(args.log_dir, args.output or Path(args.log_dir) / "report.png")
     print(f"[lightning-stability] report: {output}")
@@ -167,7 +167,7 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _samples(args: argparse.Namespace) -> int:
-    from .sample_plots import run_dynamics
+    from .figures.sample_report import run_dynamics
 
     if args.k < 1:
         raise SystemExit(f"lightning-stability samples: -k must be a positive integer, got {args.k}.")
@@ -198,7 +198,7 @@ def _check_data(args: argparse.Namespace) -> int:
     import torch
 
     from .data_check import data_check_table, first_linear_rows
-    from .plots import witness_figure
+    from .figures.data_check import witness_figure
     from .theory import data_clusters
 
     extra = None

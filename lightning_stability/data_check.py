@@ -4,7 +4,7 @@ Which training inputs form small isolated clusters? Used by ``StabilityMonitor(c
 start (`run_data_check`) and by the ``lightning-stability check-data`` command: the model's first-layer
 rows as extra directions (`first_linear_rows`) and a readable table (`data_check_table`). The
 files are written by `lightning_stability.files`, the witness picture by
-`lightning_stability.plots.witness_figure`.
+`lightning_stability.figures.data_check.witness_figure`.
 """
 
 from __future__ import annotations

@@ -15,6 +15,7 @@ from .. import theory
 from ..data_check import run_data_check
 from ..distributions import MisconfigurationError
 from ..dynamics.samples import SampleDynamics
+from ..figures.envelope import envelope_figure
 from ..files import save_margin_file
 from ..loggers import (
     declare_final,
@@ -25,7 +26,6 @@ from ..loggers import (
     log_layout,
     log_text,
 )
-from ..plots import envelope_figure
 from ..summaries import check_summary
 from .base import EpochMonitor, check_positive_int
 from .check_cost import CheckCost

@@ -21,7 +21,7 @@ import lightning_stability.theory
 from lightning_stability import StabilityMonitor
 from lightning_stability.cli import _lightning_cli, main
 from lightning_stability.example import AbsMLP, MNISTDataModule, read_idx, write_idx
-from lightning_stability.plots import make_report
+from lightning_stability.figures.report import make_report
 
 from ..helpers import CONFIGS_DIR, tensorboard_events
 

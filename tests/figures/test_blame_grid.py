@@ -1,17 +1,16 @@
-"""What a blame cell shows for each kind of input, and the two per-sample figures (docs/samples.md)."""
+"""lightning_stability.figures.blame_grid: what a blame cell shows for each kind of input, and the blame grid
+(docs/samples.md)."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from lightning_stability.dynamics import SampleStatistics
-from lightning_stability.sample_plots import (
+from lightning_stability.figures.blame_grid import (
     MAX_VALUES_SHOWN,
     BlameCell,
     as_picture,
     blame_figure,
-    data_map_figure,
     default_to_image,
 )
 
@@ -69,22 +68,3 @@ def test_blame_figure_has_one_row_per_non_empty_set_and_marks_errors() -> None:
     assert titles == [("#3\ny=1 → 2", "red"), ("#4\ny=0 → 0", "black")]
     assert [a.texts[0].get_text() for a in subfigures[1].axes if a.texts] == ["0.5"]
     assert blame_figure([("worst (0)", [])], "t").texts[-1].get_text() == "no sample to blame"
-
-
-def test_data_map_plots_every_sample_and_circles_the_highlighted() -> None:
-    stats = SampleStatistics()
-    for margins in ([1.0, -1.0, 0.5], [2.0, -0.5, -0.2]):
-        stats.update(
-            torch.arange(3),
-            torch.zeros(3, dtype=torch.long),
-            torch.tensor(margins),
-            torch.tensor([0.1, 2.0, 0.7]) * (1 + margins[0]),
-            torch.zeros(3),
-        )
-    dynamics = stats.result()
-    figure = data_map_figure(dynamics, highlight=torch.tensor([1, 2]), highlight_label="flipped")
-    axes = figure.axes[0]
-    dots, circles = axes.collections
-    assert dots.get_offsets().tolist() == torch.stack([dynamics.variability, dynamics.confidence], 1).tolist()
-    assert circles.get_offsets().tolist() == torch.stack([dynamics.variability, dynamics.confidence], 1)[1:].tolist()
-    assert axes.get_legend().get_texts()[0].get_text() == "flipped (2)"

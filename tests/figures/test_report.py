@@ -1,6 +1,6 @@
-"""lightning_stability.plots: the report figure (legends, instability markers, a margin panel the check before
-training does not squash, one panel per training-dynamics scalar found in the event files) and the envelope
-figure, on a short real run and on margin files written by hand."""
+"""lightning_stability.figures.report: the report figure (legends, instability markers, a margin panel the check
+before training does not squash, one panel per training-dynamics scalar found in the event files), on a short
+real run and on margin files written by hand."""
 
 from __future__ import annotations
 
@@ -15,22 +15,15 @@ from pytorch_lightning.loggers import TensorBoardLogger
 from torch.utils.tensorboard import SummaryWriter
 
 from lightning_stability import SharpnessMonitor, StabilityMonitor, theory
+from lightning_stability.check_events import EVENT_LABEL, instability_events
+from lightning_stability.figures.report import make_report, report_figure
 from lightning_stability.files import load_margin_files, save_margin_file
-from lightning_stability.plots import (
-    EVENT_LABEL,
-    envelope_figure,
-    instability_events,
-    make_report,
-    report_figure,
-)
 from lightning_stability.records import MarginPass
 
-from .helpers import SMALL_GRID, fit
+from ..helpers import SMALL_GRID, fit
+from .helpers import NUM_CLASSES, N, legend_texts, margins_with_accuracy
 
 pytest.importorskip("matplotlib")
-
-NUM_CLASSES = 3
-N = 400
 
 # ---------------------------------------------------------------------------------------------------- helpers
 
@@ -45,12 +38,6 @@ def panel(figure, title_part: str):
     return found
 
 
-def legend_texts(axes) -> list[str]:
-    legend = axes.get_legend()
-    assert legend is not None, f"panel {axes.get_title()!r} has no legend"
-    return [text.get_text() for text in legend.get_texts()]
-
-
 def event_markers(figure):
     (line,) = [line for axes in panels(figure) for line in axes.get_lines() if line.get_gid() == "instability_events"]
     return line
@@ -59,15 +46,6 @@ def event_markers(figure):
 def png_size(path: Path) -> tuple[int, int]:
     width, height = struct.unpack(">II", path.read_bytes()[16:24])
     return width, height
-
-
-def margins_with_accuracy(accuracy: float, seed: int, low: float = -1.0, high: float = 5.0) -> torch.Tensor:
-    """``N`` margins in ``[low, high]``, exactly ``accuracy·N`` of them positive."""
-    generator = torch.Generator().manual_seed(seed)
-    good = round(accuracy * N)
-    positive = 0.05 + (high - 0.05) * torch.rand(good, generator=generator, dtype=torch.float64)
-    negative = low * torch.rand(N - good, generator=generator, dtype=torch.float64)
-    return torch.cat([positive, negative])[torch.randperm(N, generator=generator)]
 
 
 def write_check(directory: Path, epoch: int, step: int, margins: torch.Tensor, loss: float) -> None:
@@ -269,28 +247,3 @@ def test_no_event_files_no_dynamics_panels(hand_run: Path, tmp_path: Path) -> No
     checks = load_margin_files(hand_run)
     assert len(panels(report_figure(checks, tmp_path / "does-not-exist"))) == 3
     assert len(panels(report_figure(checks, tmp_path))) == 3
-
-
-# ---------------------------------------------------------------------------------------------------- envelopes
-
-
-def test_envelope_figure_says_which_side_is_good() -> None:
-    margins = margins_with_accuracy(0.9, seed=7)
-    weights = torch.full((N,), 1 / N, dtype=torch.float64)
-    report = theory.certify(margins, NUM_CLASSES, loss=0.4, **SMALL_GRID)
-    figure = envelope_figure(report, margins, weights, epoch=3)
-    (axes,) = figure.axes
-    assert axes.get_title().startswith("epoch 3: ")
-    legend = axes.get_legend()
-    assert legend.get_title().get_text() == "floor holds while F ≤ U"
-    assert legend_texts(axes) == [
-        "F (empirical)",
-        f"U_A → A floor {report.theorem_a.floor:.3f}",
-        f"U_B → B floor {report.theorem_b.floor:.3f}",
-    ]
-    # TensorBoard's image cards are 350 px wide: the figure is drawn at that width, no text under 9 points
-    width, height = figure.get_size_inches() * figure.dpi
-    assert 340 <= round(width) <= 360 and height < width
-    sizes = [text.get_fontsize() for text in [*legend.get_texts(), legend.get_title(), axes.title, axes.xaxis.label]]
-    sizes += [label.get_fontsize() for label in axes.get_xticklabels()]
-    assert min(sizes) >= 9

@@ -1,0 +1,44 @@
+"""Which of a run's saved checks were instability events (docs/theory.md §8), read back offline from the content
+of its margin files (`lightning_stability.files.load_margin_files`): what the report marks and the blame grid of
+``lightning-stability report`` picks. No matplotlib, no Lightning.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from . import theory
+
+__all__ = ["EVENT_LABEL", "instability_events"]
+
+
+EVENT_LABEL = "loss fell while accuracy fell"
+"""What an instability event is (docs/theory.md §8); the report's legend says it next to the markers."""
+
+
+_INSTABILITY_KEYS = ("instability", "stability/instability")
+"""The monitor's own event flag, if a margin file's report holds it (it holds ``to_dict()`` today, without it)."""
+
+
+def instability_events(checks: Sequence[dict[str, Any]]) -> tuple[list[int], bool]:
+    """The positions in ``checks`` of the instability events, and whether they were recomputed.
+
+    A check is an event when its loss fell and its accuracy fell by more than ``tol`` since the previous check
+    (docs/theory.md §8). The margin files do not store ``tol``: if every report after the first holds the
+    monitor's ``instability`` flag it is used; otherwise the events are recomputed from ``accuracy`` and ``loss``
+    with ``tol = 0`` (``recomputed`` is then ``True``).
+    """
+    reports = [check["report"] for check in checks]
+    for key in _INSTABILITY_KEYS:
+        if len(reports) > 1 and all(key in report for report in reports[1:]):
+            return [i for i, report in enumerate(reports) if i > 0 and report[key] >= 0.5], False
+    events = []
+    for i in range(1, len(reports)):
+        values = [reports[j].get(key, math.nan) for j in (i - 1, i) for key in ("loss", "accuracy")]
+        if all(math.isfinite(value) for value in values):
+            previous_loss, previous_accuracy, loss, accuracy = values
+            if theory.instability_event(previous_loss, previous_accuracy, loss, accuracy, 0.0):
+                events.append(i)
+    return events, True

@@ -1,0 +1,1 @@
+"""Tests of `lightning_stability.figures` (the matplotlib figures), one file per module."""
