@@ -27,7 +27,8 @@ def depth_layers(model: nn.Module) -> list[str]:
     """
     names = []
     for name, module in model.named_modules():
-        weight = module._parameters.get("weight")
+        # the module's own parameter registered as `weight` (not a submodule's, not a property that computes one)
+        weight = dict(module.named_parameters(recurse=False, remove_duplicate=False)).get("weight")
         if isinstance(weight, nn.Parameter) and weight.requires_grad and weight.dim() >= 2:
             names.append(name)
     return names
