@@ -24,6 +24,7 @@ from __future__ import annotations
 import html
 import io
 import math
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,6 +33,7 @@ import torch
 from torch import Tensor
 
 from .distributions import rank_zero_warn
+from .lightning_internals import batches_that_stepped, tensorboard_file_writer
 
 if TYPE_CHECKING:
     import pytorch_lightning as pl
@@ -59,12 +61,12 @@ HISTOGRAM_BINS = 64
 def check_log_step(trainer: pl.Trainer, epoch: int) -> int:
     """The logger step of a check of ``epoch``: where Lightning logs that epoch's epoch-end metrics.
 
-    Lightning logs ``self.log(on_epoch=True)`` values of a training epoch at ``_batches_that_stepped - 1`` (its
-    last training step); a catch-up check of a finished epoch after resuming, and the histograms and figures of
+    Lightning logs ``self.log(on_epoch=True)`` values of a training epoch at its count of batches that stepped
+    minus one (its last training step, `lightning_internals.batches_that_stepped`); a catch-up check of a finished epoch after resuming, and the histograms and figures of
     a check, use the same step, so one check's scalars, histograms and figures line up and a resumed run logs at
     the steps of an uninterrupted one. The check before training (``epoch = -1``) logs at the current step.
     """
-    stepped = getattr(trainer.fit_loop.epoch_loop, "_batches_that_stepped", trainer.global_step)
+    stepped = batches_that_stepped(trainer)
     return max(stepped - 1, 0) if epoch >= 0 else stepped
 
 
@@ -152,8 +154,36 @@ class LoggerAdapter:
     """What the logger shows natively: ``"histogram"``, ``"figure"``, ``"text"``, ``"constants"``, ``"layout"``."""
 
     def __init__(self, logger: Any) -> None:
-        self.logger = logger
+        self._logger = logger
+        self._logger_ref: weakref.ReferenceType[Any] | None = None
         self.warned = False
+
+    @property
+    def logger(self) -> Any:
+        """The logger this adapter writes to."""
+        if self._logger_ref is None:
+            return self._logger
+        logger = self._logger_ref()
+        if logger is None:
+            raise ReferenceError(f"the logger of this {type(self).__name__} no longer exists")
+        return logger
+
+    def refers_to(self, logger: Any) -> bool:
+        """Whether this adapter writes to ``logger`` (false once a weakly held logger is gone)."""
+        held = self._logger if self._logger_ref is None else self._logger_ref()
+        return held is logger
+
+    def hold_logger_weakly(self) -> bool:
+        """Refer to the logger weakly from now on (`adapter_for`'s registry must keep no logger alive); false if
+        the logger cannot be weakly referenced (then it is still held)."""
+        if self._logger_ref is not None:
+            return True
+        try:
+            self._logger_ref = weakref.ref(self._logger)
+        except TypeError:
+            return False
+        self._logger = None
+        return True
 
     def cannot_show(self, trainer: pl.Trainer, what: str) -> None:
         """Warn once (per logger) that it gets the scalars only."""
@@ -215,7 +245,7 @@ class TensorBoardAdapter(LoggerAdapter):
             name: value if isinstance(value, bool | int | float | str) else str(value) for name, value in params.items()
         }
         experiment, session_start, _ = hparams(plain, {name: 0.0 for name in [*names, "hp_metric"]})
-        writer = self.logger.experiment._get_file_writer()
+        writer = tensorboard_file_writer(self.logger.experiment)
         writer.add_summary(experiment, 0)
         writer.add_summary(session_start, 0)
 
@@ -324,18 +354,33 @@ _ADAPTERS: tuple[tuple[str, type[LoggerAdapter]], ...] = (
 )
 
 
+_REGISTRY: dict[int, LoggerAdapter] = {}
+"""Each logger's adapter, keyed by the logger's ``id`` (identity, whether or not the logger is hashable), for as
+long as the logger lives: an adapter refers to its logger weakly and a finalizer drops the entry with the logger.
+The adapter of a logger that cannot be weakly referenced holds it, so it is kept, and its ``id`` stays its own."""
+
+
+def _registered(logger: Any) -> LoggerAdapter | None:
+    adapter = _REGISTRY.get(id(logger))
+    return adapter if adapter is not None and adapter.refers_to(logger) else None
+
+
+def _register(logger: Any, adapter: LoggerAdapter) -> None:
+    key = id(logger)
+    _REGISTRY[key] = adapter
+    if adapter.hold_logger_weakly():
+        weakref.finalize(logger, _REGISTRY.pop, key, None).atexit = False
+
+
 def adapter_for(logger: Any) -> LoggerAdapter:
-    """The adapter of ``logger`` (kept on the logger, so its warning is given once), found by class name."""
-    adapter = getattr(logger, "_lightning_stability_adapter", None)
-    if isinstance(adapter, LoggerAdapter):
-        return adapter
-    names = _class_names(logger)
-    kind = next((cls for name, cls in _ADAPTERS if name in names), LoggerAdapter)
-    adapter = kind(logger)
-    try:
-        logger._lightning_stability_adapter = adapter
-    except AttributeError:  # a logger with __slots__: a new adapter (and warning) per call is the price
-        pass
+    """The adapter of ``logger``, found by class name; the same one for as long as the logger lives, so its
+    warning is given once. Kept in a registry of this module: nothing is set on the logger."""
+    adapter = _registered(logger)
+    if adapter is None:
+        names = _class_names(logger)
+        kind = next((cls for name, cls in _ADAPTERS if name in names), LoggerAdapter)
+        adapter = kind(logger)
+        _register(logger, adapter)
     return adapter
 
 

@@ -147,3 +147,75 @@ def test_another_logger_gets_the_scalars_and_one_warning(tmp_path: Path) -> None
     assert "RecordingLogger" in messages[0] and "histogram" in messages[0] and "figure" in messages[0]
     names = set().union(*(metrics for _, metrics in logger.calls))
     assert "stability/accuracy" in names and "stability/theorem_a/floor" in names
+
+
+def test_the_user_s_logger_gets_no_attribute_and_its_adapter_lives_as_long_as_it(tmp_path: Path) -> None:
+    """The adapters (and their one-warning state) are kept in `loggers`' registry, not on the logger: a fit
+    leaves the logger's attributes as Lightning set them, the same adapter is found for it again, and the
+    registry lets the logger go."""
+    import gc
+    import weakref
+
+    from lightning_stability import loggers
+
+    logger = RecordingLogger()
+    with pytest.warns(UserWarning, match="receives the scalars only"):
+        fit(logger)
+    fitted = set(vars(logger))
+    reference = RecordingLogger()
+    reference.calls = logger.calls
+    assert fitted == set(vars(reference))  # only what the logger's own class and Lightning set
+    adapter = loggers.adapter_for(logger)
+    assert loggers.adapter_for(logger) is adapter and adapter.logger is logger and adapter.warned
+    assert set(vars(logger)) == fitted and not any("stability" in name for name in dir(logger))
+    csv = CSVLogger(str(tmp_path))
+    assert isinstance(loggers.adapter_for(csv), loggers.CSVAdapter)
+    gone = weakref.ref(logger)
+    del logger, adapter, reference
+    gc.collect()
+    assert gone() is None  # the registry kept nothing alive
+    assert all(adapter.refers_to(adapter.logger) for adapter in loggers._REGISTRY.values())
+
+
+class UnhashableLogger(RecordingLogger):
+    __hash__ = None  # type: ignore[assignment]
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, UnhashableLogger)
+
+
+class SlottedLogger:
+    """A duck-typed logger that can be neither weakly referenced nor given an attribute."""
+
+    __slots__ = ("calls",)
+
+    def __init__(self) -> None:
+        self.calls: list[Any] = []
+
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+        self.calls.append((step, metrics))
+
+
+@pytest.mark.parametrize("kind", [RecordingLogger, UnhashableLogger, SlottedLogger])
+def test_one_warning_per_logger_of_any_kind(kind: type) -> None:
+    """Hashable or not (and then equal to another), weakly referenceable or not: one adapter, so one warning,
+    per logger object."""
+    import gc
+    import warnings
+
+    from lightning_stability import loggers
+
+    first, second = kind(), kind()
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        for _ in range(3):
+            for logger in (first, second):
+                loggers.adapter_for(logger).cannot_show(None, "histogram x")  # type: ignore[arg-type]
+    assert sum("receives the scalars only" in str(w.message) for w in record) == 2
+    assert loggers.adapter_for(first) is not loggers.adapter_for(second)
+    assert loggers.adapter_for(first).logger is first
+    if kind is not SlottedLogger:  # the registry lets a weakly referenceable logger go, hashable or not
+        registered = len(loggers._REGISTRY)
+        del first, second, logger
+        gc.collect()
+        assert len(loggers._REGISTRY) == registered - 2

@@ -22,28 +22,61 @@ The recipes are in docs/guide.md ("Stopping and checkpointing on the monitor's m
 
 from __future__ import annotations
 
-import importlib
 import math
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from ..distributions import MisconfigurationError, distribution_of, lightning_classes, rank_zero_warn
+from ..distributions import MisconfigurationError, lightning_classes, rank_zero_warn
+from ..lightning_internals import (
+    align_checkpoint_schedule,
+    checkpoint_every_n_epochs,
+    checkpoint_every_n_train_steps,
+    checkpoint_saves_at_train_epoch_end,
+    checkpoint_train_time_interval,
+    early_stopping_checks_on_train_epoch_end,
+)
 
 if TYPE_CHECKING:
     import pytorch_lightning as pl
 
-    from .base import EpochMonitor
-
-__all__ = ["check_metric_readers"]
+__all__ = ["MetricSource", "check_metric_readers"]
 
 RECIPES = 'docs/guide.md, "Stopping and checkpointing on the monitor\'s metrics"'
 
 
-def check_metric_readers(trainer: pl.Trainer, monitor: EpochMonitor) -> None:
+class MetricSource(Protocol):
+    """What `check_metric_readers` asks of a monitor (an `EpochMonitor` is one)."""
+
+    @property
+    def name(self) -> str:
+        """The monitor's name in messages."""
+        ...
+
+    @property
+    def logger_only_prefixes(self) -> tuple[str, ...]:
+        """The prefixes of the metrics sent to the loggers only, never to ``trainer.callback_metrics``."""
+        ...
+
+    def owns_metric(self, name: str) -> bool:
+        """Whether the monitor logs the metric ``name``."""
+        ...
+
+    def metric_period(self, name: str) -> int | None:
+        """``p`` if ``name`` is logged after exactly the epochs ``p − 1, 2p − 1, …``, else ``None``."""
+        ...
+
+    def metric_schedule(self, name: str) -> str:
+        """In words, when ``name`` is logged."""
+        ...
+
+
+def check_metric_readers(trainer: pl.Trainer, monitor: MetricSource) -> None:
     """Align every ModelCheckpoint of ``trainer`` that ranks by one of ``monitor``'s metrics to the monitor's
     schedule, and raise a `MisconfigurationError` for an EarlyStopping or ModelCheckpoint that would read such a
     metric when it does not hold the value of a check just made (see the module doc).
 
-    Call after the Trainer's ``setup`` (EarlyStopping resolves ``check_on_train_epoch_end`` there)."""
+    Call from ``on_train_start``: EarlyStopping resolves ``check_on_train_epoch_end`` in its ``setup``, and
+    ModelCheckpoint's rule of where it saves needs the validation dataloaders loaded (see
+    `lightning_stability.lightning_internals.checkpoint_saves_at_train_epoch_end`)."""
     callbacks = list(getattr(trainer, "callbacks", []))  # set by the Trainer's callback connector (untyped)
     position = next(index for index, callback in enumerate(callbacks) if callback is monitor)
     for index, callback in enumerate(callbacks):
@@ -78,12 +111,8 @@ def check_metric_readers(trainer: pl.Trainer, monitor: EpochMonitor) -> None:
             raise MisconfigurationError(f"{monitor.name}: {described} {problem} (recipes: {RECIPES}).")
 
 
-def _attribute(package: str, module: str, name: str) -> Any:
-    return getattr(importlib.import_module(f"{package}.{module}"), name)
-
-
 def _early_stopping_problem(callback: Any, listed_first: bool, every: int, name: str) -> str | None:
-    if not callback._check_on_train_epoch_end:
+    if not early_stopping_checks_on_train_epoch_end(callback):
         return (
             f"runs at validation end, before {name}'s check of that epoch, so it would act on the previous check's "
             "value; pass `check_on_train_epoch_end=True`"
@@ -103,7 +132,7 @@ def _early_stopping_problem(callback: Any, listed_first: bool, every: int, name:
 
 
 def _checkpoint_problem(callback: Any, every: int, name: str) -> str | None:
-    if callback._every_n_train_steps or callback._train_time_interval is not None:
+    if checkpoint_every_n_train_steps(callback) or checkpoint_train_time_interval(callback) is not None:
         return (
             f"saves every n training steps or on a timer, between {name}'s checks, so it would rank a "
             f"checkpoint by an older check's value; save per epoch (`every_n_epochs={every}`)"
@@ -114,12 +143,13 @@ def _checkpoint_problem(callback: Any, every: int, name: str) -> str | None:
 def _align_checkpoint(callback: Any, trainer: pl.Trainer, every: int, described: str) -> None:
     """Make a per-epoch ModelCheckpoint save at training-epoch end after checked epochs only; warn what changed."""
     changes = []
-    if not _saves_at_train_epoch_end(callback, trainer):
-        callback._save_on_train_epoch_end = True
+    if not checkpoint_saves_at_train_epoch_end(callback, trainer):
+        align_checkpoint_schedule(callback, save_on_train_epoch_end=True)
         changes.append("at training-epoch end instead of validation end")
-    if callback._every_n_epochs and callback._every_n_epochs % every:
-        asked, callback._every_n_epochs = callback._every_n_epochs, math.lcm(callback._every_n_epochs, every)
-        changes.append(f"every {callback._every_n_epochs} epochs instead of every {asked}")
+    asked = checkpoint_every_n_epochs(callback)
+    if asked and asked % every:
+        align_checkpoint_schedule(callback, every_n_epochs=math.lcm(asked, every))
+        changes.append(f"every {checkpoint_every_n_epochs(callback)} epochs instead of every {asked}")
     if changes:
         rank_zero_warn(
             trainer,
@@ -127,20 +157,3 @@ def _align_checkpoint(callback: Any, trainer: pl.Trainer, every: int, described:
             f"epoch(s)), so that each checkpoint is ranked by the check of its own weights. Pass these settings "
             f"yourself to silence this warning (recipes: {RECIPES}).",
         )
-
-
-def _saves_at_train_epoch_end(callback: Any, trainer: pl.Trainer) -> bool:
-    """ModelCheckpoint's own rule (``_should_save_on_train_epoch_end``), decided before the validation dataloaders
-    are loaded: saves at train-epoch end if asked to, or if validation cannot run (no ``validation_step`` or
-    ``limit_val_batches=0``), or if it runs exactly once per epoch."""
-    if callback._save_on_train_epoch_end is not None:
-        return bool(callback._save_on_train_epoch_end)
-    module = trainer.lightning_module
-    is_overridden = _attribute(distribution_of(module), "utilities.model_helpers", "is_overridden")
-    if not is_overridden("validation_step", module) or trainer.limit_val_batches == 0:
-        return True
-    return (
-        getattr(trainer, "_val_check_time_interval", None) is None
-        and trainer.check_val_every_n_epoch == 1
-        and trainer.val_check_interval == 1.0
-    )
