@@ -259,6 +259,8 @@ def test_a_checkpoint_saving_mid_epoch_is_refused() -> None:
 
 TRAINER_SETUPS = {  # how validation runs → whether ModelCheckpoint would save at validation end by itself
     "no_validation": ({}, False),
+    # Lightning's rule: validation every second epoch → save at validation end, which never runs here
+    "no_validation_check_val_every_2_epochs": ({"check_val_every_n_epoch": 2}, False),
     "validation_every_epoch": ({}, True),
     "validation_every_2_epochs": ({"check_val_every_n_epoch": 2}, True),
     "validation_twice_per_epoch": ({"val_check_interval": 0.5}, True),
