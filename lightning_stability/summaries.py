@@ -4,9 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from .theory import StabilityReport
+import torch
+from torch import Tensor
 
-__all__ = ["check_summary"]
+from .assess import CheckResult
+from .records import MarginPass
+from .theory import StabilityReport, SubsetEstimate
+
+__all__ = ["check_summary", "check_texts", "flip_sentence", "instability_reason", "subset_summary"]
 
 
 def _epochs(epochs: Sequence[int]) -> str:
@@ -47,3 +52,78 @@ def check_summary(
     else:
         lines.append("No instability event so far.")
     return " ".join(lines)
+
+
+def flip_sentence(forgotten: Tensor, margin_pass: MarginPass) -> str:
+    """``"N samples flipped to wrong since the previous check (class c: n, …)."``"""
+    count = forgotten.numel()
+    if count == 0:
+        return "No sample flipped to wrong since the previous check."
+    positions = torch.searchsorted(margin_pass.indices, forgotten)
+    classes = torch.bincount(margin_pass.targets[positions])
+    parts = [f"class {c}: {int(n)}" for c, n in enumerate(classes.tolist()) if n]
+    return f"{count} sample{'s' if count != 1 else ''} flipped to wrong since the previous check ({', '.join(parts)})."
+
+
+def subset_summary(
+    estimate: SubsetEstimate, report: StabilityReport, epoch: int, event: bool, full_checks_scheduled: bool
+) -> str:
+    """The plain-words line of a subset check of the statistical mode: what is bounded, what is only estimated."""
+    where = "before training" if epoch < 0 else f"epoch {epoch}"
+    text = (
+        f"**Estimate** ({where}, {estimate.draws} random draws of the training samples, confidence "
+        f"{estimate.confidence:g}): training accuracy {estimate.accuracy:.4f}, at least "
+        f"{estimate.accuracy_lower:.4f} with probability ≥ {estimate.confidence:g} (Clopper–Pearson). "
+        f"Floors on the draws (estimates, not certificates): loss {report.loss_floor:.4f}, "
+        f"Theorem A {report.theorem_a.floor:.4f}, Theorem B {report.theorem_b.floor:.4f}."
+    )
+    if event:
+        text += " Instability on the drawn samples: their loss fell while their accuracy fell."
+    if not full_checks_scheduled:
+        text += " No full exact check is scheduled (`full_every_n_epochs=None`)."
+    return text
+
+
+def check_texts(
+    result: CheckResult,
+    instability_epochs: Sequence[int],
+    instability_count: int,
+    approximate: bool,
+    full_checks_scheduled: bool,
+) -> tuple[str, str]:
+    """A check's text summary (Markdown, for the loggers' text views) and its console line."""
+    report, epoch = result.report, result.epoch
+    if not result.exact:
+        assert result.estimate is not None
+        text = subset_summary(result.estimate, report, epoch, result.comparison.event, full_checks_scheduled)
+        return text, text
+    summary = check_summary(report, epoch, instability_epochs, result.comparison.loss_rose)
+    flips = " " + flip_sentence(result.forgotten, result.margin_pass) if result.comparison.event else ""
+    summary += flips
+    if approximate:
+        summary = "**Approximate** (random training data: this check certifies one random draw). " + summary
+    line = (
+        f"{'[approximate: random training data] ' if approximate else ''}"
+        f"epoch {epoch}: accuracy {report.accuracy:.4f}, loss {result.loss:.4f}, "
+        f"loss floor {report.loss_floor:.4f}, Theorem A floor {report.theorem_a.floor:.4f}, "
+        f"Theorem B floor {report.theorem_b.floor:.4f}, instability events {instability_count}"
+        f"{';' if flips else ''}{flips}"
+    )
+    return summary, line
+
+
+def instability_reason(result: CheckResult, consecutive: int, patience: int, tol: float) -> str:
+    """The warning (and stop reason) of an instability event."""
+    comparison = result.comparison
+    counted = f"{consecutive} consecutive event(s), patience {patience}"
+    if not result.exact:
+        assert result.estimate is not None
+        return (
+            f"instability on the subset at epoch {result.epoch}: the loss of the {result.estimate.draws} drawn "
+            f"samples fell while their accuracy fell; {counted}"
+        )
+    return (
+        f"instability at epoch {result.epoch}: the training loss fell ({comparison.previous_loss:.6g} -> "
+        f"{result.loss:.6g}) while the training accuracy fell ({comparison.previous_accuracy:.6g} -> "
+        f"{result.report.accuracy:.6g}, tol {tol:g}); {counted}"
+    )

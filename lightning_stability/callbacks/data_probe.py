@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from .margin_pass import ForwardFn, check_forward_output, unpack_forward_output
-from .training_data import untouched_training
+from .margin_pass import ForwardFn, check_forward_output, forward_batch
+from .training_data import device_transfer, untouched_training
 
 if TYPE_CHECKING:
     import pytorch_lightning as pl
@@ -33,9 +33,13 @@ def reads_differ(
     with untouched_training(pl_module), torch.inference_mode():
         for _ in range(2):
             indices, batch = next(iter(loader))
-            batch = trainer.precision_plugin.convert_input(trainer.strategy.batch_to_device(batch, pl_module.device))
-            with trainer.precision_plugin.forward_context():
-                logits, targets = unpack_forward_output(forward_fn(pl_module, batch))
+            logits, targets = forward_batch(
+                pl_module,
+                forward_fn,
+                batch,
+                device_transfer(trainer, pl_module),
+                trainer.precision_plugin.forward_context,
+            )
             check_forward_output(logits, targets, indices, 0)
             outputs.append((indices.cpu(), logits.detach().double().cpu(), targets.cpu()))
     (first_indices, first_logits, first_targets), (second_indices, second_logits, second_targets) = outputs

@@ -32,6 +32,7 @@ __all__ = [
     "as_class_scores",
     "check_forward_output",
     "default_forward",
+    "forward_batch",
     "margin_dataloader",
     "positioned_loader",
     "run_margin_pass",
@@ -240,9 +241,7 @@ class MarginRecorder:
                 f"StabilityMonitor: the model's outputs for samples {named[:8].tolist()}"
                 f"{'...' if named.numel() > 8 else ''} are invalid: {error}"
             ) from error
-        for part, vector in zip(
-            self.parts, (indices, targets, margins, losses, logits.argmax(dim=1)), strict=True
-        ):
+        for part, vector in zip(self.parts, (indices, targets, margins, losses, logits.argmax(dim=1)), strict=True):
             part.append(vector)
 
     def hand_over(self, collector: MarginCollector) -> None:
@@ -287,13 +286,7 @@ def run_margin_pass(
         for batch_index, (indices, batch) in enumerate(loader):
             if max_batches is not None and batch_index >= max_batches:
                 break
-            batch = move_to_device(batch)
-            if forward_context is not None:
-                with forward_context():
-                    output = forward_fn(module, batch)
-            else:
-                output = forward_fn(module, batch)
-            logits, targets = unpack_forward_output(output)
+            logits, targets = forward_batch(module, forward_fn, batch, move_to_device, forward_context)
             num_classes = check_forward_output(logits, targets, indices, num_classes)
             recorder.record(indices, logits, targets)
     if num_classes == 0:
@@ -302,6 +295,23 @@ def run_margin_pass(
     gathered = collector.compute()
     # torchmetrics squeezes one-element results to 0-d tensors: keep every vector 1-d
     return MarginPass(num_classes=num_classes, **{key: value.cpu().reshape(-1) for key, value in gathered.items()})
+
+
+def forward_batch(
+    module: torch.nn.Module,
+    forward_fn: ForwardFn,
+    batch: Any,
+    move_to_device: Callable[[Any], Any] = lambda batch: batch,
+    forward_context: Callable[[], Any] | None = None,
+) -> tuple[Any, Any]:
+    """``(class scores, targets)`` of one batch: moved to the device, ``forward_fn`` under the precision context,
+    its output unpacked (a binary logit becomes two class scores). The one forward of the margin pass and of the
+    data probe; the caller holds eval mode and ``inference_mode``."""
+    batch = move_to_device(batch)
+    if forward_context is None:
+        return unpack_forward_output(forward_fn(module, batch))
+    with forward_context():
+        return unpack_forward_output(forward_fn(module, batch))
 
 
 def as_class_scores(logits: Any) -> Any:

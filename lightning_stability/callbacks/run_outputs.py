@@ -17,7 +17,7 @@ from ..loggers import CSVAdapter, TensorBoardAdapter, adapter_for
 if TYPE_CHECKING:
     import pytorch_lightning as pl
 
-__all__ = ["check_output_directories", "choose_run_directory"]
+__all__ = ["RunOutputs", "check_output_directories", "choose_run_directory"]
 
 
 def choose_run_directory(trainer: pl.Trainer) -> Path:
@@ -46,3 +46,55 @@ def check_output_directories(trainer: pl.Trainer, targets: dict[str, Path | None
     problem = trainer.strategy.broadcast(problem, src=0)
     if problem is not None:
         raise MisconfigurationError(problem)
+
+
+class RunOutputs:
+    """The `StabilityMonitor`'s output directories for one run (see the module doc).
+
+    Args:
+        save_margins: a directory for the margin files, ``True`` for ``<run directory>/margins``, or off.
+        save_samples: write ``samples.csv``; ``None`` follows ``save_margins``.
+        data_check: whether the data check writes its files (into the run directory).
+    """
+
+    def __init__(self, save_margins: str | Path | bool | None, save_samples: bool | None, data_check: bool) -> None:
+        self.save_margins, self.save_samples, self.data_check = save_margins, save_samples, data_check
+        self.run_dir: Path | None = None
+
+    def setup(self, trainer: pl.Trainer) -> None:
+        """Choose this run's directory (if a file goes there) and check every directory is writable."""
+        needs_run_dir = (
+            self.save_margins is True or self.data_check or bool(self.save_samples and not self.save_margins)
+        )
+        self.run_dir = choose_run_directory(trainer) if needs_run_dir else None
+        check_output_directories(
+            trainer,
+            {
+                "save_margins": self.margins_dir(trainer),
+                "check_data": self.run_dir if self.data_check else None,
+                "save_samples": self.samples_dir(trainer),
+            },
+        )
+
+    def margins_dir(self, trainer: pl.Trainer) -> Path | None:
+        """Where margin files go: ``save_margins``, or ``<run directory>/margins`` for ``save_margins=True`` — the
+        TensorBoard/CSV logger's ``version_N`` directory, else a fresh ``<default_root_dir>/stability_runs/version_N``.
+        """
+        if self.save_margins is None or self.save_margins is False:
+            return None
+        if self.save_margins is True:
+            return (self.run_dir or Path(trainer.default_root_dir)) / "margins"
+        return Path(self.save_margins)
+
+    def samples_dir(self, trainer: pl.Trainer) -> Path | None:
+        """Where ``samples.csv`` goes: the ``save_margins`` directory if one is given, else the run directory;
+        ``None`` if it is not written."""
+        if not (bool(self.save_margins) if self.save_samples is None else self.save_samples):
+            return None
+        if self.save_margins and self.save_margins is not True:
+            return Path(self.save_margins)
+        return self.run_dir or Path(trainer.default_root_dir)
+
+    def data_check_dir(self, trainer: pl.Trainer) -> Path:
+        """Where the data check writes: the run directory, else ``default_root_dir``."""
+        return self.run_dir or Path(trainer.default_root_dir)

@@ -25,7 +25,14 @@ from ..distributions import MisconfigurationError
 if TYPE_CHECKING:
     import pytorch_lightning as pl
 
-__all__ = ["TrainingData", "find_training_data", "fixed_subset", "load_batches", "untouched_training"]
+__all__ = [
+    "TrainingData",
+    "device_transfer",
+    "find_training_data",
+    "fixed_subset",
+    "load_batches",
+    "untouched_training",
+]
 
 
 @dataclass(frozen=True)
@@ -79,6 +86,16 @@ def fixed_subset(length: int, num_samples: int, seed: int) -> Tensor:
     return torch.sort(permutation[: min(num_samples, length)]).values
 
 
+def device_transfer(trainer: pl.Trainer, pl_module: pl.LightningModule) -> Callable[[Any], Any]:
+    """``batch -> batch`` on the model's device in the Trainer's input precision: the one device transfer of
+    every monitor's forward (the strategy's ``batch_to_device``, then the precision plugin's ``convert_input``)."""
+
+    def transfer(batch: Any) -> Any:
+        return trainer.precision_plugin.convert_input(trainer.strategy.batch_to_device(batch, pl_module.device))
+
+    return transfer
+
+
 def load_batches(
     trainer: pl.Trainer,
     pl_module: pl.LightningModule,
@@ -95,11 +112,11 @@ def load_batches(
     """
     torch.default_generator.manual_seed(seed)
     collate = data.collate_fn or torch.utils.data.default_collate
+    transfer = device_transfer(trainer, pl_module)
     batches = []
     for start in range(0, indices.numel(), batch_size):
         chunk = indices[start : start + batch_size].tolist()
-        batch = trainer.strategy.batch_to_device(collate([data.dataset[i] for i in chunk]), pl_module.device)
-        batches.append((len(chunk), trainer.precision_plugin.convert_input(batch)))
+        batches.append((len(chunk), transfer(collate([data.dataset[i] for i in chunk]))))
     return batches
 
 

@@ -8,7 +8,12 @@
 
 from __future__ import annotations
 
-__all__ = ["CONSTANTS", "DASHBOARD", "FINAL", "HEADLINE", "logged_name"]
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..theory import StabilityReport, SubsetEstimate
+
+__all__ = ["CONSTANTS", "DASHBOARD", "FINAL", "HEADLINE", "logged_name", "run_constants", "subset_constants"]
 
 DASHBOARD = {
     "stability": {
@@ -70,3 +75,29 @@ def logged_name(name: str) -> str | None:
     if key in HEADLINE or key.startswith("margin_quantile/"):
         return name
     return f"stability_diagnostics/{key}"
+
+
+def run_constants(
+    report: StabilityReport, every_n_epochs: int, weights: str, tol: float, approximate: bool
+) -> dict[str, Any]:
+    """What does not change during a run of exact checks: logged once (text, hyperparameters), never as a chart."""
+    return {
+        "stability/num_samples": report.num_samples,
+        "stability/num_classes": report.num_classes,
+        "stability/every_n_epochs": every_n_epochs,
+        "stability/weights": weights,
+        "stability/tol": tol,
+        "stability/theorem_b/dilation": report.theorem_b.dilation,
+        "stability/approximate": approximate,
+    }
+
+
+def subset_constants(estimate: SubsetEstimate | None, full_every_n_epochs: int | None) -> dict[str, float]:
+    """The statistical mode's constants, logged once at its first subset check."""
+    assert estimate is not None, "a subset check has an estimate"
+    return {
+        "stability_estimate/draws": float(estimate.draws),
+        "stability_estimate/distinct_samples": float(estimate.distinct_samples),
+        "stability_estimate/confidence": estimate.confidence,
+        "stability_estimate/full_every_n_epochs": float(full_every_n_epochs or 0),
+    }

@@ -1,0 +1,102 @@
+"""Collect: the samples a `StabilityMonitor` certifies and the margin pass over them (docs/design.md).
+
+`MarginSource` knows where the certified samples come from — ``dataset=``, ``dataloader=`` or the dataset behind
+the training loader (with its ``collate_fn``) — builds the sequential, DDP-sharded loader over them (all of them,
+or a subset's indices) and runs the margin pass through the Trainer's device transfer and precision
+(`lightning_stability.callbacks.training_data.device_transfer`), gathering every rank's vectors into one
+`lightning_stability.records.MarginPass`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sized
+from typing import TYPE_CHECKING, cast
+
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset
+
+from ..distributions import MisconfigurationError
+from ..records import MarginPass
+from .margin_pass import ForwardFn, MarginCollector, margin_dataloader, positioned_loader, run_margin_pass
+from .training_data import TrainingData, device_transfer, find_training_data
+
+if TYPE_CHECKING:
+    import pytorch_lightning as pl
+
+__all__ = ["MarginSource"]
+
+
+class MarginSource:
+    """The certified samples of a `StabilityMonitor` and its margin pass over them.
+
+    Args:
+        dataset: the samples to certify, or ``None`` for the training loader's dataset.
+        dataloader: a finite loader over the samples, iterated as given (not with DDP).
+        batch_size: the pass's batch size (default ``max(256, 4 × the training batch size)``).
+        num_workers: workers of the pass's loader.
+        forward_fn: ``forward_fn(pl_module, batch) -> (logits [B, K], targets [B])``.
+    """
+
+    def __init__(
+        self,
+        dataset: Dataset | None,
+        dataloader: DataLoader | None,
+        batch_size: int | None,
+        num_workers: int,
+        forward_fn: ForwardFn,
+    ) -> None:
+        self.dataset, self.dataloader = dataset, dataloader
+        self.batch_size, self.num_workers, self.forward_fn = batch_size, num_workers, forward_fn
+        self.collector = MarginCollector()
+
+    def training_data(self, trainer: pl.Trainer) -> TrainingData:
+        """``dataset=`` or the dataset behind the train dataloader, with its ``collate_fn`` and batch size."""
+        return find_training_data(
+            trainer, self.dataset, "StabilityMonitor", "`dataset=` (a map-style dataset) or `dataloader=`"
+        )
+
+    def num_samples(self, trainer: pl.Trainer) -> int:
+        """``N``, the number of training samples the checks cover."""
+        return len(cast(Sized, self.training_data(trainer).dataset))
+
+    def samples_by_index(self, trainer: pl.Trainer) -> Dataset | None:
+        """The dataset the pass's indices refer to (``None`` with ``dataloader=``, whose samples have no index)."""
+        return None if self.dataloader is not None else self.training_data(trainer).dataset
+
+    def loader(self, trainer: pl.Trainer, batch_size: int | None = None, indices: Tensor | None = None) -> DataLoader:
+        """The pass's loader, yielding ``(sample indices, batch)``; over ``indices`` only if given."""
+        world_size, rank = trainer.world_size, trainer.global_rank
+        if self.dataloader is not None:
+            if world_size > 1:
+                raise MisconfigurationError(
+                    "StabilityMonitor(dataloader=...) cannot be sharded across processes; under DDP pass "
+                    "`dataset=` instead and the monitor shards it with a DistributedSampler."
+                )
+            return positioned_loader(self.dataloader)
+        data = self.training_data(trainer)
+        batch_size = batch_size or self.batch_size or max(256, 4 * (data.batch_size or 64))
+        return margin_dataloader(
+            data.dataset,
+            batch_size,
+            collate_fn=data.collate_fn,
+            num_workers=self.num_workers,
+            world_size=world_size,
+            rank=rank,
+            indices=indices,
+            pin_memory=trainer.strategy.root_device.type == "cuda",
+        )
+
+    def run(self, trainer: pl.Trainer, pl_module: pl.LightningModule, indices: Tensor | None = None) -> MarginPass:
+        """The margin pass over the certified samples (``indices`` only, if given), gathered across ranks."""
+        loader = self.loader(trainer, indices=indices)
+        self.collector = self.collector.to(pl_module.device)
+        fast_dev_run = getattr(trainer, "fast_dev_run", 0)  # set by the Trainer's debugging connector
+        return run_margin_pass(
+            pl_module,
+            loader,
+            self.forward_fn,
+            self.collector,
+            move_to_device=device_transfer(trainer, pl_module),
+            forward_context=trainer.precision_plugin.forward_context,
+            max_batches=int(fast_dev_run) if fast_dev_run else None,
+        )

@@ -1,0 +1,147 @@
+"""The `StabilityMonitor`'s options: their documentation, grouped as a user asks, and their validation at
+construction (every wrong option fails here, with what was wrong and what to pass, never after an epoch)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from .. import theory
+from ..distributions import MisconfigurationError
+from .base import check_positive_int
+from .subset_draw import check_subset_options
+
+__all__ = ["STABILITY_DOC", "validate_stability_options"]
+
+STABILITY_DOC = r"""Certify, at the end of training epochs, whether the training accuracy reached is stable.
+
+    Every ``every_n_epochs`` training epochs (and once when training starts) the monitor runs an exact margin
+    pass over the **whole training set** (model in eval mode, ``torch.inference_mode()``, the trainer's precision
+    context, a fixed sequential order; under DDP every rank evaluates a shard and the results are gathered),
+    calls `lightning_stability.theory.certify` and logs, under ``stability/``, the accuracy, the loss and
+    its margin sandwich, the Theorem 0/A/B accuracy floors with their parameters, the good/bad masses, margin
+    quantiles, flip masses and the instability flags of docs/theory.md §8. An *instability event* is a check whose
+    training loss fell while its training accuracy fell by more than ``tol`` since the previous check.
+    Every option is a keyword argument.
+
+    Args:
+        dataset: **Which samples.** The samples to certify (e.g. the training set with evaluation transforms);
+            default: the dataset behind ``trainer.train_dataloader``, re-wrapped in a sequential loader with its
+            ``collate_fn``.
+        dataloader: a finite loader over the samples to certify, iterated as given (samples are identified by
+            their position in it); not with DDP, where ``dataset`` lets the monitor shard the data.
+        weights: sample weights ``μ``: ``"uniform"``, ``"balanced"`` (each class gets the same total mass) or a
+            tensor with one non-negative weight per sample of the dataset.
+        forward_fn: ``forward_fn(pl_module, batch) -> (logits [B, K], targets [B])``; default
+            ``(pl_module(x), y)`` for ``(x, y)`` batches.
+        batch_size: batch size of the margin pass; default ``max(256, 4 × the training batch size)``.
+        num_workers: workers of the margin loader.
+        stochastic_data: what to do when the certified samples are random (two reads of the same indices give
+            different outputs, e.g. augmentation in the training Dataset): ``"error"`` stops before training and
+            says how to pass a deterministic view (``dataset=`` with evaluation transforms); ``"approximate"``
+            certifies one random draw per check and labels every summary as approximate.
+        every_n_epochs: **When.** Run the check after every n-th training epoch.
+        check_at_start: also check once when training starts (the reference for the first epoch).
+        tol: **What counts as an event.** Accuracy drop (absolute) tolerated before a loss decrease counts as an
+            instability event.
+        stop_on_instability: stop training after ``patience`` consecutive instability events.
+        patience: number of consecutive instability events that stop training.
+        verbose: **What to log.** Print a one-line summary of every check (rank zero).
+        quantiles: margin quantiles to log.
+        log_histogram: log ``stability/margins`` as a TensorBoard histogram at every check.
+        log_figure: log a TensorBoard figure of the empirical ``F`` against the Theorem A and B envelopes
+            (needs matplotlib).
+        log_cost: log what each check costs under ``stability_cost/`` (seconds of the margin pass and of the theory
+            step, and their sum over the training time of the epoch).
+        blame_size: how many worst-margin samples each check blames (and the cells per row of a blame grid); at an
+            instability event the monitor logs ``stability/blame``, a grid of the blamed samples with their labels
+            and predictions (docs/samples.md).
+        to_image: ``to_image(dataset[i]) -> tensor``, the picture of a sample in the blame grids; default the input
+            of an ``(x, y)`` item (an image ``[C, H, W]``/``[H, W]``, a flattened square, or a short vector).
+        save_margins: **What to save.** A directory (or ``True`` for ``<log_dir>/margins``); every check writes
+            its indices, targets, margins, losses and report as a ``.pt`` file (read by ``lightning-stability
+            report``).
+        save_samples: write ``samples.csv`` (per-sample dynamics, docs/samples.md) at fit end, into the
+            ``save_margins`` directory if one is given, else the run directory; ``None`` follows ``save_margins``.
+        sample_history: keep every check's per-sample margins in memory (``O(N × checks)``; default ``O(N)``).
+        grid: **The certificate and the data.** Overrides of `lightning_stability.theory.CertificateGrid` passed
+            to ``certify``.
+        check_data: once at fit start, look for small isolated clusters in the training inputs (docs/theory.md §9,
+            `lightning_stability.theory.data_clusters`) with the rows of the model's first ``nn.Linear`` as
+            extra directions; logs ``stability/data/*`` and writes ``data_clusters.pt``/``.txt`` (witness
+            indices) to the log directory. ``True`` uses the defaults; a dict passes keyword arguments.
+        subset_size: **The statistical mode** for data too large to pass at every check (docs/cost.md): draw this
+            many training indices once (with replacement, from ``μ``) and evaluate only them at the checks that are
+            not full ones, logging estimates with confidence bounds under ``stability_estimate/`` (docs/theory.md
+            §11). ``None`` (default): every check is the exact full one.
+        confidence: ``1 − α`` of the statistical mode's bounds (Clopper–Pearson accuracy bound, DKW quantile band).
+        full_every_n_epochs: in statistical mode, run the exact full check (the proven floors under
+            ``stability/``) after every m-th epoch instead of the subset check; ``None``: never.
+        subset_seed: seed of the statistical mode's draw.
+
+    Attributes:
+        last_report: the last exact check's `lightning_stability.theory.StabilityReport` (``None`` before one).
+        last_estimate: the last subset check's `lightning_stability.theory.SubsetEstimate` (statistical mode).
+        last_pass: the last check's margin pass (`lightning_stability.records.MarginPass`).
+        last_metrics: every value the last check logged, under its logged name (diagnostics included).
+        last_cost: the last check's ``stability_cost/…`` values.
+        stop_reason: why the monitor stopped training (``None`` if it did not).
+        instability_count: the exact checks' instability events so far; ``instability_epochs``: their epochs.
+        data_report: the data check's `lightning_stability.theory.DataClusterReport` (``check_data=``).
+
+    Raises:
+        MisconfigurationError: on invalid options (here), and when training starts if the training data cannot
+            be found or is not map-style, or ``forward_fn`` does not return ``(logits [B, K], targets [B])`` on the
+            first batch — before the first epoch.
+        ValueError: at a check, if the model's outputs are not finite or the labels are out of range, naming the
+            samples; if ``weights`` has fewer entries than the dataset.
+
+    Example:
+
+        >>> from pytorch_lightning import Trainer
+        >>> from lightning_stability import StabilityMonitor
+        >>> monitor = StabilityMonitor(every_n_epochs=1, stop_on_instability=True, patience=2)
+        >>> trainer = Trainer(callbacks=[monitor], max_epochs=3)  # doctest: +SKIP
+    """
+
+
+def _error(message: str) -> MisconfigurationError:
+    return MisconfigurationError(f"StabilityMonitor: {message}")
+
+
+def validate_stability_options(**options: Any) -> None:
+    """Raise a `MisconfigurationError` naming the option and the fix for the first invalid one."""
+    name = "StabilityMonitor"
+    if options["dataset"] is not None and options["dataloader"] is not None:
+        raise _error("pass either `dataset=` or `dataloader=`, not both.")
+    if options["batch_size"] is not None:
+        check_positive_int(name, "batch_size", options["batch_size"])
+    workers = options["num_workers"]
+    if not isinstance(workers, int) or workers < 0:
+        raise _error(f"`num_workers` must be a non-negative integer, got {workers!r}.")
+    check_positive_int(name, "patience", options["patience"])
+    tol = options["tol"]
+    if not (isinstance(tol, int | float) and math.isfinite(tol) and tol >= 0):
+        raise _error(f"`tol` must be a finite number >= 0, got {tol!r}.")
+    weights = options["weights"]
+    if isinstance(weights, str) and weights not in ("uniform", "balanced"):
+        raise _error(f"`weights` must be 'uniform', 'balanced' or a tensor of per-sample weights, got {weights!r}.")
+    quantiles = options["quantiles"]
+    if any(not 0 < q < 1 for q in quantiles):
+        raise _error(f"`quantiles` must lie in (0, 1), got {quantiles}.")
+    theory.CertificateGrid(**(options["grid"] or {}))  # fail now, not after the first epoch, on a bad grid
+    if options["stochastic_data"] not in ("error", "approximate"):
+        raise _error(f"`stochastic_data` must be 'error' or 'approximate', got {options['stochastic_data']!r}.")
+    check_subset_options(options["subset_size"], options["confidence"], options["full_every_n_epochs"], weights)
+    if options["subset_size"] is not None and options["dataloader"] is not None:
+        raise _error("`subset_size=` needs `dataset=` (or the training data), not `dataloader=`.")
+    if not isinstance(options["check_data"], bool | dict):
+        raise _error(f"`check_data` must be a bool or a dict of settings, got {options['check_data']!r}.")
+    check_positive_int(name, "blame_size", options["blame_size"])
+    to_image = options["to_image"]
+    if to_image is not None and not callable(to_image):
+        raise _error(f"`to_image` must be a function of a dataset item, got {to_image!r}.")
+    if options["save_samples"] not in (None, True, False):
+        raise _error(
+            f"`save_samples` must be True, False or None (follow save_margins), got {options['save_samples']!r}."
+        )
