@@ -10,6 +10,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
+from ..assess import Patience
 from ..distributions import MisconfigurationError
 from ..dynamics import EigenEstimate, HessianVectorProduct, top_hessian_eigenvalue
 from .base import EpochMonitor, check_positive_int
@@ -134,10 +135,20 @@ class SharpnessMonitor(EpochMonitor):
         self.last_estimate: EigenEstimate | None = None
         # state saved in checkpoints (besides the base's counters)
         self.unstable_count = 0
-        self.consecutive_unstable = 0
+        self.stop_rule = Patience(patience, stop_on_unstable)
         self.indices: Tensor | None = None
 
     checkpoint_state = (*EpochMonitor.checkpoint_state, "unstable_count", "consecutive_unstable", "indices")
+
+    @property
+    def consecutive_unstable(self) -> int:
+        """Consecutive checks with ``η λ_max / 2 > 1`` up to the last one (the stop rule's count)."""
+        return self.stop_rule.consecutive
+
+    @consecutive_unstable.setter
+    def consecutive_unstable(self, value: int) -> None:
+        self.stop_rule.consecutive = value
+
     metric_prefixes = ("stability/sharpness/",)
 
     @property
@@ -224,7 +235,7 @@ class SharpnessMonitor(EpochMonitor):
         metrics = self.same_on_every_rank(trainer, metrics)
         unstable = metrics["stability/sharpness/lr_lambda_over_2"] > 1
         self.unstable_count += int(unstable)
-        self.consecutive_unstable = self.consecutive_unstable + 1 if unstable else 0
+        stop = self.stop_rule.update(unstable)
         metrics["stability/sharpness/unstable"] = float(unstable)
         metrics["stability/sharpness/consecutive_unstable"] = float(self.consecutive_unstable)
         self.finish_check(metrics, epoch)
@@ -244,7 +255,6 @@ class SharpnessMonitor(EpochMonitor):
             f"epoch {epoch}: λ_max {value:.6g}, lr {lr:.3g}, lr·λ_max/2 {ratio:.4g} "
             f"({estimate.products} Hessian-vector products)",
         )
-        stop = self.stop_on_unstable and self.consecutive_unstable >= self.patience
         reason = None
         if stop:
             reason = (

@@ -188,8 +188,10 @@ class SampleStatistics:
 
         Args:
             indices: ``[B]`` distinct sample indices (``≥ 0``) of the pass.
-            targets, margins, losses, predicted: ``[B]`` labels, margins ``δ``, cross entropies ``ℓ`` and
-                predicted classes of those samples.
+            targets: ``[B]`` labels of those samples.
+            margins: ``[B]`` their margins ``δ``.
+            losses: ``[B]`` their cross entropies ``ℓ``.
+            predicted: ``[B]`` their predicted classes.
 
         Raises:
             ValueError: if the vectors differ in length, an index is negative or repeated, or a value is not finite.
