@@ -360,11 +360,6 @@ long as the logger lives: an adapter refers to its logger weakly and a finalizer
 The adapter of a logger that cannot be weakly referenced holds it, so it is kept, and its ``id`` stays its own."""
 
 
-def _registered(logger: Any) -> LoggerAdapter | None:
-    adapter = _REGISTRY.get(id(logger))
-    return adapter if adapter is not None and adapter.refers_to(logger) else None
-
-
 def _register(logger: Any, adapter: LoggerAdapter) -> None:
     key = id(logger)
     _REGISTRY[key] = adapter
@@ -375,8 +370,8 @@ def _register(logger: Any, adapter: LoggerAdapter) -> None:
 def adapter_for(logger: Any) -> LoggerAdapter:
     """The adapter of ``logger``, found by class name; the same one for as long as the logger lives, so its
     warning is given once. Kept in a registry of this module: nothing is set on the logger."""
-    adapter = _registered(logger)
-    if adapter is None:
+    adapter = _REGISTRY.get(id(logger))
+    if adapter is None or not adapter.refers_to(logger):
         names = _class_names(logger)
         kind = next((cls for name, cls in _ADAPTERS if name in names), LoggerAdapter)
         adapter = kind(logger)
