@@ -34,7 +34,7 @@ from .data_probe import PROBE_SIZE, reads_differ, stochastic_data_message
 from .margin_pass import ForwardFn, default_forward
 from .publish import CheckPublisher
 from .run_outputs import RunOutputs
-from .stability_options import STABILITY_DOC, validate_stability_options
+from .stability_options import STABILITY_DOC, StabilityOptionAttributes, validate_stability_options
 from .stability_state import STABILITY_STATE, StabilityState
 from .subset_draw import SubsetDraw
 
@@ -51,7 +51,7 @@ DYNAMICS_PREFIXES = ("stability/sharpness/", "stability/parametrization/", "stab
 SAMPLES_FILE = "samples.csv"
 
 
-class StabilityMonitor(StabilityState, EpochMonitor):
+class StabilityMonitor(StabilityOptionAttributes, StabilityState, EpochMonitor):
     __doc__ = STABILITY_DOC
 
     checkpoint_state = (*EpochMonitor.checkpoint_state, *STABILITY_STATE)

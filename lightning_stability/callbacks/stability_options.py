@@ -4,14 +4,22 @@ construction (every wrong option fails here, with what was wrong and what to pas
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 from .. import theory
+from ..assess import CheckSettings
 from ..distributions import MisconfigurationError
+from ..dynamics.samples import SampleStatistics
 from .base import check_positive_int
-from .subset_draw import check_subset_options
+from .check_cost import CheckCost
+from .collect import MarginSource
+from .margin_pass import ForwardFn
+from .publish import CheckPublisher
+from .run_outputs import RunOutputs
+from .subset_draw import SubsetDraw, check_subset_options
 
-__all__ = ["STABILITY_DOC", "validate_stability_options"]
+__all__ = ["STABILITY_DOC", "StabilityOptionAttributes", "validate_stability_options"]
 
 STABILITY_DOC = r"""Certify, at the end of training epochs, whether the training accuracy reached is stable.
 
@@ -80,6 +88,7 @@ STABILITY_DOC = r"""Certify, at the end of training epochs, whether the training
         subset_seed: seed of the statistical mode's draw.
 
     Attributes:
+        every option: readable under its name (``monitor.batch_size``, ``monitor.save_margins``, …), as given.
         last_report: the last exact check's `lightning_stability.theory.StabilityReport` (``None`` before one).
         last_estimate: the last subset check's `lightning_stability.theory.SubsetEstimate` (statistical mode).
         last_pass: the last check's margin pass (`lightning_stability.records.MarginPass`).
@@ -145,3 +154,91 @@ def validate_stability_options(**options: Any) -> None:
         raise _error(
             f"`save_samples` must be True, False or None (follow save_margins), got {options['save_samples']!r}."
         )
+
+
+class StabilityOptionAttributes:
+    """The options that live in the monitor's parts, readable on the monitor under their own names (as Lightning's
+    callbacks expose theirs, and as ``LightningCLI`` configs name them); the parts stay their only home."""
+
+    settings: CheckSettings
+    source: MarginSource
+    outputs: RunOutputs
+    publisher: CheckPublisher
+    draw: SubsetDraw
+    statistics: SampleStatistics
+    cost: CheckCost
+
+    @property
+    def forward_fn(self) -> ForwardFn:
+        """``forward_fn(pl_module, batch) -> (logits, targets)`` of the margin pass."""
+        return self.source.forward_fn
+
+    @property
+    def batch_size(self) -> int | None:
+        """The margin pass's batch size (``None``: chosen from the training batch size)."""
+        return self.source.batch_size
+
+    @property
+    def num_workers(self) -> int:
+        """Workers of the margin loader."""
+        return self.source.num_workers
+
+    @property
+    def quantiles(self) -> tuple[float, ...]:
+        """The margin quantiles logged."""
+        return self.settings.quantiles
+
+    @property
+    def grid(self) -> dict[str, Any]:
+        """The overrides of `lightning_stability.theory.CertificateGrid`."""
+        return dict(self.settings.grid)
+
+    @property
+    def confidence(self) -> float:
+        """``1 − α`` of the statistical mode's bounds."""
+        return self.settings.confidence
+
+    @property
+    def blame_size(self) -> int:
+        """The worst-margin samples blamed per check."""
+        return self.settings.blame_size
+
+    @property
+    def to_image(self) -> Any:
+        """The picture of a sample in the blame grids."""
+        return self.publisher.pictures.to_image
+
+    @property
+    def log_histogram(self) -> bool:
+        """Whether ``stability/margins`` is logged as a histogram."""
+        return self.publisher.histogram
+
+    @property
+    def log_figure(self) -> bool:
+        """Whether the envelope figure is logged."""
+        return self.publisher.figure
+
+    @property
+    def log_cost(self) -> bool:
+        """Whether ``stability_cost/…`` is logged."""
+        return self.cost.enabled
+
+    @property
+    def save_margins(self) -> str | Path | bool | None:
+        """Where margin files go, as given."""
+        return self.outputs.save_margins
+
+    @property
+    def save_samples(self) -> bool | None:
+        """Whether ``samples.csv`` is written, as given (``None``: follows ``save_margins``)."""
+        return self.outputs.save_samples
+
+    @property
+    def sample_history(self) -> bool:
+        """Whether every check's per-sample margins are kept."""
+        return self.statistics.keep_history
+
+    @property
+    def subset_seed(self) -> int:
+        """The statistical mode's seed."""
+        return self.draw.seed
