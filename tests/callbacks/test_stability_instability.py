@@ -1,4 +1,4 @@
-"""Instability events and the stop on a scripted loss-down / accuracy-down sequence (THEORY.md §8)."""
+"""Instability events and the stop on a scripted loss-down / accuracy-down sequence (docs/theory.md §8)."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from .metric_oracles import canonical
 GROUP_SIZES = (40, 40, 20)
 NUM_CLASSES = 3
 # The margin of each group at each check. Group 2 is badly misclassified and dominates the loss: the scripted
-# "training" lowers the loss by pulling it in while other groups cross to the wrong side (THEORY.md §5's regime).
+# "training" lowers the loss by pulling it in while other groups cross to the wrong side (the regime of docs/theory.md §5).
 SCRIPT: dict[int, tuple[float, float, float]] = {
     -1: (1.0, 1.0, -8.0),  # start: accuracy 0.8
     0: (2.0, 2.0, -8.0),  # loss falls, accuracy stays 0.8: no event

@@ -1,6 +1,6 @@
 """Exact-rational oracles for ties, and literal re-computations of the Theorem A/B floors.
 
-Written from ``/work/shared/THEORY.md`` alone; nothing here imports ``lightning_stability``.
+Written from ``docs/theory.md`` alone; nothing here imports ``lightning_stability``.
 Complements ``tests/theory/oracles.py``:
 
 * ``exact_accuracy`` and ``exact_condition_a`` decide every comparison (``δ > 0``, ``λ_k ≤ λ0``,

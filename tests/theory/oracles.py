@@ -1,9 +1,9 @@
-"""Slow, obvious brute-force oracles for the mathematics of ``THEORY.md``.
+"""Slow, obvious brute-force oracles for the mathematics of ``docs/theory.md``.
 
 Nothing here imports ``lightning_stability``: every quantity is recomputed from
 its definition with plain Python loops, exact rationals (``fractions``) or
 high-precision floats (``mpmath``).  The section numbers refer to
-``/work/shared/THEORY.md``.
+``docs/theory.md``.
 """
 
 from __future__ import annotations
@@ -487,3 +487,23 @@ def dyadic_weights(rng, n, total=32, allow_zero=True):
             continue
         if w.sum() > 0:
             return w
+
+
+def random_logits(rng, n, K, scale):
+    """Random float64 logits ``[n, K]`` of the given scale (rounded to integers 30 % of the time, for exact
+    ties between classes) and random targets."""
+    z = torch.tensor(rng.normal(size=(n, K)) * scale, dtype=torch.float64)
+    y = torch.tensor(rng.integers(0, K, size=n), dtype=torch.long)
+    if rng.random() < 0.3:  # exact ties between classes
+        z = torch.round(z)
+    return z, y
+
+
+def random_weights(rng, n):
+    """``None`` (uniform), dyadic weights summing to 64, or random float weights with about 15 % zeros."""
+    r = rng.random()
+    if r < 0.35:
+        return None
+    if r < 0.7:
+        return torch.tensor(dyadic_weights(rng, n, total=64))
+    return torch.tensor(rng.uniform(0.0, 3.0, size=n) * (rng.random(n) < 0.85))

@@ -1,21 +1,173 @@
-"""Return types and devices of the margin-distribution functions (issue 16, see TESTING.md).
-
-* `margin_cdf`, `good_mass` and `bad_mass` return a Python float for a float point and a tensor (one value per
-  point) for a tensor of points; the mutation run found the float/tensor switch untested.
-* "All functions return float64 results on the input's device": the weights ``μ`` and the query points must
-  be made on the margins' device, not on torch's default device. This machine has no accelerator, so the
-  default device is switched to ``meta`` (which holds no data): a tensor made on the default device instead
-  of the input's device then breaks the computation, while the correct code never touches the default device.
-
-Expected values are exact fractions of four margins, computed by hand.
-"""
+"""Tests of ``lightning_stability/theory/distribution.py`` (docs/theory.md §1): margins, cross entropy, masses, accuracy."""
 
 from __future__ import annotations
 
+from fractions import Fraction
+
+import numpy as np
 import pytest
 import torch
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from lightning_stability import theory
+from tests.theory.exact_oracles import exact_accuracy
+from tests.theory.oracles import (
+    naive_bad_mass,
+    naive_cdf,
+    naive_cross_entropy,
+    naive_good_mass,
+    naive_margins,
+    random_logits,
+    random_weights,
+)
+
+# =====================================================================================================================
+# From test_accuracy.py — §1 accuracy ``A = μ(G_0) = μ({k : δ_k > 0})``: a tie ``δ_k = 0`` is an ERROR.
+#
+# Every case below has ties of positive weight, so counting ``δ ≥ 0`` instead of ``δ > 0`` changes the
+# value by at least one sample's weight and fails deterministically (no randomness is involved in the
+# hand cases; the property test is derandomized by ``conftest.py`` and pinned by ``@example``).
+# =====================================================================================================================
+
+
+def _t(values):
+    return torch.tensor(values, dtype=torch.float64)
+
+
+@pytest.mark.parametrize(
+    "margins, weights, expected",
+    [
+        # one tie among four, unweighted: only the strictly positive margin counts
+        ([0.0, 1.0, -1.0, 0.0], None, Fraction(1, 4)),
+        # all ties: nothing is classified correctly
+        ([0.0, 0.0, 0.0], None, Fraction(0)),
+        ([0.0], None, Fraction(0)),
+        # negative zero is a tie too
+        ([-0.0, 2.0], None, Fraction(1, 2)),
+        # the smallest positive double is correct, the smallest negative one is not
+        ([5e-324, -5e-324, 0.0, 0.0], None, Fraction(1, 4)),
+        # weighted: mass of the strictly positive margins over the total
+        ([0.0, 2.0, -1.0], [5.0, 1.0, 2.0], Fraction(1, 8)),
+        ([0.0, 0.5, 0.0, 3.0], [1.0, 2.0, 3.0, 2.0], Fraction(4, 8)),
+        # a weighted tie that carries almost all the mass
+        ([0.0, 1.0], [1000.0, 1.0], Fraction(1, 1001)),
+        # weighted, all ties
+        ([0.0, 0.0], [3.0, 1.0], Fraction(0)),
+        # zero-weight samples are ignored, whatever their margin (here a tie and a wrong one)
+        ([0.0, -5.0, 3.0, 0.0], [0.0, 0.0, 1.0, 1.0], Fraction(1, 2)),
+        ([7.0, 0.0], [0.0, 1.0], Fraction(0)),
+        ([0.0, 7.0], [0.0, 2.0], Fraction(1)),
+        # normalisation: scaling the weights changes nothing
+        ([0.0, 1.0, 1.0, -2.0], [4.0, 4.0, 4.0, 4.0], Fraction(1, 2)),
+    ],
+)
+def test_accuracy_exact_values(margins, weights, expected):
+    d = _t(margins)
+    w = None if weights is None else _t(weights)
+    assert exact_accuracy(d, w) == expected  # the oracle agrees with the hand value
+    got = theory.accuracy(d, weights=w)
+    assert isinstance(got, float)
+    assert got == pytest.approx(float(expected), abs=1e-15)
+
+
+def test_accuracy_ties_are_errors_from_logits():
+    """A logit tie between the true class and another gives δ = 0 and counts as misclassified."""
+    logits = _t(
+        [
+            [2.0, 2.0, 0.0],  # tie with class 1 -> error
+            [3.0, 1.0, 3.0],  # tie with class 2 -> error
+            [5.0, 4.0, 4.0],  # strict maximum -> correct
+            [1.0, 1.0, 1.0],  # all equal -> error
+        ]
+    )
+    targets = torch.tensor([0, 0, 0, 2])
+    d = theory.margins(logits, targets)
+    assert d.tolist() == [0.0, 0.0, 1.0, 0.0]
+    assert theory.accuracy(d) == 0.25
+    assert theory.accuracy(d, weights=_t([1.0, 1.0, 2.0, 0.0])) == 0.5
+
+
+def test_accuracy_agrees_with_good_mass_cdf_and_certify_on_ties():
+    d = _t([0.0, 0.0, 1.5, -0.5, 0.0, 2.0, 3.0, -1.0])
+    w = _t([1.0, 2.0, 1.0, 1.0, 0.0, 1.0, 1.0, 1.0])
+    for weights, expected in ((None, 3 / 8), (w, 3 / 8)):
+        assert theory.accuracy(d, weights=weights) == pytest.approx(expected, abs=1e-15)
+        assert theory.good_mass(d, 0.0, weights=weights) == pytest.approx(expected, abs=1e-15)
+        assert 1.0 - theory.margin_cdf(d, 0.0, weights=weights) == pytest.approx(expected, abs=1e-15)
+        report = theory.certify(d, 3, weights=weights, zetas=(0.5,), tau_fractions=(0.25,), gammas=(1.0,))
+        assert report.accuracy == pytest.approx(expected, abs=1e-15)
+
+
+MARGIN_VALUES = st.one_of(
+    st.sampled_from([0.0, -0.0, 5e-324, -5e-324, 1e-300, -1e-300, 0.5, -0.5, 1.0, -1.0, 3.0]),
+    st.floats(-10, 10, allow_nan=False),
+)
+
+
+@st.composite
+def margins_and_weights(draw):
+    n = draw(st.integers(1, 12))
+    d = draw(st.lists(MARGIN_VALUES, min_size=n, max_size=n))
+    w = draw(st.one_of(st.none(), st.lists(st.integers(0, 4), min_size=n, max_size=n)))
+    if w is not None and sum(w) == 0:
+        w[0] = 1
+    return d, w
+
+
+@given(margins_and_weights())
+@example(([0.0, 0.0, 0.0, 0.0], None))  # all ties
+@example(([0.0, 1.0, 1.0, 1.0], None))  # the tie case of Condition A
+@example(([0.0, -0.0, 2.0], [1, 1, 0]))  # zero weight on the only correct sample
+@example(([0.0, 3.0, -2.0], [4, 1, 0]))  # a heavy tie
+@example(([5e-324, 0.0, -5e-324], [1, 1, 1]))
+def test_accuracy_matches_exact_oracle(case):
+    d, w = case
+    margins = _t(d)
+    weights = None if w is None else _t([float(x) for x in w])
+    expected = exact_accuracy(margins, weights)
+    got = theory.accuracy(margins, weights=weights)
+    assert got == pytest.approx(float(expected), abs=1e-14)
+    assert 0.0 <= got <= 1.0
+    # the defining identity A = μ(G_0) = 1 − F(0)
+    assert got == pytest.approx(theory.good_mass(margins, 0.0, weights=weights), abs=1e-14)
+
+
+# =====================================================================================================================
+# From test_margins_combined.py — The margin pass's one-pass `(δ, ℓ)` equals the separate functions, and validates like them.
+# =====================================================================================================================
+
+
+def test_margins_and_cross_entropy_equal_the_separate_functions():
+    generator = torch.Generator().manual_seed(0)
+    logits = torch.randn(500, 7, generator=generator) * 5
+    targets = torch.randint(0, 7, (500,), generator=generator)
+    margins, losses = theory.margins_and_cross_entropy(logits, targets)
+    assert torch.equal(margins, theory.margins(logits, targets))
+    assert torch.equal(losses, theory.per_sample_cross_entropy(logits, targets))
+    assert margins.dtype == losses.dtype == torch.float64
+
+
+def test_margins_and_cross_entropy_reject_bad_input():
+    with pytest.raises(ValueError, match="logits"):
+        theory.margins_and_cross_entropy(torch.tensor([[0.0, float("nan")]]), torch.tensor([0]))
+    with pytest.raises(ValueError, match="targets"):
+        theory.margins_and_cross_entropy(torch.zeros(2, 3), torch.tensor([0, 3]))
+
+
+# =====================================================================================================================
+# From test_distribution.py — Return types and devices of the margin-distribution functions (issue 16, see TESTING.md).
+#
+# * `margin_cdf`, `good_mass` and `bad_mass` return a Python float for a float point and a tensor (one value per
+#   point) for a tensor of points; the mutation run found the float/tensor switch untested.
+# * "All functions return float64 results on the input's device": the weights ``μ`` and the query points must
+#   be made on the margins' device, not on torch's default device. This machine has no accelerator, so the
+#   default device is switched to ``meta`` (which holds no data): a tensor made on the default device instead
+#   of the input's device then breaks the computation, while the correct code never touches the default device.
+#
+# Expected values are exact fractions of four margins, computed by hand.
+# =====================================================================================================================
+
 
 M = torch.tensor([0.5, -1.0, 2.0, 0.25], dtype=torch.float64)  # sorted: -1, 0.25, 0.5, 2
 W = torch.tensor([1.0, 2.0, 3.0, 4.0], dtype=torch.float64)  # weights of 0.5, -1, 2, 0.25: total 10
@@ -189,3 +341,64 @@ def test_weights_of_any_real_dtype_are_normalised_in_float64(dtype):
     assert theory.flip_masses(margins, -margins, weights=weights) == (2 / 3, 1 / 3)
     lower, _ = theory.loss_bounds(margins, 2, weights=weights)
     assert lower == pytest.approx(theory.loss_bounds(margins, 2)[0], rel=1e-15)
+
+
+# =====================================================================================================================
+# From test_sandwich.py — §1 margins, per-sample cross entropy and masses against naive loops (its loss tests are in test_loss.py).
+# =====================================================================================================================
+
+
+SEEDS = st.integers(0, 2**32 - 1)
+
+
+@settings(max_examples=40, deadline=None)
+@given(SEEDS, st.sampled_from([2, 3, 5, 10]), st.sampled_from([0.05, 1.0, 8.0, 300.0]))
+def test_margins_and_cross_entropy_match_naive_loops(seed, K, scale):
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 15))
+    z, y = random_logits(rng, n, K, scale)
+    d = theory.margins(z, y)
+    ce = theory.per_sample_cross_entropy(z, y)
+    assert d.dtype == torch.float64 and d.shape == (n,)
+    assert ce.dtype == torch.float64 and ce.shape == (n,)
+    nd = naive_margins(z, y)
+    nce = naive_cross_entropy(z, y)
+    for a, b in zip(d.tolist(), nd):
+        assert a == pytest.approx(b, rel=1e-14, abs=1e-300)
+    for a, b in zip(ce.tolist(), nce):
+        assert a == pytest.approx(b, rel=1e-12, abs=1e-12)
+    # sign of the margin = correctness (a tie counts as misclassified)
+    pred_ok = [(row[t] > max(v for j, v in enumerate(row) if j != t)) for row, t in zip(z.tolist(), y.tolist())]
+    assert [x > 0 for x in d.tolist()] == pred_ok
+
+
+def test_float32_logits_give_float64_results():
+    torch.manual_seed(3)
+    z = torch.randn(9, 4) * 5
+    y = torch.randint(0, 4, (9,))
+    d = theory.margins(z, y)
+    ce = theory.per_sample_cross_entropy(z, y)
+    assert d.dtype == torch.float64 and ce.dtype == torch.float64
+    assert np.allclose(d.numpy(), naive_margins(z, y), rtol=1e-5, atol=1e-5)
+    assert np.allclose(ce.numpy(), naive_cross_entropy(z, y), rtol=1e-5, atol=1e-5)
+
+
+@settings(max_examples=40, deadline=None)
+@given(SEEDS)
+def test_masses_and_cdf(seed):
+    """good_mass = mu(delta > eta), bad_mass = mu(delta < -eta), margin_cdf = mu(delta <= x),
+    with exact ties (dyadic margins, thresholds on the margins themselves)."""
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 16))
+    d = torch.tensor(rng.integers(-12, 12, size=n) / 4.0, dtype=torch.float64)
+    w = random_weights(rng, n)
+    if w is not None and float(w.sum()) == 0.0:
+        w = None
+    etas = [0.0, 0.25, -0.5, 1.0, float(rng.normal())] + [abs(x) for x in d.tolist()[:4]]
+    for eta in etas:
+        assert theory.good_mass(d, eta, weights=w) == pytest.approx(naive_good_mass(d, eta, w), abs=1e-12)
+        assert theory.bad_mass(d, eta, weights=w) == pytest.approx(naive_bad_mass(d, eta, w), abs=1e-12)
+    for x in etas + [-v for v in etas] + d.tolist():
+        assert theory.margin_cdf(d, x, weights=w) == pytest.approx(naive_cdf(d, x, w), abs=1e-12)
+    # a tie delta = 0 is misclassified
+    assert theory.good_mass(torch.tensor([0.0, 1.0], dtype=torch.float64), 0.0) == 0.5

@@ -1,5 +1,5 @@
-"""§8 monitoring: flip masses, instability events, and the counterexample of
-seeds/003_d3df35484111cc55.txt (cross entropy falls while the prediction flips)."""
+"""§8 monitoring: flip masses, instability events, and a counterexample of the kind docs/theory.md §8 describes
+(cross entropy falls while the prediction flips): the task's seed example, probabilities ``A`` → ``B`` below."""
 
 import itertools
 import math

@@ -1,9 +1,4 @@
-"""The flat ``to_dict`` views of the reports and ``loss_rose`` (issue 16, see TESTING.md).
-
-The mutation run found the key names of `StabilityReport.to_dict` and every line of
-`DataClusterReport.to_dict` and `loss_rose` untested by the theory tests (loggers and callbacks read these
-keys, so a renamed key silently drops a metric). Expected values here are written out by hand.
-"""
+"""Tests of ``lightning_stability/theory/results.py``: the report types."""
 
 from __future__ import annotations
 
@@ -14,6 +9,15 @@ import pytest
 import torch
 
 from lightning_stability import theory
+
+# =====================================================================================================================
+# From test_results.py — The flat ``to_dict`` views of the reports and ``loss_rose`` (issue 16, see TESTING.md).
+#
+# The mutation run found the key names of `StabilityReport.to_dict` and every line of
+# `DataClusterReport.to_dict` and `loss_rose` untested by the theory tests (loggers and callbacks read these
+# keys, so a renamed key silently drops a metric). Expected values here are written out by hand.
+# =====================================================================================================================
+
 
 D = torch.tensor([-0.5, 0.25, 1.0, 3.0], dtype=torch.float64)
 
