@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from fractions import Fraction
 from typing import Any
 
 import torch
@@ -11,6 +10,8 @@ from torch import Tensor
 
 from .distribution import SortedMargins
 from .envelope import Envelope
+from .exact_float import _exact_dilations, _rounded_ends
+from .exact_float import _exact_dilations_rational as _exact_dilations_rational  # re-export: tests call it here
 from .results import ConditionBResult
 from .validation import check_finite_number, check_positive, float64
 
@@ -22,100 +23,6 @@ __all__ = [
 
 _OUTWARD = 1.0 - 1e-12
 """``κ_lo`` is multiplied by this, so that float rounding of mass ratios can never lift it above ``κ_B``."""
-
-
-def _two_sum(a: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
-    """``(s, e)`` with ``s = fl(a + b)`` and ``a + b = s + e`` exactly (Knuth's TwoSum)."""
-    s = a + b
-    b_part = s - a
-    return s, (a - (s - b_part)) + (b - b_part)
-
-
-def _nearest_and_residual(a: Tensor, b: Tensor, b_error: Tensor) -> tuple[Tensor, Tensor]:
-    """``(y, ρ)`` with ``a + b + b_error = y + ρ`` exactly, ``y`` the float nearest to that sum and ``ρ`` a float
-    of the residual's sign (``|b_error|`` at most half an ulp of ``b``), by three TwoSums: the residual is smaller
-    than the gap to ``y``'s neighbours, so its sign says on which side of ``y`` the exact sum lies."""
-    s, e2 = _two_sum(a, b)
-    t, e3 = _two_sum(e2, b_error)
-    y, e4 = _two_sum(s, t)
-    return y, e4 + e3
-
-
-def _rounded_ends(centres: Tensor, radius: Tensor, radius_error: Tensor) -> tuple[Tensor, Tensor]:
-    """``(RU(c − ρ), RD(c + ρ))`` for the exact radius ``ρ = radius + radius_error`` (``|radius_error|`` at most
-    half an ulp of ``radius``): the float ends of ``[c ± ρ]`` rounded inward to floats, so that a float ``v`` lies
-    in the exact interval iff ``RU(c − ρ) ≤ v ≤ RD(c + ρ)`` (`_nearest_and_residual` for each end).
-    """
-    high, high_residual = _nearest_and_residual(centres, radius, radius_error)
-    low, low_residual = _nearest_and_residual(centres, -radius, -radius_error)
-    high = torch.where(high_residual < 0, torch.nextafter(high, high.new_tensor(-math.inf)), high)
-    low = torch.where(low_residual > 0, torch.nextafter(low, low.new_tensor(math.inf)), low)
-    return low, high
-
-
-_SPLITTER = 134217729.0  # 2**27 + 1: Veltkamp's splitting constant for float64
-_SAFE_RANGE = (2.0**-400, 2.0**400)
-"""Magnitudes for which `_two_product` is exact: no step of the splitting overflows, no error term underflows."""
-
-
-def _two_product(a: Tensor, b: float) -> tuple[Tensor, Tensor]:
-    """``(p, e)`` with ``p = fl(a·b)`` and ``a·b = p + e`` exactly (Dekker's TwoProduct with Veltkamp's
-    splitting), for float64 ``a`` and ``b`` whose magnitudes lie in ``_SAFE_RANGE``."""
-
-    def split(x: Tensor) -> tuple[Tensor, Tensor]:
-        scaled = _SPLITTER * x
-        high = scaled - (scaled - x)
-        return high, x - high
-
-    factor = torch.full_like(a, b)
-    product = a * factor
-    a_high, a_low = split(a)
-    b_high, b_low = split(factor)
-    error = ((a_high * b_high - product) + a_high * b_low + a_low * b_high) + a_low * b_low
-    return product, error
-
-
-def _exact_dilations(radii: list[float], dilation: float, window_end: float) -> tuple[Tensor, Tensor, Tensor]:
-    """Per radius ``r``: ``fl(Λr)``, the exact error ``Λr − fl(Λr)`` (a float) and ``RD(w − Λr)``, the largest
-    float centre ``c`` with ``c + Λr ≤ w`` exactly (``inf`` for an unbounded window).
-
-    Vectorised with error-free transformations (`_two_product`, then `_nearest_and_residual` for
-    ``w − fl(Λr) − error``); outside their safe range (radii or ``Λ`` beyond ``2^±400``, or ``|w| > 2^400``)
-    the same three values are computed with exact rationals."""
-    low, high = _SAFE_RANGE
-    safe = all(low <= abs(x) <= high for x in (min(radii), max(radii), dilation)) and (
-        math.isinf(window_end) or abs(window_end) <= high
-    )
-    if not safe:
-        return _exact_dilations_rational(radii, dilation, window_end)
-    scaled, errors = _two_product(torch.tensor(radii, dtype=torch.float64), dilation)
-    if math.isinf(window_end):
-        caps = torch.full_like(scaled, window_end)
-    else:
-        room, residual = _nearest_and_residual(torch.full_like(scaled, window_end), -scaled, -errors)
-        caps = torch.where(residual < 0, torch.nextafter(room, room.new_tensor(-math.inf)), room)
-    return scaled, errors, caps
-
-
-def _exact_dilations_rational(radii: list[float], dilation: float, window_end: float) -> tuple[Tensor, Tensor, Tensor]:
-    """`_exact_dilations` with `fractions.Fraction` (any finite magnitudes; slow: one rational per radius)."""
-    scaled, errors, caps = [], [], []
-    for radius in radii:
-        exact = Fraction(dilation) * Fraction(radius)
-        nearest = dilation * radius
-        scaled.append(nearest)
-        errors.append(float(exact - Fraction(nearest)))
-        if math.isinf(window_end):
-            caps.append(math.inf)
-        else:
-            room = Fraction(window_end) - exact
-            cap = float(room)
-            caps.append(math.nextafter(cap, -math.inf) if Fraction(cap) > room else cap)
-    return (
-        torch.tensor(scaled, dtype=torch.float64),
-        torch.tensor(errors, dtype=torch.float64),
-        torch.tensor(caps, dtype=torch.float64),
-    )
 
 
 def _breakpoint_centres(values: Tensor, radius_num: float, radius_den: float, centre_max: float) -> Tensor:
