@@ -1,0 +1,139 @@
+"""CheckPublisher (callbacks/publish.py): what a check hands to the loggers and the margin file, and when."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from lightning_stability.callbacks import publish as publish_module
+from lightning_stability.callbacks.publish import CheckPublisher
+from lightning_stability.files import margin_file_name
+from lightning_stability.records import BlameSets, MarginPass
+
+MARGIN_PASS = MarginPass(
+    torch.tensor([0, 1, 2]),
+    torch.tensor([1, 0, 1]),
+    torch.tensor([0.5, -1.0, 2.0], dtype=torch.float64),
+    torch.tensor([0.4, 1.3, 0.1], dtype=torch.float64),
+    torch.tensor([1, 1, 1]),
+    num_classes=2,
+)
+BLAME = BlameSets(torch.tensor([1]), torch.tensor([1, 0]), torch.tensor([], dtype=torch.long), torch.tensor([2]))
+
+
+class Report:
+    def to_dict(self) -> dict[str, float]:
+        return {"accuracy": 2 / 3}
+
+
+class Pictures:
+    """Records the blame pictures asked for."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple] = []
+
+    def log_grid(self, trainer, dataset, blame, margin_pass, epoch, step):
+        self.calls.append(("grid", epoch, step))
+        return ["row"]
+
+    def file_entries(self, trainer, dataset, blame, margin_pass, rows):
+        self.calls.append(("file", rows))
+        return {"blame": blame.as_dict()}
+
+
+def result(exact: bool = True, event: bool = False, blame: BlameSets | None = None):
+    return SimpleNamespace(
+        exact=exact,
+        margin_pass=MARGIN_PASS,
+        report=Report(),
+        mu=torch.full((3,), 1 / 3, dtype=torch.float64),
+        epoch=4,
+        blame=blame,
+        comparison=SimpleNamespace(event=event),
+    )
+
+
+@pytest.fixture
+def logged(monkeypatch: pytest.MonkeyPatch) -> list[tuple]:
+    calls: list[tuple] = []
+    monkeypatch.setattr(publish_module, "log_text", lambda t, tag, text, step: calls.append(("text", tag, text, step)))
+    monkeypatch.setattr(
+        publish_module, "log_histogram", lambda t, tag, values, step: calls.append(("histogram", tag, values, step))
+    )
+    monkeypatch.setattr(
+        publish_module, "log_figure", lambda t, tag, make, step: calls.append(("figure", tag, make, step))
+    )
+    return calls
+
+
+def trainer(global_zero: bool = True) -> SimpleNamespace:
+    return SimpleNamespace(is_global_zero=global_zero, global_step=17)
+
+
+def test_subset_check_logs_only_the_summary(logged: list, tmp_path: Path) -> None:
+    pictures = Pictures()
+    CheckPublisher(True, True, pictures).publish(
+        trainer(), result(exact=False, event=True, blame=BLAME), "s", 9, None, tmp_path
+    )
+    assert logged == [("text", "stability/summary", "s", 9)]
+    assert pictures.calls == [] and list(tmp_path.iterdir()) == []
+
+
+def test_exact_check_logs_summary_histogram_and_figure(logged: list) -> None:
+    CheckPublisher(True, True, Pictures()).publish(trainer(), result(), "summary", 3, None, None)
+    assert [call[:2] for call in logged] == [
+        ("text", "stability/summary"),
+        ("histogram", "stability/margins"),
+        ("figure", "stability/envelopes"),
+    ]
+    assert logged[1][2].tolist() == [0.5, -1.0, 2.0] and logged[1][3] == 3
+    assert callable(logged[2][2]) and logged[2][3] == 3  # drawn only by a logger that shows figures
+
+
+@pytest.mark.parametrize(
+    ("histogram", "figure", "kinds"), [(False, False, []), (True, False, ["histogram"]), (False, True, ["figure"])]
+)
+def test_histogram_and_figure_switches(logged: list, histogram: bool, figure: bool, kinds: list[str]) -> None:
+    CheckPublisher(histogram, figure, Pictures()).publish(trainer(), result(), "x", 0, None, None)
+    assert [call[0] for call in logged] == ["text", *kinds]
+
+
+def test_blame_grid_only_at_an_event(logged: list) -> None:
+    pictures = Pictures()
+    publisher = CheckPublisher(False, False, pictures)
+    publisher.publish(trainer(), result(event=False, blame=BLAME), "x", 5, None, None)
+    assert pictures.calls == []
+    publisher.publish(trainer(), result(event=True, blame=BLAME), "x", 6, None, None)
+    assert pictures.calls == [("grid", 4, 6)]
+    publisher.publish(trainer(), result(event=True, blame=None), "x", 7, None, None)
+    assert pictures.calls == [("grid", 4, 6)]
+
+
+def test_margin_file_written_with_the_blame(logged: list, tmp_path: Path) -> None:
+    pictures = Pictures()
+    CheckPublisher(False, False, pictures).publish(trainer(), result(event=True, blame=BLAME), "x", 6, None, tmp_path)
+    assert pictures.calls == [("grid", 4, 6), ("file", ["row"])]  # the grid's rows reused
+    path = tmp_path / margin_file_name(4, 17)
+    content = torch.load(path, weights_only=False)
+    assert (content["epoch"], content["global_step"], content["num_classes"]) == (4, 17, 2)
+    assert content["margins"].tolist() == [0.5, -1.0, 2.0] and content["predicted"].tolist() == [1, 1, 1]
+    assert content["report"] == {"accuracy": 2 / 3}
+    assert content["blame"]["worst"].tolist() == [1, 0] and content["blame"]["data_cluster"].tolist() == [2]
+
+
+def test_margin_file_without_event_has_no_grid_rows(logged: list, tmp_path: Path) -> None:
+    pictures = Pictures()
+    CheckPublisher(False, False, pictures).publish(trainer(), result(event=False, blame=BLAME), "x", 6, None, tmp_path)
+    assert pictures.calls == [("file", None)]
+    assert [p.name for p in tmp_path.iterdir()] == [margin_file_name(4, 17)]
+
+
+def test_no_margin_file_off_rank_zero_or_without_blame_or_directory(logged: list, tmp_path: Path) -> None:
+    publisher = CheckPublisher(False, False, Pictures())
+    publisher.publish(trainer(global_zero=False), result(blame=BLAME), "x", 1, None, tmp_path)
+    publisher.publish(trainer(), result(blame=None), "x", 1, None, tmp_path)
+    publisher.publish(trainer(), result(blame=BLAME), "x", 1, None, None)
+    assert list(tmp_path.iterdir()) == []
