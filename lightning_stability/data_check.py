@@ -82,14 +82,14 @@ def run_data_check(
     dataset: Dataset,
     collate_fn: Any,
     settings: dict[str, Any],
-    output_dir: Path,
+    output_dir: Path | None,
 ) -> theory.DataClusterReport:
     """Run `data_clusters` on ``dataset`` (its ``x``), with the rows of the
     model's first linear layer as extra directions, log ``stability/data/*`` and write the witness.
 
     Every rank computes the same report from the full dataset (deterministic: fixed order, seeded directions).
     Rank zero logs it and writes ``output_dir/data_clusters.pt`` (report, directions, witness indices) and
-    ``output_dir/data_clusters.txt`` (the readable table).
+    ``output_dir/data_clusters.txt`` (the readable table); no file for ``output_dir=None`` (``fast_dev_run``).
     """
     settings = dict(settings)
     rows = first_linear_rows(pl_module)
@@ -102,6 +102,8 @@ def run_data_check(
         metrics = {f"stability/data/{key}": value for key, value in report.to_dict().items()}
         log_metrics_now(trainer, metrics)
         table = data_check_table(report)
-        _, text_file = save_data_check(output_dir, report, table)
-        rank_zero_info(trainer, f"[StabilityMonitor] data check ({text_file}):\n{table}")
+        where = (
+            "not written: fast_dev_run" if output_dir is None else str(save_data_check(output_dir, report, table)[1])
+        )
+        rank_zero_info(trainer, f"[StabilityMonitor] data check ({where}):\n{table}")
     return report

@@ -29,6 +29,7 @@ __all__ = [
     "checkpoint_train_time_interval",
     "early_stopping_checks_on_train_epoch_end",
     "tensorboard_file_writer",
+    "user_sampler",
 ]
 
 
@@ -125,3 +126,16 @@ def tensorboard_file_writer(experiment: Any) -> Any:
     a ``Summary`` protobuf to the run's event file. Read from torch 2.13 (``torch/utils/tensorboard/writer.py``)
     and Lightning 2.6.6 (``lightning_fabric/loggers/tensorboard.py``)."""
     return experiment._get_file_writer()
+
+
+# ---------------------------------------------------------------------------------------------------- samplers
+
+
+def user_sampler(sampler: Any) -> Any:
+    """The user's sampler behind a ``DistributedSamplerWrapper`` (Lightning wraps a custom sampler so under DDP:
+    the wrapper's ``dataset`` is a ``_DatasetSamplerWrapper`` whose ``_sampler`` is the original); any other
+    sampler unchanged. Read from Lightning 2.6.6 (``lightning_fabric/utilities/distributed.py``)."""
+    inner = getattr(sampler, "dataset", None)
+    if type(sampler).__name__ == "DistributedSamplerWrapper" and type(inner).__name__ == "_DatasetSamplerWrapper":
+        return getattr(inner, "_sampler")  # noqa: B009 (``inner`` is typed Any | None)
+    return sampler

@@ -7,8 +7,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+import torch
 from torch import Tensor
 
 __all__ = ["BLAME_SETS", "BlameSets", "MarginPass"]
@@ -27,6 +28,10 @@ class MarginPass:
     losses: Tensor
     predicted: Tensor
     num_classes: int
+    non_finite: Tensor = field(default_factory=lambda: torch.empty(0, dtype=torch.long))
+    """Samples left out because their class scores were not finite (NaN or ±inf), by index."""
+    ignored: int = 0
+    """Samples outside the certified set: labelled ``ignore_index`` or of weight zero."""
 
 
 BLAME_SETS = {

@@ -11,7 +11,7 @@ from .assess import CheckResult
 from .records import MarginPass
 from .theory import StabilityReport, SubsetEstimate
 
-__all__ = ["check_summary", "check_texts", "flip_sentence", "instability_reason", "subset_summary"]
+__all__ = ["check_summary", "check_texts", "flip_sentence", "instability_reason", "scope_sentence", "subset_summary"]
 
 
 def _epochs(epochs: Sequence[int]) -> str:
@@ -84,14 +84,41 @@ def subset_summary(
     return text
 
 
+def scope_sentence(ignored: int, weights_source: str, ignore_index: int | None) -> str:
+    """What the certified set is, where that differs from "every sample, uniform": the samples left out and
+    weights taken from the training sampler."""
+    parts = []
+    if weights_source == "sampler":
+        parts.append("Weights μ follow the training loader's WeightedRandomSampler (the loss training lowers).")
+    if ignored:
+        label = f"labelled ignore_index={ignore_index} or " if ignore_index is not None else ""
+        parts.append(f"{ignored} samples ignored ({label}of weight zero).")
+    return " ".join(parts)
+
+
 def check_texts(
     result: CheckResult,
     instability_epochs: Sequence[int],
     instability_count: int,
     approximate: bool,
     full_checks_scheduled: bool,
+    scope: str = "",
 ) -> tuple[str, str]:
-    """A check's text summary (Markdown, for the loggers' text views) and its console line."""
+    """A check's text summary (Markdown, for the loggers' text views) and its console line; ``scope``
+    (`scope_sentence`) ends both."""
+    summary, line = _check_texts(result, instability_epochs, instability_count, approximate, full_checks_scheduled)
+    if scope:
+        summary, line = f"{summary} {scope}", f"{line}; {scope}"
+    return summary, line
+
+
+def _check_texts(
+    result: CheckResult,
+    instability_epochs: Sequence[int],
+    instability_count: int,
+    approximate: bool,
+    full_checks_scheduled: bool,
+) -> tuple[str, str]:
     report, epoch = result.report, result.epoch
     if not result.exact:
         assert result.estimate is not None

@@ -32,6 +32,7 @@ from lightning_stability.lightning_internals import (
     checkpoint_train_time_interval,
     early_stopping_checks_on_train_epoch_end,
     tensorboard_file_writer,
+    user_sampler,
 )
 
 PACKAGE = Path(lightning_internals.__file__).resolve().parent
@@ -402,6 +403,23 @@ def private_accesses(path: Path) -> list[str]:
         ):
             found.append(f"{path.relative_to(PACKAGE.parent)}:{node.lineno}: {ast.unparse(node)}")
     return found
+
+
+# ---------------------------------------------------------------------------------------------------- samplers
+
+
+@DISTRIBUTIONS
+def test_user_sampler(pl: ModuleType) -> None:
+    """Behind the wrapper Lightning puts around a custom sampler under DDP (its fabric package's
+    ``DistributedSamplerWrapper``) is the user's ``WeightedRandomSampler``; other samplers come back as they are."""
+    fabric = importlib.import_module("lightning.fabric" if pl.__name__ == "lightning" else "lightning_fabric")
+    weighted = torch.utils.data.WeightedRandomSampler([0.5, 2.0, 1.0, 0.0], num_samples=4)
+    wrapped = fabric.utilities.distributed.DistributedSamplerWrapper(weighted, num_replicas=2, rank=1, shuffle=False)
+    assert user_sampler(wrapped) is weighted
+    assert user_sampler(weighted) is weighted
+    sequential = torch.utils.data.SequentialSampler(range(3))
+    assert user_sampler(sequential) is sequential
+    assert user_sampler(None) is None
 
 
 def test_no_other_module_touches_a_private_attribute_of_another_object() -> None:

@@ -193,12 +193,11 @@ def sample_weights(option: str | Tensor, margin_pass: MarginPass, exact_length: 
     """
     if isinstance(option, Tensor):
         weights = option.detach().to(torch.float64).reshape(-1)
-        if int(margin_pass.indices.max()) >= weights.shape[0] or (
-            exact_length and weights.shape[0] != margin_pass.indices.numel()
-        ):
+        passed = margin_pass.indices.numel() + margin_pass.ignored  # the ignored ones are outside the certified set
+        if int(margin_pass.indices.max()) >= weights.shape[0] or (exact_length and weights.shape[0] != passed):
             raise ValueError(
-                f"StabilityMonitor: `weights` has {weights.shape[0]} entries but {margin_pass.indices.numel()} "
-                "samples were certified; pass one weight per training sample."
+                f"StabilityMonitor: `weights` has {weights.shape[0]} entries but {passed} samples were passed; "
+                "pass one weight per training sample."
             )
         return weights[margin_pass.indices]
     if option == "balanced":

@@ -12,13 +12,14 @@ from __future__ import annotations
 from collections.abc import Sized
 from typing import TYPE_CHECKING, cast
 
+import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
 from ..distributions import MisconfigurationError
 from ..records import MarginPass
 from .margin_pass import ForwardFn, MarginCollector, margin_dataloader, positioned_loader, run_margin_pass
-from .training_data import TrainingData, device_transfer, find_training_data
+from .training_data import TrainingData, device_transfer, find_training_data, training_sampler_weights
 
 if TYPE_CHECKING:
     import pytorch_lightning as pl
@@ -44,10 +45,44 @@ class MarginSource:
         batch_size: int | None,
         num_workers: int,
         forward_fn: ForwardFn,
+        ignore_index: int | None = None,
     ) -> None:
         self.dataset, self.dataloader = dataset, dataloader
         self.batch_size, self.num_workers, self.forward_fn = batch_size, num_workers, forward_fn
+        self.ignore_index = ignore_index
         self.collector = MarginCollector()
+        self.excluded: Tensor | None = None
+        """``[N]`` bools by sample index: the samples of weight zero (set by `resolve_weights`)."""
+
+    def resolve_weights(self, trainer: pl.Trainer, option: str | Tensor | None) -> tuple[str | Tensor, str]:
+        """The weights ``μ`` the checks use and where they come from (``"uniform"``, ``"balanced"``, ``"tensor"``
+        or ``"sampler"``): the ``weights`` option if given, else the training loader's ``WeightedRandomSampler``
+        weights (training lowers that weighted loss), else uniform. Samples of weight zero are left out of every
+        pass (`excluded`).
+
+        Raises:
+            MisconfigurationError: if a weights tensor (given, or the sampler's) has not one entry per sample.
+        """
+        weights: str | Tensor | None = option
+        source = option if isinstance(option, str) else "tensor"
+        if option is None:
+            sampled = None if self.dataloader is not None else training_sampler_weights(trainer)
+            weights, source = ("uniform", "uniform") if sampled is None else (sampled, "sampler")
+        assert weights is not None
+        self.excluded = None
+        if isinstance(weights, Tensor):
+            weights = weights.detach().to(torch.float64).reshape(-1).cpu()
+            if self.dataloader is None:
+                length = self.num_samples(trainer)
+                if weights.numel() != length:
+                    what = "the training loader's WeightedRandomSampler has" if source == "sampler" else "`weights` has"
+                    raise MisconfigurationError(
+                        f"StabilityMonitor: {what} {weights.numel()} entries but the training dataset has {length} "
+                        "samples; pass `weights=` with one weight per training sample, in dataset order."
+                    )
+            zero = weights == 0
+            self.excluded = zero if bool(zero.any()) else None
+        return weights, source
 
     def training_data(self, trainer: pl.Trainer) -> TrainingData:
         """``dataset=`` or the dataset behind the train dataloader, with its ``collate_fn`` and batch size."""
@@ -99,4 +134,6 @@ class MarginSource:
             move_to_device=device_transfer(trainer, pl_module),
             forward_context=trainer.precision_plugin.forward_context,
             max_batches=int(fast_dev_run) if fast_dev_run else None,
+            ignore_index=self.ignore_index,
+            excluded=self.excluded,
         )

@@ -8,9 +8,11 @@ streams forked and restored, so training is unchanged) and compares the model's 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import torch
+from torch import Tensor
 
 from .margin_pass import ForwardFn, check_forward_output, forward_batch
 from .training_data import device_transfer, untouched_training
@@ -18,17 +20,27 @@ from .training_data import device_transfer, untouched_training
 if TYPE_CHECKING:
     import pytorch_lightning as pl
 
-__all__ = ["PROBE_SIZE", "reads_differ", "stochastic_data_message"]
+__all__ = ["PROBE_SIZE", "Probe", "reads_differ", "stochastic_data_message"]
 
 PROBE_SIZE = 32
 """Samples read twice at fit start to tell deterministic training data from random (augmented) data."""
 
 
-def reads_differ(
-    trainer: pl.Trainer, pl_module: pl.LightningModule, loader: Any, forward_fn: ForwardFn
-) -> tuple[bool, int]:
-    """``(whether two reads of the loader's first batch give different outputs on any rank, batch size)``; the
-    model runs in eval mode under ``inference_mode`` with the Trainer's device transfer and precision."""
+@dataclass(frozen=True)
+class Probe:
+    """What two reads of the first batch showed: whether they differed on any rank, and the first read's sample
+    indices, class scores (float64, CPU) and labels."""
+
+    stochastic: bool
+    indices: Tensor
+    logits: Tensor
+    targets: Tensor
+
+
+def reads_differ(trainer: pl.Trainer, pl_module: pl.LightningModule, loader: Any, forward_fn: ForwardFn) -> Probe:
+    """Whether two reads of the loader's first batch give different outputs on any rank, with the first read's
+    outputs; the model runs in eval mode under ``inference_mode`` with the Trainer's device transfer and
+    precision."""
     outputs = []
     with untouched_training(pl_module), torch.inference_mode():
         for _ in range(2):
@@ -48,7 +60,8 @@ def reads_differ(
         and torch.equal(first_targets, second_targets)
         and torch.allclose(first_logits, second_logits, rtol=1e-5, atol=1e-6 * (1 + float(first_logits.abs().max())))
     )
-    return bool(trainer.strategy.reduce_boolean_decision(not same, all=False)), first_indices.numel()
+    stochastic = bool(trainer.strategy.reduce_boolean_decision(not same, all=False))
+    return Probe(stochastic, first_indices, first_logits, first_targets)
 
 
 def stochastic_data_message(probed: int, user_loader: bool) -> str:

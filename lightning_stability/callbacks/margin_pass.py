@@ -33,6 +33,7 @@ __all__ = [
     "check_forward_output",
     "default_forward",
     "forward_batch",
+    "label_message",
     "margin_dataloader",
     "positioned_loader",
     "run_margin_pass",
@@ -144,6 +145,8 @@ class MarginCollector(Metric):
     margins: list[Tensor]
     losses: list[Tensor]
     predicted: list[Tensor]
+    non_finite: list[Tensor]
+    ignored: Tensor
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -152,8 +155,21 @@ class MarginCollector(Metric):
         self.add_state("margins", default=[], dist_reduce_fx="cat")
         self.add_state("losses", default=[], dist_reduce_fx="cat")
         self.add_state("predicted", default=[], dist_reduce_fx="cat")
+        self.add_state("non_finite", default=[], dist_reduce_fx="cat")
+        self.add_state("ignored", default=torch.tensor(0), dist_reduce_fx="sum")
 
-    def update(self, indices: Tensor, targets: Tensor, margins: Tensor, losses: Tensor, predicted: Tensor) -> None:
+    def update(
+        self,
+        indices: Tensor,
+        targets: Tensor,
+        margins: Tensor,
+        losses: Tensor,
+        predicted: Tensor,
+        non_finite: Tensor | None = None,
+        ignored: int = 0,
+    ) -> None:
+        self.non_finite.append(indices.new_empty(0) if non_finite is None else non_finite.long())
+        self.ignored += ignored
         self.indices.append(indices.long())
         self.targets.append(targets.long())
         self.margins.append(margins.to(torch.float64))
@@ -168,9 +184,11 @@ class MarginCollector(Metric):
                 return state[0] if len(state) == 1 else torch.cat(state)  # one update: no copy
             return state
 
+        extra = {"non_finite": torch.unique(cat(self.non_finite)), "ignored": self.ignored}
         indices = cat(self.indices)
         if bool((indices[1:] > indices[:-1]).all()):  # one process, sequential loader: already sorted and unique
             return {
+                **extra,
                 "indices": indices,
                 "targets": cat(self.targets),
                 "margins": cat(self.margins),
@@ -183,6 +201,7 @@ class MarginCollector(Metric):
         keep[1:] = indices[1:] != indices[:-1]
         chosen = order[keep]
         return {
+            **extra,
             "indices": indices[keep],
             "targets": cat(self.targets)[chosen],
             "margins": cat(self.margins)[chosen],
@@ -207,11 +226,16 @@ class MarginRecorder:
     across ranks is the collector's.
     """
 
-    def __init__(self, chunk_scores: int = CHUNK_SCORES) -> None:
+    def __init__(
+        self, chunk_scores: int = CHUNK_SCORES, *, ignore_index: int | None = None, excluded: Tensor | None = None
+    ) -> None:
         self.chunk_scores = chunk_scores
+        self.ignore_index, self.excluded = ignore_index, excluded
         self.parts: tuple[list[Tensor], ...] = ([], [], [], [], [])
         self.pending: list[tuple[Tensor, Tensor, Tensor]] = []
         self.pending_scores = 0
+        self.non_finite: list[Tensor] = []
+        self.ignored = 0
 
     def record(self, indices: Tensor, logits: Tensor, targets: Tensor) -> None:
         """Keep one batch; reduce the held batches when they reach ``chunk_scores`` class scores."""
@@ -230,29 +254,69 @@ class MarginRecorder:
         indices = torch.cat([batch[0] for batch in batches]).to(device)
         logits = torch.cat([batch[1] for batch in batches])
         targets = torch.cat([batch[2].to(device) for batch in batches])
+        indices, logits, targets = self._certified_rows(indices, logits, targets)
         try:
             margins, losses = margins_and_cross_entropy(logits, targets)
         except ValueError as error:
-            bad = (targets < 0) | (targets >= logits.shape[1])
-            if logits.is_floating_point():
-                bad |= ~torch.isfinite(logits).all(dim=1)
-            named = indices[bad] if bool(bad.any()) else indices
-            raise ValueError(
-                f"StabilityMonitor: the model's outputs for samples {named[:8].tolist()}"
-                f"{'...' if named.numel() > 8 else ''} are invalid: {error}"
-            ) from error
+            raise ValueError(f"StabilityMonitor: the model's outputs are invalid: {error}") from error
         for part, vector in zip(self.parts, (indices, targets, margins, losses, logits.argmax(dim=1)), strict=True):
             part.append(vector)
+
+    def _certified_rows(self, indices: Tensor, logits: Tensor, targets: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """The rows that are certified: not labelled ``ignore_index``, not of weight zero (``excluded``), with
+        finite class scores. Ignored rows are counted, non-finite ones kept by index; a label outside
+        ``[0, K)`` that is not ``ignore_index`` is an error naming the samples and the labels."""
+        outside = torch.zeros_like(targets, dtype=torch.bool)
+        if self.ignore_index is not None:
+            outside |= targets == self.ignore_index
+        if self.excluded is not None:
+            outside |= self.excluded.to(indices.device)[indices]
+        label_error = ~outside & ((targets < 0) | (targets >= logits.shape[1]))
+        non_finite = ~outside & ~torch.isfinite(logits).all(dim=1) if logits.is_floating_point() else None
+        dropped = outside if non_finite is None else outside | non_finite
+        if not bool((dropped | label_error).any()):  # the usual case: one host sync, no copies
+            return indices, logits, targets
+        if bool(label_error.any()):
+            raise ValueError(
+                label_message(indices[label_error], targets[label_error], logits.shape[1], self.ignore_index)
+            )
+        self.ignored += int(outside.sum())
+        if non_finite is not None:
+            self.non_finite.append(indices[non_finite])
+        keep = ~dropped
+        return indices[keep], logits[keep], targets[keep]
 
     def hand_over(self, collector: MarginCollector) -> None:
         """Pass everything recorded to ``collector`` in one update."""
         self.flush()
+        non_finite = torch.cat(self.non_finite) if self.non_finite else None
         if self.parts[0]:
             vectors = []
             for part in self.parts:  # free each list of pieces as soon as its vector exists
                 vectors.append(torch.cat(part))
                 part.clear()
-            collector.update(*vectors)
+            indices, targets, margins, losses, predicted = vectors
+            collector.update(indices, targets, margins, losses, predicted, non_finite, self.ignored)
+        elif non_finite is not None or self.ignored:
+            empty = torch.empty(0, dtype=torch.long)
+            collector.update(empty, empty, empty.double(), empty.double(), empty, non_finite, self.ignored)
+
+
+def label_message(indices: Tensor, labels: Tensor, num_classes: int, ignore_index: int | None) -> str:
+    """What is wrong with labels outside ``[0, K)``: the samples, the labels, ``K`` and ``ignore_index``."""
+    shown = ", ".join(f"{int(i)}: {int(y)}" for i, y in zip(indices[:8].tolist(), labels[:8].tolist(), strict=True))
+    more = f" (and {indices.numel() - 8} more)" if indices.numel() > 8 else ""
+    ignore = (
+        f"`ignore_index={ignore_index}` marks labels to leave out"
+        if ignore_index is not None
+        else "`ignore_index=None` leaves no label out"
+    )
+    one_based = " (1-based labels?)" if int(labels.min()) >= 1 and int(labels.max()) == num_classes else ""
+    return (
+        f"StabilityMonitor: labels outside the {num_classes} classes [0, {num_classes - 1}] the model scores{one_based}, "
+        f"at samples {{index: label}} {{{shown}}}{more}; {ignore}. Fix the labels or the number of classes, pass "
+        "`ignore_index=` for the label your loss ignores, or give those samples weight zero (`weights=`)."
+    )
 
 
 def run_margin_pass(
@@ -264,6 +328,8 @@ def run_margin_pass(
     move_to_device: Callable[[Any], Any] = lambda batch: batch,
     forward_context: Callable[[], Any] | None = None,
     max_batches: int | None = None,
+    ignore_index: int | None = None,
+    excluded: Tensor | None = None,
 ) -> MarginPass:
     """Evaluate ``module`` in eval mode under ``torch.inference_mode()`` over ``loader``.
 
@@ -278,10 +344,14 @@ def run_margin_pass(
         move_to_device: moves a batch to the model's device (e.g. ``trainer.strategy.batch_to_device``).
         forward_context: a context manager factory for precision (e.g. ``precision_plugin.forward_context``).
         max_batches: stop after this many batches (``fast_dev_run``); ``None`` covers the whole loader.
+        ignore_index: the label of samples outside the certified set (counted in ``MarginPass.ignored``).
+        excluded: ``[N]`` bools, by sample index: samples of weight zero, outside the certified set too.
+
+    Samples whose class scores are not finite are left out and named in ``MarginPass.non_finite``.
     """
     num_classes = 0
     collector.reset()
-    recorder = MarginRecorder()
+    recorder = MarginRecorder(ignore_index=ignore_index, excluded=excluded)
     with untouched_training(module), torch.inference_mode():
         for batch_index, (indices, batch) in enumerate(loader):
             if max_batches is not None and batch_index >= max_batches:
@@ -293,8 +363,10 @@ def run_margin_pass(
         raise MisconfigurationError("StabilityMonitor: the margin loader yielded no batch; nothing to certify.")
     recorder.hand_over(collector)
     gathered = collector.compute()
+    ignored = int(gathered.pop("ignored"))
     # torchmetrics squeezes one-element results to 0-d tensors: keep every vector 1-d
-    return MarginPass(num_classes=num_classes, **{key: value.cpu().reshape(-1) for key, value in gathered.items()})
+    vectors = {key: value.cpu().reshape(-1) for key, value in gathered.items()}
+    return MarginPass(num_classes=num_classes, ignored=ignored, **vectors)
 
 
 def forward_batch(

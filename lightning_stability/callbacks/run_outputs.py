@@ -60,9 +60,16 @@ class RunOutputs:
     def __init__(self, save_margins: str | Path | bool | None, save_samples: bool | None, data_check: bool) -> None:
         self.save_margins, self.save_samples, self.data_check = save_margins, save_samples, data_check
         self.run_dir: Path | None = None
+        self.smoke_test = False
+        """``fast_dev_run``: Lightning writes no files in a smoke test, nor does the monitor."""
 
     def setup(self, trainer: pl.Trainer) -> None:
-        """Choose this run's directory (if a file goes there) and check every directory is writable."""
+        """Choose this run's directory (if a file goes there) and check every directory is writable; under
+        ``fast_dev_run`` no file is written at all."""
+        self.smoke_test = bool(getattr(trainer, "fast_dev_run", False))
+        if self.smoke_test:
+            self.run_dir = None
+            return
         needs_run_dir = (
             self.save_margins is True or self.data_check or bool(self.save_samples and not self.save_margins)
         )
@@ -80,7 +87,7 @@ class RunOutputs:
         """Where margin files go: ``save_margins``, or ``<run directory>/margins`` for ``save_margins=True`` — the
         TensorBoard/CSV logger's ``version_N`` directory, else a fresh ``<default_root_dir>/stability_runs/version_N``.
         """
-        if self.save_margins is None or self.save_margins is False:
+        if self.save_margins is None or self.save_margins is False or self.smoke_test:
             return None
         if self.save_margins is True:
             return (self.run_dir or Path(trainer.default_root_dir)) / "margins"
@@ -89,12 +96,13 @@ class RunOutputs:
     def samples_dir(self, trainer: pl.Trainer) -> Path | None:
         """Where ``samples.csv`` goes: the ``save_margins`` directory if one is given, else the run directory;
         ``None`` if it is not written."""
-        if not (bool(self.save_margins) if self.save_samples is None else self.save_samples):
+        if self.smoke_test or not (bool(self.save_margins) if self.save_samples is None else self.save_samples):
             return None
         if self.save_margins and self.save_margins is not True:
             return Path(self.save_margins)
         return self.run_dir or Path(trainer.default_root_dir)
 
-    def data_check_dir(self, trainer: pl.Trainer) -> Path:
-        """Where the data check writes: the run directory, else ``default_root_dir``."""
-        return self.run_dir or Path(trainer.default_root_dir)
+    def data_check_dir(self, trainer: pl.Trainer) -> Path | None:
+        """Where the data check writes: the run directory, else ``default_root_dir``; nowhere under
+        ``fast_dev_run``."""
+        return None if self.smoke_test else self.run_dir or Path(trainer.default_root_dir)

@@ -13,7 +13,6 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
@@ -21,11 +20,12 @@ from .. import theory
 from ..assess import CheckResult, CheckSettings, InstabilityHistory, Patience, assess_check, sample_weights
 from ..assess.names import DASHBOARD, FINAL, run_constants, subset_constants
 from ..data_check import run_data_check
+from ..distributions import MisconfigurationError
 from ..dynamics.samples import SampleDynamics, SampleStatistics
 from ..files import save_samples_csv
 from ..loggers import declare_final, log_constants, log_final, log_layout
 from ..records import MarginPass
-from ..summaries import check_texts, instability_reason
+from ..summaries import check_texts, instability_reason, scope_sentence
 from .base import EpochMonitor
 from .blame_pictures import BlamePictures
 from .check_cost import CheckCost
@@ -34,6 +34,13 @@ from .data_probe import PROBE_SIZE, reads_differ, stochastic_data_message
 from .margin_pass import ForwardFn, default_forward
 from .publish import CheckPublisher
 from .run_outputs import RunOutputs
+from .setup_checks import (
+    label_problem,
+    probability_outputs,
+    same_kind_monitors,
+    schedule_never_checks,
+    ties_note,
+)
 from .stability_options import STABILITY_DOC, StabilityOptionAttributes, validate_stability_options
 from .stability_state import STABILITY_STATE, StabilityState
 from .subset_draw import SubsetDraw
@@ -43,7 +50,7 @@ if TYPE_CHECKING:
 
 __all__ = ["StabilityMonitor"]
 
-Weights = Literal["uniform", "balanced"] | Tensor
+Weights = Literal["uniform", "balanced"] | Tensor | None
 
 DYNAMICS_PREFIXES = ("stability/sharpness/", "stability/parametrization/", "stability/gradient_flow/")
 """The dynamics monitors' names, which share the ``stability/`` prefix."""
@@ -64,7 +71,8 @@ class StabilityMonitor(StabilityOptionAttributes, StabilityState, EpochMonitor):
         # which samples
         dataset: Dataset | None = None,
         dataloader: DataLoader | None = None,
-        weights: Weights = "uniform",
+        weights: Weights = None,
+        ignore_index: int | None = -100,
         forward_fn: ForwardFn | None = None,
         batch_size: int | None = None,
         num_workers: int = 0,
@@ -104,7 +112,12 @@ class StabilityMonitor(StabilityOptionAttributes, StabilityState, EpochMonitor):
         self.stochastic_data, self.check_data = stochastic_data, check_data
         self.subset_size, self.full_every_n_epochs = subset_size, full_every_n_epochs
         self.settings = CheckSettings(float(tol), dict(grid or {}), tuple(quantiles), confidence, blame_size)
-        self.source = MarginSource(dataset, dataloader, batch_size, num_workers, forward_fn or default_forward)
+        self.ignore_index = ignore_index
+        self.source = MarginSource(
+            dataset, dataloader, batch_size, num_workers, forward_fn or default_forward, ignore_index
+        )
+        self.resolved_weights: str | Tensor = "uniform"
+        self.weights_source = "uniform"
         self.outputs = RunOutputs(save_margins, save_samples, bool(check_data))
         self.publisher = CheckPublisher(log_histogram, log_figure, BlamePictures(blame_size, to_image))
         self.draw = SubsetDraw(subset_size or 0, full_every_n_epochs, subset_seed)
@@ -119,6 +132,8 @@ class StabilityMonitor(StabilityOptionAttributes, StabilityState, EpochMonitor):
         self.last_pass: MarginPass | None = None
         self.last_cost: dict[str, float] = {}
         self._constants_logged: set[bool] = set()  # which kinds of check (exact: True) logged their constants
+        self._no_certificate = False  # a check found non-finite outputs (or nothing to certify) and stopped
+        self._ties_noted = False
 
     # ------------------------------------------------------------------ what users and readers see
 
@@ -169,10 +184,12 @@ class StabilityMonitor(StabilityOptionAttributes, StabilityState, EpochMonitor):
 
     @property
     def _weights_key(self) -> str:
+        if self.weights is None:
+            return "uniform"  # the key of earlier versions' default, so their checkpoints still restore
         return self.weights if isinstance(self.weights, str) else "tensor"
 
     def _constants(self, report: theory.StabilityReport) -> dict[str, Any]:
-        return run_constants(report, self.every_n_epochs, self._weights_key, self.tol, self.approximate)
+        return run_constants(report, self.every_n_epochs, self.weights_source, self.tol, self.approximate)
 
     # ------------------------------------------------------------------ hooks
 
@@ -180,6 +197,9 @@ class StabilityMonitor(StabilityOptionAttributes, StabilityState, EpochMonitor):
         """Choose this run's output directory (files of one run never mix with another's) and check that every
         directory the monitor will write to is writable — before training."""
         if stage == "fit":
+            refusal = same_kind_monitors(getattr(trainer, "callbacks", []), self)
+            if refusal is not None:
+                raise self.error(refusal)
             self.outputs.setup(trainer)
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -189,7 +209,7 @@ class StabilityMonitor(StabilityOptionAttributes, StabilityState, EpochMonitor):
             {
                 "stability/every_n_epochs": self.every_n_epochs,
                 "stability/tol": self.tol,
-                "stability/weights": self._weights_key,
+                "stability/weights": self._weights_key if self.weights is not None else "sampler or uniform",
             }
         )
         declare_final(trainer, params, list(FINAL))
@@ -208,6 +228,10 @@ class StabilityMonitor(StabilityOptionAttributes, StabilityState, EpochMonitor):
         self.cost.start_epoch()
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        finished = trainer.current_epoch - 1  # the last finished epoch: its weights are the final ones
+        checked = -1 if self.last_checked_epoch is None else self.last_checked_epoch
+        if finished > checked and not self._no_certificate:  # the final weights are always checked
+            self.run_check(trainer, pl_module, finished, in_epoch_end=False)
         directory = self.outputs.samples_dir(trainer)
         if directory is not None and trainer.is_global_zero and self.checks_done:
             path = save_samples_csv(Path(directory) / SAMPLES_FILE, self.statistics.result())
@@ -222,20 +246,29 @@ class StabilityMonitor(StabilityOptionAttributes, StabilityState, EpochMonitor):
         """Check ``weights`` against the dataset's length, and stop before training if the training data is random
         (two reads of one batch differ, `lightning_stability.callbacks.data_probe`) unless
         ``stochastic_data="approximate"`` accepts it (then every summary says so)."""
-        if isinstance(self.weights, Tensor) and self.dataloader is None:
-            length = self.source.num_samples(trainer)
-            if self.weights.numel() != length:
-                raise self.error(
-                    f"`weights` has {self.weights.numel()} entries but the training dataset has {length} samples; "
-                    "pass one weight per training sample, in dataset order."
-                )
+        self.resolved_weights, self.weights_source = self.source.resolve_weights(trainer, self.weights)
+        if self.outputs.smoke_test:
+            self.warn(
+                trainer,
+                f"fast_dev_run: every margin pass covers only the first {int(getattr(trainer, 'fast_dev_run', 1))} batch(es), so "
+                "the numbers are not the whole training set's; no files are written.",
+            )
+        never = schedule_never_checks(trainer.max_epochs, self.every_n_epochs, self.check_at_start)
+        if never is not None:
+            self.warn(trainer, never)
         loader = self.source.loader(trainer, batch_size=PROBE_SIZE)
-        stochastic, probed = reads_differ(trainer, pl_module, loader, self.source.forward_fn)
-        self.approximate = stochastic
-        if not stochastic:
+        probe = reads_differ(trainer, pl_module, loader, self.source.forward_fn)
+        labels = label_problem(probe.indices, probe.logits, probe.targets, self.ignore_index, self.source.excluded)
+        if labels is not None:
+            raise MisconfigurationError(labels)
+        probabilities = probability_outputs(probe.logits)
+        if probabilities is not None:
+            self.warn(trainer, probabilities)
+        self.approximate = probe.stochastic
+        if not probe.stochastic:
             return
         if self.stochastic_data != "approximate":
-            raise self.error(stochastic_data_message(probed, self.dataloader is not None))
+            raise self.error(stochastic_data_message(probe.indices.numel(), self.dataloader is not None))
         self.warn(
             trainer,
             "the training samples differ between two passes (random augmentation?): every check certifies one "
@@ -251,19 +284,21 @@ class StabilityMonitor(StabilityOptionAttributes, StabilityState, EpochMonitor):
         if exact:  # collect
             margin_pass = self.source.run(trainer, pl_module)
         else:
-            full = (
-                self.weights.detach().to(torch.float64).reshape(-1).cpu() if isinstance(self.weights, Tensor) else None
-            )
+            weights = self.resolved_weights
+            full = weights if isinstance(weights, Tensor) else None
             indices, _ = self.draw.draw(self.source.num_samples(trainer), full)
             margin_pass = self.source.run(trainer, pl_module, indices)
             counts = self.draw.counts_of(margin_pass.indices)
         passed = self.cost.clock()
+        if margin_pass.non_finite.numel() or not margin_pass.indices.numel():
+            self._stop_without_certificate(trainer, margin_pass, epoch)
+            return
         forgotten = self.statistics.update(  # assess
             margin_pass.indices, margin_pass.targets, margin_pass.margins, margin_pass.losses, margin_pass.predicted
         )
         result = assess_check(
             margin_pass,
-            sample_weights(self.weights, margin_pass, self.dataloader is not None) if exact else None,
+            sample_weights(self.resolved_weights, margin_pass, self.dataloader is not None) if exact else None,
             self.settings,
             epoch=epoch,
             exact=exact,
@@ -281,6 +316,27 @@ class StabilityMonitor(StabilityOptionAttributes, StabilityState, EpochMonitor):
         self._publish(trainer, pl_module, result, cost, in_epoch_end)
         self.decide_stop(trainer, stop, reason)  # decide
 
+    def _stop_without_certificate(self, trainer: pl.Trainer, margin_pass: MarginPass, epoch: int) -> None:
+        """Non-finite class scores (or nothing left to certify): no certificate, training stops as with
+        ``EarlyStopping(check_finite=True)``; the files written so far stay, ``samples.csv`` is written at fit end."""
+        bad = margin_pass.non_finite
+        when = "before training" if epoch < 0 else f"after epoch {epoch}"
+        if bad.numel():
+            first = ", ".join(str(i) for i in bad[:8].tolist()) + (", ..." if bad.numel() > 8 else "")
+            reason = (
+                f"the model's class scores are not finite (NaN or inf) for {bad.numel()} sample(s) {when} (samples "
+                f"{first}): no certificate is possible; training stops, as EarlyStopping(check_finite=True) does. A "
+                "diverged model: lower the learning rate, clip gradients or use a higher precision."
+            )
+        else:
+            reason = (
+                f"every sample is outside the certified set {when} ({margin_pass.ignored} labelled "
+                f"ignore_index={self.ignore_index} or of weight zero): nothing to certify; training stops."
+            )
+        self.warn(trainer, reason)
+        self._no_certificate = True
+        self.decide_stop(trainer, True, reason)
+
     def _record(self, trainer: pl.Trainer, result: CheckResult) -> str | None:
         """Take the check into the history; warn what changed. Returns the stop reason of an event."""
         comparison, accuracy = result.comparison, result.report.accuracy
@@ -288,6 +344,11 @@ class StabilityMonitor(StabilityOptionAttributes, StabilityState, EpochMonitor):
             if comparison.samples_changed:
                 self.warn(trainer, "the certified samples changed since the previous check; flip masses skipped.")
             self.history.record_exact(result.epoch, comparison, result.margin_pass, result.loss, accuracy)
+            checked = result.margin_pass
+            ties = None if self._ties_noted else ties_note(checked.margins, checked.targets, checked.predicted)
+            if ties is not None:
+                self._ties_noted = True
+                self.warn(trainer, ties)
         else:
             assert result.estimate is not None
             self.history.record_subset(comparison, result.loss, result.estimate.accuracy)
@@ -326,7 +387,12 @@ class StabilityMonitor(StabilityOptionAttributes, StabilityState, EpochMonitor):
             )
             self._constants_logged.add(result.exact)
         summary, line = check_texts(
-            result, self.history.epochs, self.history.count, self.approximate, self.full_every_n_epochs is not None
+            result,
+            self.history.epochs,
+            self.history.count,
+            self.approximate,
+            self.full_every_n_epochs is not None,
+            scope=scope_sentence(result.margin_pass.ignored, self.weights_source, self.ignore_index),
         )
         dataset = self.source.samples_by_index(trainer)
         self.publisher.publish(trainer, result, summary, step, dataset, self.outputs.margins_dir(trainer))

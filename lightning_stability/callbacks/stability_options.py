@@ -39,7 +39,12 @@ STABILITY_DOC = r"""Certify, at the end of training epochs, whether the training
         dataloader: a finite loader over the samples to certify, iterated as given (samples are identified by
             their position in it); not with DDP, where ``dataset`` lets the monitor shard the data.
         weights: sample weights ``μ``: ``"uniform"``, ``"balanced"`` (each class gets the same total mass) or a
-            tensor with one non-negative weight per sample of the dataset.
+            tensor with one non-negative weight per sample of the dataset (weight-zero samples are left out of
+            everything); default ``None``: the training loader's ``WeightedRandomSampler`` weights if it has one
+            (training lowers that weighted loss; the summary says so), else uniform.
+        ignore_index: the label of samples outside the certified set, as ``torch.nn.functional.cross_entropy``'s
+            ``ignore_index`` (default −100, used by Hugging Face datasets): weight zero, counted and reported;
+            ``None``: every label must be a class.
         forward_fn: ``forward_fn(pl_module, batch) -> (logits [B, K], targets [B])``; default
             ``(pl_module(x), y)`` for ``(x, y)`` batches.
         batch_size: batch size of the margin pass; default ``max(256, 4 × the training batch size)``.
@@ -133,6 +138,9 @@ def validate_stability_options(**options: Any) -> None:
     if not (isinstance(tol, int | float) and math.isfinite(tol) and tol >= 0):
         raise _error(f"`tol` must be a finite number >= 0, got {tol!r}.")
     weights = options["weights"]
+    ignore_index = options["ignore_index"]
+    if ignore_index is not None and (not isinstance(ignore_index, int) or isinstance(ignore_index, bool)):
+        raise _error(f"`ignore_index` must be an integer label or None, got {ignore_index!r}.")
     if isinstance(weights, str) and weights not in ("uniform", "balanced"):
         raise _error(f"`weights` must be 'uniform', 'balanced' or a tensor of per-sample weights, got {weights!r}.")
     quantiles = options["quantiles"]

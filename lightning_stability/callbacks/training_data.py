@@ -18,9 +18,10 @@ from typing import TYPE_CHECKING, Any, cast
 import numpy as np
 import torch
 from torch import Tensor, nn
-from torch.utils.data import DataLoader, Dataset, IterableDataset
+from torch.utils.data import DataLoader, Dataset, IterableDataset, WeightedRandomSampler
 
 from ..distributions import MisconfigurationError
+from ..lightning_internals import user_sampler
 
 if TYPE_CHECKING:
     import pytorch_lightning as pl
@@ -31,6 +32,7 @@ __all__ = [
     "find_training_data",
     "fixed_subset",
     "load_batches",
+    "training_sampler_weights",
     "untouched_training",
 ]
 
@@ -78,6 +80,21 @@ def find_training_data(
     if len(dataset) == 0:
         raise MisconfigurationError(f"{owner}: the training dataset is empty; nothing to evaluate.")
     return TrainingData(dataset, collate_fn, batch_size)
+
+
+def training_sampler_weights(trainer: pl.Trainer) -> Tensor | None:
+    """The per-sample weights of the training loader's ``WeightedRandomSampler`` (also behind Lightning's DDP
+    wrapper), as float64, or ``None`` if it samples otherwise. Training lowers the sampler-weighted loss
+    ``Σ w_k ℓ_k / Σ w_k`` (in expectation over the draws), so that is the loss the theorems' premise is about."""
+    loader = trainer.train_dataloader
+    sampler = getattr(loader, "sampler", None) if isinstance(loader, DataLoader) else None
+    batch_sampler = getattr(loader, "batch_sampler", None)
+    if not isinstance(user_sampler(sampler), WeightedRandomSampler):
+        sampler = getattr(batch_sampler, "sampler", None)  # a BatchSampler over the weighted sampler
+    sampler = user_sampler(sampler)
+    if not isinstance(sampler, WeightedRandomSampler):
+        return None
+    return torch.as_tensor(sampler.weights).detach().to(torch.float64).reshape(-1).cpu()
 
 
 def fixed_subset(length: int, num_samples: int, seed: int) -> Tensor:

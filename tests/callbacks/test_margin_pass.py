@@ -70,7 +70,8 @@ def test_run_margin_pass_records_the_predicted_class_per_sample() -> None:
 
 def test_chunked_reduction_equals_the_per_batch_one_and_names_the_bad_samples() -> None:
     """Holding batches until a chunk is full changes nothing in the vectors (compared with a chunk per batch and
-    with one chunk for everything); an invalid output names the offending samples' dataset indices."""
+    with one chunk for everything); a non-finite output is left out and named by its dataset index, a label outside
+    the classes fails naming the sample and the label, ``ignore_index`` labels are counted and left out."""
     import pytest
 
     from lightning_stability.callbacks.margin_pass import MarginRecorder
@@ -107,5 +108,27 @@ def test_chunked_reduction_equals_the_per_batch_one_and_names_the_bad_samples() 
         recorder.record(
             torch.arange(start, min(start + 64, 1000)) + 5000, broken[start : start + 64], targets[start : start + 64]
         )
-    with pytest.raises(ValueError, match=r"samples \[5300, 5701\] are invalid: `logits` contains NaN"):
-        recorder.hand_over(MarginCollector())
+    collector = MarginCollector()
+    recorder.hand_over(collector)  # non-finite rows are left out and named, never certified
+    left_out = collector.compute()
+    assert left_out["non_finite"].tolist() == [5300, 5701]
+    kept = torch.ones(1000, dtype=torch.bool)
+    kept[[300, 701]] = False
+    assert torch.equal(left_out["indices"], torch.arange(1000)[kept] + 5000)
+    assert torch.equal(left_out["margins"], results[0]["margins"][kept])
+
+    wrong = targets.clone()
+    wrong[[40, 41]] = torch.tensor([7, -100])
+    for ignore_index, match in ((-100, r"\{5040: 7\}; `ignore_index=-100`"), (None, r"\{5040: 7, 5041: -100\}")):
+        recorder = MarginRecorder(ignore_index=ignore_index)
+        recorder.record(torch.arange(64) + 5000, logits[:64], wrong[:64])
+        with pytest.raises(ValueError, match=match):
+            recorder.hand_over(MarginCollector())
+    ignored = targets.clone()
+    ignored[[3, 9, 10]] = -100
+    recorder, collector = MarginRecorder(ignore_index=-100), MarginCollector()
+    recorder.record(torch.arange(64), logits[:64], ignored[:64])
+    recorder.hand_over(collector)
+    vectors = collector.compute()
+    assert int(vectors["ignored"]) == 3
+    assert vectors["indices"].tolist() == [i for i in range(64) if i not in (3, 9, 10)]

@@ -43,10 +43,13 @@ def test_nan_logits_fail_and_keep_earlier_csv_metrics(csv_logger) -> None:
         return logits, y
 
     monitor = StabilityMonitor(grid=SMALL_GRID, forward_fn=forward_fn)
-    with pytest.raises(ValueError, match="NaN or inf") as error:
-        fit(monitor, logger=csv_logger, max_epochs=4)
-    message = str(error.value)
-    assert "StabilityMonitor" in message and "learning rate" in message
+    with pytest.warns(
+        UserWarning,
+        match=r"StabilityMonitor: .*not finite \(NaN or inf\) for 1 sample\(s\) after epoch 2 \(samples 5\)",
+    ):
+        trainer = fit(monitor, logger=csv_logger, max_epochs=4)  # stops the way EarlyStopping(check_finite=True) does
+    assert trainer.current_epoch == 3 and trainer.should_stop  # epoch 2 finished, epoch 3 never ran
+    assert "learning rate" in monitor.stop_reason and "samples 5" in monitor.stop_reason
     assert monitor.checks_done == 3  # start, epochs 0 and 1
 
     # the metrics of the checks before the failure were written to disk
@@ -58,9 +61,13 @@ def test_nan_logits_fail_and_keep_earlier_csv_metrics(csv_logger) -> None:
 def test_targets_outside_the_classes() -> None:
     x, y = make_data(N)
     one_based = make_loader(TensorDataset(x, y + 1))  # labels 1..3 for a 3-output model
-    with pytest.raises(ValueError, match=r"`targets` must lie in \[0, K\) = \[0, 3\), got values in \[1, 3\]") as error:
-        fit(StabilityMonitor(grid=SMALL_GRID), one_based, max_epochs=1)
-    assert "1-based labels" in str(error.value)
+    monitor = StabilityMonitor(grid=SMALL_GRID, check_at_start=False)
+    with pytest.raises(
+        MisconfigurationException, match=r"labels outside the 3 classes \[0, 2\] the model scores"
+    ) as error:
+        fit(monitor, one_based, max_epochs=1)  # at fit start, on the first batch, not after the epoch
+    assert "1-based labels" in str(error.value) and "ignore_index=-100" in str(error.value)
+    assert monitor.checks_done == 0
 
 
 @pytest.mark.parametrize(
@@ -97,7 +104,9 @@ def test_default_forward_needs_x_y_batches() -> None:
 @pytest.mark.parametrize("length", [N - 10, N + 10])
 def test_weights_of_the_wrong_length_fail_before_training(length: int) -> None:
     monitor = StabilityMonitor(grid=SMALL_GRID, weights=torch.ones(length))
-    with pytest.raises(MisconfigurationException, match=f"`weights` has {length} entries but the training dataset has {N}"):
+    with pytest.raises(
+        MisconfigurationException, match=f"`weights` has {length} entries but the training dataset has {N}"
+    ):
         fit(monitor, max_epochs=1)
     assert monitor.checks_done == 0
 

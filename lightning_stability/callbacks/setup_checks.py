@@ -1,0 +1,102 @@
+"""What the `StabilityMonitor` finds wrong with a user's setup before training, on one batch, and the one-time
+notes of a check — each a pure function that returns the message (or ``None``), so the monitor decides whether it
+is an error or a warning and says it once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from .margin_pass import label_message
+
+__all__ = [
+    "TIES_NOTED",
+    "label_problem",
+    "probability_outputs",
+    "same_kind_monitors",
+    "schedule_never_checks",
+    "ties_note",
+]
+
+TIES_NOTED = 5
+"""More margins than this exactly 0 in one check get a note: ties count as errors."""
+
+
+def label_problem(
+    indices: Tensor, logits: Tensor, targets: Tensor, ignore_index: int | None, excluded: Tensor | None
+) -> str | None:
+    """The error for labels of the first batch outside ``[0, K)`` that are neither ``ignore_index`` nor of weight
+    zero (``excluded``, by sample index), naming the samples, the labels, ``K`` and ``ignore_index``."""
+    num_classes = logits.shape[1]
+    outside = torch.zeros_like(targets, dtype=torch.bool)
+    if ignore_index is not None:
+        outside |= targets == ignore_index
+    if excluded is not None:
+        outside |= excluded[indices.cpu()].to(targets.device)
+    bad = ~outside & ((targets < 0) | (targets >= num_classes))
+    if not bool(bad.any()):
+        return None
+    return label_message(indices[bad], targets[bad], num_classes, ignore_index)
+
+
+def probability_outputs(logits: Tensor) -> str | None:
+    """The warning for class scores that look like probabilities (every row in ``[0, 1]`` summing to 1): the
+    monitor reads them as logits, so its loss, margins and every floor would be those of ``softmax(p)``, not of
+    the model. Log-probabilities need no warning: ``softmax(log p) = p``, so margins and cross entropies are the
+    model's own."""
+    if logits.numel() == 0 or logits.shape[1] < 2:
+        return None
+    rows = logits.to(torch.float64)
+    in_unit = bool(((rows >= 0) & (rows <= 1)).all())
+    if not in_unit or not torch.allclose(rows.sum(dim=1), torch.ones(rows.shape[0], dtype=torch.float64), atol=1e-3):
+        return None
+    return (
+        "the class scores of the first batch look like probabilities (every row in [0, 1], summing to 1). The "
+        "monitor reads them as logits, so its loss, margins and floors would be those of softmax(probabilities), "
+        "not of your model. Return the logits (before softmax) or their log-probabilities from `forward_fn`."
+    )
+
+
+def schedule_never_checks(max_epochs: int | None, every_n_epochs: int, check_at_start: bool) -> str | None:
+    """The warning for a run whose schedule never reaches a check: ``max_epochs < every_n_epochs`` without
+    ``check_at_start`` (the check at fit end still certifies the final weights)."""
+    if check_at_start or max_epochs is None or max_epochs < 0 or max_epochs >= every_n_epochs:
+        return None
+    return (
+        f"with max_epochs={max_epochs} and every_n_epochs={every_n_epochs} no scheduled check runs; the monitor "
+        "checks the final weights once at fit end. Lower `every_n_epochs` or set `check_at_start=True` for a "
+        "reference to compare with."
+    )
+
+
+def same_kind_monitors(callbacks: Sequence[Any], monitor: Any) -> str | None:
+    """The refusal for a second monitor of the same class in one Trainer: both would log the same names at the
+    same steps, and whichever logs last would win in ``trainer.callback_metrics``."""
+    same = [callback for callback in callbacks if type(callback) is type(monitor)]
+    if len(same) < 2:
+        return None
+    return (
+        f"the Trainer has {len(same)} {type(monitor).__name__}s; they would log the same names at the same steps "
+        "and overwrite each other. Use one (e.g. certify the uniform and the class-balanced loss in two runs)."
+    )
+
+
+def ties_note(margins: Tensor, targets: Tensor, predicted: Tensor) -> str | None:
+    """The note for a check with more than `TIES_NOTED` margins exactly 0 (a tie between the true class and
+    another, common in bf16 and fp16): they count as errors (docs/theory.md §1), so the certified accuracy is
+    below the argmax accuracy."""
+    ties = int((margins == 0).sum())
+    if ties <= TIES_NOTED:
+        return None
+    total = margins.numel()
+    counted = int((margins > 0).sum())
+    argmax = int((predicted == targets).sum())
+    return (
+        f"{ties} of {total} margins are exactly 0 (the true class ties with another; low precisions such as "
+        f"bf16 round many scores to equal values). Ties count as errors, so {counted} samples count as correct "
+        f"where the argmax picks the label for {argmax}. Certify in a higher precision to tell them apart."
+    )
