@@ -1,0 +1,148 @@
+"""lightning_stability.figures.sample_report: a run's per-sample dynamics and its data map and blame grid files."""
+
+from __future__ import annotations
+
+import math
+import struct
+from pathlib import Path
+
+import pytest
+import torch
+
+import lightning_stability.figures.sample_report as sample_report
+from lightning_stability import theory
+from lightning_stability.figures.sample_report import make_sample_report, run_dynamics
+from lightning_stability.files import margin_file_name, save_margin_file
+from lightning_stability.records import MarginPass
+
+pytest.importorskip("matplotlib")
+
+LOG2, LOG4 = math.log(2.0), math.log(4.0)
+
+
+def report(accuracy: float, loss: float) -> theory.StabilityReport:
+    a = theory.TheoremAFloor(0.0, 0.1, 0.2, 0.125, 1.0, 0.3, 2.0, 0.3)
+    b = theory.TheoremBFloor(0.0, 0.1, 0.2, 0.125, 2.0, 0.125, 0.00625, 0.05, 1.5, 1.6, 0.4)
+    return theory.StabilityReport(3, 2, accuracy, loss, 0.1, 0.5, 0.0, 0.0, -1.0, (0.0,), (0.5,), (0.5,), a, b)
+
+
+def cells(indices: list[int]) -> dict:
+    return {
+        "index": torch.tensor(indices, dtype=torch.long),
+        "target": torch.zeros(len(indices), dtype=torch.long),
+        "predicted": torch.ones(len(indices), dtype=torch.long),
+        "pictures": [torch.full((2, 2), float(i)) for i in indices],
+    }
+
+
+def write_check(directory: Path, epoch: int, losses: list[float], accuracy: float, loss: float, blame: bool) -> None:
+    """One check of samples 0, 1, 2 (class 0) at global step 10·(epoch + 1); ``blame``: with blame cells."""
+    values = torch.tensor(losses, dtype=torch.float64)
+    margins = torch.tensor([1.0, -1.0, 1.0], dtype=torch.float64)
+    margin_pass = MarginPass(
+        torch.arange(3), torch.zeros(3, dtype=torch.long), margins, values, (margins < 0).long(), 2
+    )
+    extra = None
+    if blame:
+        extra = {
+            "blame": {
+                "forgotten": torch.tensor([1]),
+                "worst": torch.tensor([1, 0]),
+                "witness": torch.zeros(0, dtype=torch.long),
+                "data_cluster": torch.zeros(0, dtype=torch.long),
+            },
+            "blame_cells": {"forgotten": cells([1]), "worst": cells([1, 0]), "witness": cells([])},
+        }
+    save_margin_file(directory, epoch, 10 * (epoch + 1), margin_pass, report(accuracy, loss), extra)
+
+
+def make_run(directory: Path, blame_at: tuple[int, ...]) -> Path:
+    # (loss, accuracy): epoch 1 lowers both (an instability event), epoch 2 lowers the accuracy as the loss rises
+    # probabilities exp(−ℓ) of samples 0, 1, 2: epoch 0: 1/2, 1/2, 1/4; epoch 1: 1/4, 1/2, 1/2; epoch 2: 1/2, 1/2, 1/4
+    write_check(directory, 0, [LOG2, LOG2, LOG4], 1.0, 0.5, 0 in blame_at)
+    write_check(directory, 1, [LOG4, LOG2, LOG2], 2 / 3, 0.4, 1 in blame_at)
+    write_check(directory, 2, [LOG2, LOG2, LOG4], 1 / 3, 0.45, 2 in blame_at)
+    return directory
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    width, height = struct.unpack(">II", path.read_bytes()[16:24])
+    return width, height
+
+
+def test_run_dynamics_replays_the_margin_files(tmp_path: Path) -> None:
+    dynamics = run_dynamics(make_run(tmp_path / "run", ()))
+    assert dynamics.index.tolist() == [0, 1, 2]
+    # mean and population standard deviation of exp(−ℓ) over the three checks
+    assert dynamics.confidence.tolist() == pytest.approx([5 / 12, 1 / 2, 1 / 3])
+    assert dynamics.variability.tolist() == pytest.approx([math.sqrt(2) / 12, 0.0, math.sqrt(2) / 12])
+    assert dynamics.correctness.tolist() == pytest.approx([1.0, 0.0, 1.0])
+
+
+def test_run_dynamics_says_what_is_missing(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match=r"save_margins=True"):
+        run_dynamics(tmp_path)
+    content = {"epoch": 0, "global_step": 10, "indices": torch.arange(2), "targets": torch.zeros(2, dtype=torch.long)}
+    torch.save(
+        {**content, "margins": torch.ones(2), "losses": torch.ones(2), "report": {}}, tmp_path / margin_file_name(0, 10)
+    )
+    with pytest.raises(ValueError, match="no predicted classes"):
+        run_dynamics(tmp_path)
+
+
+@pytest.fixture
+def drawn(monkeypatch: pytest.MonkeyPatch) -> dict[str, list]:
+    """The figures make_sample_report draws, with the arguments they were drawn from."""
+    seen: dict[str, list] = {"data_map": [], "blame": []}
+    data_map, blame = sample_report.data_map_figure, sample_report.blame_figure
+
+    def draw_data_map(dynamics, title):
+        seen["data_map"].append((dynamics, title, figure := data_map(dynamics, title=title)))
+        return figure
+
+    def draw_blame(rows, title):
+        seen["blame"].append((rows, title, figure := blame(rows, title)))
+        return figure
+
+    monkeypatch.setattr(sample_report, "data_map_figure", draw_data_map)
+    monkeypatch.setattr(sample_report, "blame_figure", draw_blame)
+    return seen
+
+
+def test_the_blame_grid_is_of_the_last_instability_event(tmp_path: Path, drawn: dict[str, list]) -> None:
+    run = make_run(tmp_path / "my_run", blame_at=(0, 1, 2))  # epoch 2 is later, epoch 1 is the event
+    written = make_sample_report(run, tmp_path / "out" / "report.png")
+    assert written == [tmp_path / "out" / "report_data_map.png", tmp_path / "out" / "report_blame.png"]
+    assert png_size(written[0]) == (504, 396)  # 5.6 × 4.4 inches at 90 dpi
+
+    ((dynamics, title, figure),) = drawn["data_map"]
+    assert title == "data map of my_run" and figure.axes[0].get_title() == "data map of my_run: 3 samples"
+    dots = figure.axes[0].collections[0].get_offsets()
+    # (variability, confidence) per sample, from the probabilities above
+    expected = [math.sqrt(2) / 12, 5 / 12, 0.0, 1 / 2, math.sqrt(2) / 12, 1 / 3]
+    assert dots.shape == (3, 2) and dots.reshape(-1).tolist() == pytest.approx(expected)
+
+    ((rows, title, figure),) = drawn["blame"]
+    assert title == "epoch 1: samples to blame (label → prediction)"
+    # the sets with cells in the schema's order, each titled with its size; data_cluster has no cells entry
+    assert [(name, len(row)) for name, row in rows] == [
+        ("forgotten since the previous check (1)", 1),
+        ("worst margins (2)", 2),
+        ("Condition B witness interval (0)", 0),
+    ]
+    assert len(figure.axes) == 2 * 2  # the empty row is not drawn: two rows of the longest row's two columns
+    worst = rows[1][1]
+    assert [(cell.index, cell.target, cell.predicted) for cell in worst] == [(1, 0, 1), (0, 0, 1)]
+    assert worst[1].picture.tolist() == [[0.0, 0.0], [0.0, 0.0]] and worst[0].picture.tolist() == [[1.0, 1.0]] * 2
+
+
+def test_without_an_event_with_cells_the_last_check_with_cells_is_drawn(tmp_path: Path, drawn: dict) -> None:
+    make_sample_report(make_run(tmp_path / "run", blame_at=(0, 2)), tmp_path / "report.png")
+    ((_, title, _),) = drawn["blame"]
+    assert title == "epoch 2: samples to blame (label → prediction)"
+
+
+def test_without_blame_cells_only_the_data_map_is_written(tmp_path: Path, drawn: dict) -> None:
+    written = make_sample_report(make_run(tmp_path / "run", blame_at=()), tmp_path / "report.png")
+    assert written == [tmp_path / "report_data_map.png"] and written[0].is_file()
+    assert drawn["blame"] == [] and not (tmp_path / "report_blame.png").exists()
