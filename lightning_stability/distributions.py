@@ -20,7 +20,10 @@ Either one alone is enough.
 from __future__ import annotations
 
 import importlib
+import importlib.util
+import inspect
 from collections.abc import Callable
+from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
@@ -37,6 +40,7 @@ __all__ = [
     "lightning_classes",
     "rank_zero_info",
     "rank_zero_warn",
+    "user_stacklevel",
 ]
 
 _DISTRIBUTIONS = (("lightning.pytorch", "lightning.fabric"), ("pytorch_lightning", "lightning_fabric"))
@@ -118,9 +122,41 @@ def rank_zero_info(trainer: pl.Trainer | None, message: str) -> None:
     _rank_zero(trainer).rank_zero_info(message)
 
 
+LIBRARY_DIRECTORIES = tuple(
+    str(Path(spec.origin).parent)
+    for name in (
+        "lightning_stability",
+        "pytorch_lightning",
+        "lightning",
+        "lightning_fabric",
+        "lightning_utilities",
+        "torch",
+    )
+    if (spec := importlib.util.find_spec(name)) is not None and spec.origin is not None
+)
+"""Where the frames of the package, of both Lightning distributions and of torch live: a warning points past them."""
+
+
+def user_stacklevel() -> int:
+    """The ``stacklevel`` (for a ``warnings.warn`` in the caller of this function) of the first frame outside
+    `LIBRARY_DIRECTORIES` — the user's line that started the work (``trainer.fit(...)``, a script), so a
+    warning names that line instead of the package's; the outermost frame if every frame is a library's."""
+    frame = inspect.currentframe()
+    caller = frame.f_back if frame is not None else None
+    level, current = 1, caller
+    while current is not None and current.f_code.co_filename.startswith(LIBRARY_DIRECTORIES):
+        if current.f_back is None:
+            break
+        current, level = current.f_back, level + 1
+    return level
+
+
 def rank_zero_warn(trainer: pl.Trainer | None, message: str) -> None:
-    """Warn ``message`` on global rank zero of ``trainer``'s distribution."""
-    _rank_zero(trainer).rank_zero_warn(message)
+    """Warn ``message`` on global rank zero of ``trainer``'s distribution, located at the user's code
+    (`user_stacklevel`), not the package's."""
+    # Lightning's rank_zero_warn passes its stacklevel to warnings.warn two calls further in (its rank-zero
+    # wrapper and its ``_warn``): 3 levels more than ours
+    _rank_zero(trainer).rank_zero_warn(message, stacklevel=user_stacklevel() + 3)
 
 
 grad_norm: Callable[..., dict[str, Any]] = _attribute(AVAILABLE[0], "utilities", "grad_norm")

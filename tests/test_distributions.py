@@ -5,6 +5,7 @@ callbacks by class path."""
 from __future__ import annotations
 
 import importlib
+import inspect
 from pathlib import Path
 
 import pytest
@@ -138,3 +139,19 @@ def test_the_cli_of_the_pytorch_lightning_package_accepts_the_callbacks_by_class
 
 def test_the_package_names_the_distributions_it_found() -> None:
     assert lightning_stability.distributions.distribution_of(StabilityMonitor()) in DISTRIBUTIONS
+
+
+@pytest.mark.parametrize("distribution", DISTRIBUTIONS)
+def test_warnings_point_at_the_users_line(distribution: str) -> None:
+    """A monitor's warning names the user's ``trainer.fit(...)`` line, not a line of the package or Lightning."""
+    package = importlib.import_module(distribution)
+    monitor = StabilityMonitor(every_n_epochs=5, check_at_start=False)  # max_epochs=1: no scheduled check
+    trainer = package.Trainer(
+        max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False, callbacks=[monitor]
+    )
+    with pytest.warns(UserWarning, match="StabilityMonitor: with max_epochs=1 and every_n_epochs=5") as caught:
+        fit_line = inspect.currentframe().f_lineno + 1  # the next line
+        trainer.fit(classifier_class(distribution)())
+    ours = [w for w in caught if str(w.message).startswith("StabilityMonitor:")]
+    assert ours and all((w.filename, w.lineno) == (__file__, fit_line) for w in ours)
+    assert monitor.checks_done == 1  # the final weights were checked at fit end
