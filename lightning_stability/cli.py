@@ -22,11 +22,11 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from . import __version__
 
-__all__ = ["build_parser", "main"]
+__all__ = ["CommandError", "build_parser", "choose_distribution", "main"]
 
 LIGHTNING_SUBCOMMANDS = {
     "fit": "train a model (LightningCLI); prints the last check and writes the report",
@@ -36,14 +36,147 @@ LIGHTNING_SUBCOMMANDS = {
 }
 
 
-def _lightning_cli() -> Any:
-    from pytorch_lightning.cli import LightningCLI
+class CommandError(Exception):
+    """An error of the command: printed as one line on stderr, exit status 2 (no traceback)."""
+
+
+def _fail(subcommand: str | None, message: str) -> NoReturn:
+    """Print ``message`` on one line of stderr, as argparse does for usage errors, and exit with status 2."""
+    line = " ".join(str(message).split())
+    print(f"lightning-stability{' ' + subcommand if subcommand else ''}: error: {line}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+_DISTRIBUTION_PREFIXES = {"lightning.pytorch": "lightning.pytorch.", "pytorch_lightning": "pytorch_lightning."}
+
+
+def _config_values(argv: list[str]) -> tuple[dict[str, Any], list[tuple[str, Any]]]:
+    """The ``model`` and ``data`` entries and every ``trainer.callbacks`` / ``trainer.logger`` entry of a
+    LightningCLI command line: its ``--config`` files (or YAML strings) and its ``--model``, ``--data``,
+    ``--trainer.callbacks``, ``--trainer.logger`` options, later ones overriding earlier ones."""
+    import yaml
+
+    def load(text: str) -> Any:
+        try:
+            path = Path(text)
+            return yaml.safe_load(path.read_text() if path.is_file() else text)
+        except (OSError, ValueError, yaml.YAMLError):
+            return None
+
+    chosen: dict[str, Any] = {}
+    trainer_entries: list[tuple[str, Any]] = []
+    index = 0
+    while index < len(argv):
+        option, _, value = argv[index].partition("=")
+        if not value and index + 1 < len(argv) and option.startswith("-") and "=" not in argv[index]:
+            value = argv[index + 1]
+        index += 1
+        if option in ("-c", "--config"):
+            config = load(value)
+            if isinstance(config, dict):
+                for key in ("model", "data"):
+                    if key in config:
+                        chosen[key] = config[key]
+                trainer = config.get("trainer")
+                if isinstance(trainer, dict):
+                    trainer_entries += [(f"trainer.{key}", trainer.get(key)) for key in ("callbacks", "logger")]
+        elif option in ("--model", "--data", "--model.class_path", "--data.class_path"):
+            key = option[2:].split(".")[0]
+            loaded = load(value)
+            chosen[key] = loaded if isinstance(loaded, dict) else value
+        elif option.rstrip("+") in ("--trainer.callbacks", "--trainer.logger"):
+            loaded = load(value)
+            trainer_entries.append((option[2:].rstrip("+"), loaded if isinstance(loaded, dict | list) else value))
+    return chosen, trainer_entries
+
+
+def _class_paths(entry: Any) -> list[str]:
+    """The class paths in a config entry: a class path, ``{class_path: ...}``, or a list of them."""
+    if isinstance(entry, str):
+        return [entry]
+    if isinstance(entry, dict):
+        return [entry["class_path"]] if isinstance(entry.get("class_path"), str) else []
+    if isinstance(entry, list):
+        return [path for item in entry for path in _class_paths(item)]
+    return []
+
+
+def _distributions_of(class_path: str) -> set[str]:
+    """The Lightning distributions whose classes ``class_path``'s class derives from (both for the package's own
+    callbacks, none for an unknown class or one that cannot be imported here: LightningCLI will say why)."""
+    import importlib
+
+    from .distributions import AVAILABLE
+
+    for name, prefix in _DISTRIBUTION_PREFIXES.items():
+        if class_path.startswith(prefix):
+            return {name}
+    module, _, name = class_path.rpartition(".")
+    try:
+        cls = getattr(importlib.import_module(module), name) if module else None
+    except Exception:  # an import error of the user's module is LightningCLI's to report, with its context
+        return set()
+    found = set()
+    for base in getattr(cls, "__mro__", ()):
+        for distribution in AVAILABLE:
+            if base.__module__ == distribution or base.__module__.startswith(distribution + "."):
+                found.add(distribution)
+    return found
+
+
+def choose_distribution(argv: list[str]) -> str:
+    """The Lightning distribution (``"lightning.pytorch"`` or ``"pytorch_lightning"``) whose LightningCLI,
+    Trainer, callbacks and loggers run the command line ``argv``: that of the config's model and data module
+    (``class_path``), else that of its ``trainer.callbacks`` / ``trainer.logger`` class paths; ``pytorch_lightning``
+    when none tells (and it is installed). The package's own callbacks belong to both.
+
+    Raises:
+        CommandError: if the model and the data module come from different distributions, or a class path of
+            ``trainer.callbacks`` / ``trainer.logger`` names a class of the other distribution only (refused, not
+            mapped: the message names the class path to write instead).
+    """
+    from .distributions import AVAILABLE
+
+    chosen, trainer_entries = _config_values(argv)
+    entries = [(key, chosen.get(key)) for key in ("model", "data")] + trainer_entries
+    distribution = None
+    named_by = ""
+    for key, entry in entries:
+        for class_path in _class_paths(entry):
+            found = _distributions_of(class_path)
+            if not found or distribution in found:
+                continue
+            if distribution is None:
+                if len(found) == 1:
+                    (distribution,) = found
+                    named_by = f"{key} {class_path}"
+                continue
+            (other,) = found
+            suggestion = ""
+            if class_path.startswith(_DISTRIBUTION_PREFIXES[other]):
+                same = _DISTRIBUTION_PREFIXES[distribution] + class_path[len(_DISTRIBUTION_PREFIXES[other]) :]
+                suggestion = f"; write {same} (or the bare class name)"
+            raise CommandError(
+                f"{key}: {class_path} is a {other} class but the {named_by} is a {distribution} one; one run "
+                f"cannot mix the two Lightning distributions (import lightning as L, import pytorch_lightning as pl)"
+                f"{suggestion}"
+            )
+    if distribution is None:
+        distribution = "pytorch_lightning" if "pytorch_lightning" in AVAILABLE else AVAILABLE[0]
+    return distribution
+
+
+def _lightning_cli(distribution: str = "pytorch_lightning") -> Any:
+    """The package's `LightningCLI` subclass built on ``distribution``'s (see `choose_distribution`)."""
+    import importlib
 
     from .callbacks import StabilityMonitor
     from .figures.report import make_report
     from .figures.sample_report import make_sample_report
 
-    class StabilityCLI(LightningCLI):
+    lightning_cli = importlib.import_module(f"{distribution}.cli").LightningCLI
+
+    class StabilityCLI(lightning_cli):  # type: ignore[misc, valid-type]
         """LightningCLI that, after ``fit``, prints where the logs are and writes the report next to them."""
 
         def after_fit(self) -> None:
@@ -77,15 +210,25 @@ def _lightning_cli() -> Any:
 
 
 def _add_report_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("log_dir", help="a run's log directory (searched recursively for margins_epoch=*.pt)")
-    parser.add_argument("-o", "--output", default=None, help="PNG to write (default: LOG_DIR/report.png)")
+    parser.add_argument(
+        "log_dir",
+        help="a run's log directory, searched recursively for margins_epoch=*.pt; a folder of several runs "
+        "(version_0, version_1, ...) gets one report per run, named after it (report_version_0.png, ...)",
+    )
+    parser.add_argument(
+        "-o", "--output", default=None, help="PNG to write (default: LOG_DIR/report.png; OUTPUT_<run>.png per run)"
+    )
 
 
 SUSPECT_SCORES = ("aum", "confidence", "correctness", "last_margin", "forgetting_events", "variability")
 
 
 def _add_samples_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("log_dir", help="a run's log directory (searched for samples.csv, else margin files)")
+    parser.add_argument(
+        "log_dir",
+        help="a run's log directory (searched for samples.csv, else margin files); a folder of several runs "
+        "(version_0, version_1, ...) gets one table per run, each headed with the run's directory",
+    )
     parser.add_argument("-k", type=int, default=20, help="how many samples to print (default 20)")
     parser.add_argument(
         "--by",
@@ -153,29 +296,43 @@ def build_parser() -> argparse.ArgumentParser:
 def _report(args: argparse.Namespace) -> int:
     from .figures.report import make_report
     from .figures.sample_report import make_sample_report
+    from .run_folders import find_runs
 
-    output = make_report(args.log_dir, args.output or Path(args.log_dir) / "report.png")
-    print(f"[lightning-stability] report: {output}")
-    try:
-        pictures = make_sample_report(args.log_dir, output)
-    except ValueError as error:  # margin files of an older version, without predicted classes
-        print(f"[lightning-stability] no data map: {error}")
-        return 0
-    for picture in pictures:
-        print(f"[lightning-stability] samples: {picture}")
+    runs = find_runs(args.log_dir, need_margins=True)
+    output = Path(args.output) if args.output else Path(args.log_dir) / "report.png"
+    for run in runs:
+        # several runs: one picture per run, named after it (report_version_0.png, ...), never one merged run
+        picture = output if len(runs) == 1 else output.with_name(f"{output.stem}_{run.name}{output.suffix or '.png'}")
+        written = make_report(run.directory, picture)
+        print(f"[lightning-stability] report of {run.directory}: {written}")
+        try:
+            pictures = make_sample_report(run.directory, written)
+        except ValueError as error:  # margin files of an older version, without predicted classes
+            print(f"[lightning-stability] no data map: {error}")
+            continue
+        for path in pictures:
+            print(f"[lightning-stability] samples: {path}")
     return 0
 
 
 def _samples(args: argparse.Namespace) -> int:
     from .figures.sample_report import run_dynamics
+    from .run_folders import find_runs
 
     if args.k < 1:
-        raise SystemExit(f"lightning-stability samples: -k must be a positive integer, got {args.k}.")
-    dynamics = run_dynamics(args.log_dir)
+        raise CommandError(f"-k must be a positive integer, got {args.k}")
+    for number, run in enumerate(find_runs(args.log_dir)):
+        if number:
+            print()
+        _print_suspects(run_dynamics(run.directory), args, run.directory)
+    return 0
+
+
+def _print_suspects(dynamics: Any, args: argparse.Namespace, run: Path) -> None:
     suspects = dynamics.suspects(min(args.k, len(dynamics)), by=args.by)
     print(
         f"[lightning-stability] {len(suspects)} of {len(dynamics)} samples, ranked by "
-        f"{'most' if args.by in ('forgetting_events', 'variability') else 'lowest'} {args.by}:"
+        f"{'most' if args.by in ('forgetting_events', 'variability') else 'lowest'} {args.by}, run {run}:"
     )
     header = (
         f"{'index':>7} {'target':>6} {'pred':>5} {'aum':>9} {'last δ':>9} {'conf':>6} {'var':>6} {'correct':>7} "
@@ -191,7 +348,6 @@ def _samples(args: argparse.Namespace) -> int:
             f"{float(suspects.correctness[row]):>7.3f} {int(suspects.forgetting_events[row]):>6} "
             f"{'never' if learned < 0 else learned:>7}"
         )
-    return 0
 
 
 def _check_data(args: argparse.Namespace) -> int:
@@ -203,7 +359,7 @@ def _check_data(args: argparse.Namespace) -> int:
 
     extra = None
     if args.config:
-        cli = _lightning_cli()(args=["--config", args.config], run=False)
+        cli = _lightning_cli(choose_distribution(["--config", args.config]))(args=["--config", args.config], run=False)
         datamodule, model = cli.datamodule, cli.model
         extra = first_linear_rows(model)
     else:
@@ -230,21 +386,34 @@ def _check_data(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``lightning-stability`` console script."""
+    """Entry point of the ``lightning-stability`` console script.
+
+    Every error of ``report`` and ``samples`` (and the distribution checks of ``fit``) is one line on stderr and
+    exit status 2, as argparse's usage errors are (``SystemExit(2)``); LightningCLI reports its own errors.
+    """
+    from_command_line = argv is None
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in LIGHTNING_SUBCOMMANDS:
         # LightningCLI parses (and documents, with --help) every option of these itself
-        cli_class = _lightning_cli()
-        cli_class(args=argv, save_config_kwargs={"overwrite": True}, auto_configure_optimizers=False)
+        try:
+            distribution = choose_distribution(argv[1:])
+        except CommandError as error:
+            _fail(argv[0], str(error))
+        cli_class = _lightning_cli(distribution)
+        cli_class(  # args=None: LightningCLI reads sys.argv itself (given both, it warns)
+            args=None if from_command_line else argv,
+            save_config_kwargs={"overwrite": True},
+            auto_configure_optimizers=False,
+        )
         return 0
     args = build_parser().parse_args(argv)
-    if args.subcommand == "report":
-        return _report(args)
-    if args.subcommand == "samples":
-        return _samples(args)
-    if args.subcommand == "check-data":
-        return _check_data(args)
-    raise AssertionError(f"unhandled subcommand {args.subcommand!r}")  # argparse only admits the ones above
+    commands = {"report": _report, "samples": _samples, "check-data": _check_data}
+    try:
+        return commands[args.subcommand](args)
+    except (CommandError, OSError, ValueError) as error:  # missing/empty folders, unreadable or odd files
+        _fail(args.subcommand, str(error))
+    except Exception as error:  # anything else: still one line, with its kind, so that it can be reported
+        _fail(args.subcommand, f"{type(error).__name__}: {error}")
 
 
 if __name__ == "__main__":

@@ -8,7 +8,9 @@ from importlib.metadata import version
 import pytest
 
 import lightning_stability
-from lightning_stability.cli import main
+from lightning_stability.cli import choose_distribution, main
+
+from .helpers import SMALL_GRID
 
 SUBCOMMANDS = ["fit", "validate", "test", "predict", "report", "samples", "check-data"]
 
@@ -67,3 +69,83 @@ def test_version_is_the_installed_distribution_version(capsys) -> None:
     assert code == 0
     assert out.strip() == f"lightning-stability {version('lightning-stability')}"
     assert lightning_stability.__version__ == version("lightning-stability")
+
+
+# ---------------------------------------------------------------------------------------------------- fit
+
+
+def fit_config(tmp_path, **trainer: object) -> str:
+    """A config of tests/lightning_l_modules.py's `import lightning as L` model and data, with a StabilityMonitor."""
+    import yaml
+
+    config = {
+        "model": {"class_path": "tests.lightning_l_modules.TinyModel"},
+        "data": {"class_path": "tests.lightning_l_modules.TinyData"},
+        "trainer": {
+            "accelerator": "cpu",
+            "max_epochs": 1,
+            "log_every_n_steps": 1,
+            "enable_progress_bar": False,
+            "enable_model_summary": False,
+            "enable_checkpointing": False,
+            "default_root_dir": str(tmp_path),
+            "logger": {"class_path": "lightning.pytorch.loggers.CSVLogger", "init_args": {"save_dir": str(tmp_path)}},
+            "callbacks": [
+                {
+                    "class_path": "lightning_stability.StabilityMonitor",
+                    "init_args": {"save_margins": True, "grid": SMALL_GRID},
+                }
+            ],
+            **trainer,
+        },
+    }
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return str(path)
+
+
+def test_fit_trains_a_lightning_L_module_with_the_monitor(tmp_path, capsys, monkeypatch) -> None:
+    monkeypatch.setattr("sys.argv", ["lightning-stability"])  # LightningCLI warns if given args and sys.argv both
+    assert main(["fit", "--config", fit_config(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    run_dir = tmp_path / "lightning_logs" / "version_0"
+    assert f"[lightning-stability] logs: {run_dir}" in out
+    assert "[lightning-stability] last check: training accuracy" in out
+    assert f"[lightning-stability] report: {run_dir / 'report.png'}" in out
+    assert sorted(path.name for path in (run_dir / "margins").iterdir()) == [
+        "margins_epoch=0000_step=00000003.pt",
+        "margins_epoch=start_step=00000000.pt",
+    ]
+    assert (run_dir / "metrics.csv").exists() and (run_dir / "samples.csv").exists()
+
+
+def test_choose_distribution_follows_the_model_and_data_class_paths(tmp_path) -> None:
+    assert choose_distribution(["--config", fit_config(tmp_path)]) == "lightning.pytorch"
+    pl_model = "tests.test_samples_cli.Linear64"
+    assert choose_distribution(["--model", pl_model, "--trainer.logger=pytorch_lightning.loggers.CSVLogger"]) == (
+        "pytorch_lightning"
+    )
+    assert choose_distribution(["--trainer.callbacks+=lightning.pytorch.callbacks.EarlyStopping"]) == (
+        "lightning.pytorch"
+    )
+    assert choose_distribution(["--trainer.max_epochs", "1"]) == "pytorch_lightning"  # the default
+
+
+@pytest.mark.parametrize(
+    ("extra", "wanted"),
+    [
+        (
+            ["--trainer.callbacks+=pytorch_lightning.callbacks.EarlyStopping"],
+            "lightning.pytorch.callbacks.EarlyStopping",
+        ),
+        (["--trainer.logger", "pytorch_lightning.loggers.CSVLogger"], "lightning.pytorch.loggers.CSVLogger"),
+        (["--data", "tests.test_samples_cli.Linear64"], "one run cannot mix"),
+    ],
+    ids=["callback", "logger", "data"],
+)
+def test_fit_refuses_classes_of_the_other_distribution_in_one_line(tmp_path, capsys, extra, wanted) -> None:
+    code, out, err = run(["fit", "--config", fit_config(tmp_path), *extra], capsys)
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1 and err.startswith("lightning-stability fit: error: ") and wanted in err
+    assert "pytorch_lightning" in err and "Traceback" not in err
+    assert not (tmp_path / "lightning_logs").exists()
