@@ -87,9 +87,76 @@ def test_samples_replays_the_margin_files_without_samples_csv(run_dir: Path, tmp
     assert printed_indices(capsys.readouterr().out) == hand_ranking(run_dir / "samples.csv", "aum", False, 150)
 
 
-def test_samples_without_files_says_what_to_do(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError, match="save_margins=True"):
-        main(["samples", str(tmp_path)])
+def fail(argv: list[str], capsys) -> str:
+    """``main(argv)``'s stderr, after checking it exits with status 2, one line and no traceback."""
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    out, err = capsys.readouterr()
+    assert exit_.value.code == 2 and out == ""
+    assert err.count("\n") == 1 and err.startswith(f"lightning-stability {argv[0]}: error: ")
+    assert "Traceback" not in err
+    return err
+
+
+def test_samples_without_files_says_what_to_do(tmp_path: Path, capsys) -> None:
+    assert "save_margins=True" in fail(["samples", str(tmp_path)], capsys)
+
+
+@pytest.mark.parametrize("subcommand", ["report", "samples"])
+@pytest.mark.parametrize("folder", ["missing", "empty", "no_margin_files", "a_file"])
+def test_errors_are_one_line_with_exit_status_2(tmp_path: Path, capsys, subcommand: str, folder: str) -> None:
+    path = tmp_path / folder
+    if folder == "empty":
+        path.mkdir()
+    elif folder == "no_margin_files":
+        (path / "version_0").mkdir(parents=True)
+        (path / "version_0" / "metrics.csv").write_text("epoch,loss\n0,1.0\n")
+    elif folder == "a_file":
+        path.write_text("not a folder")
+    err = fail([subcommand, str(path)], capsys)
+    assert str(path) in err
+    wanted = {"missing": "does not exist", "a_file": "is not a directory"}.get(folder, "save_margins=True")
+    assert wanted in err
+
+
+def test_samples_k_must_be_positive(run_dir: Path, capsys) -> None:
+    assert "-k must be a positive integer, got 0" in fail(["samples", str(run_dir), "-k", "0"], capsys)
+
+
+@pytest.fixture
+def two_runs(run_dir: Path, tmp_path: Path) -> Path:
+    """A TensorBoard save_dir with two runs, ``version_0`` (all of run_dir's checks) and ``version_1`` (its first
+    two), each with its margin files in ``margins/``."""
+    files = sorted(run_dir.glob("margins_epoch=*.pt"))
+    save_dir = tmp_path / "lightning_logs"
+    for version, chosen in (("version_0", files), ("version_1", files[:2])):
+        (save_dir / version / "margins").mkdir(parents=True)
+        for path in chosen:
+            (save_dir / version / "margins" / path.name).write_bytes(path.read_bytes())
+    return save_dir
+
+
+def test_samples_prints_one_table_per_run(two_runs: Path, run_dir: Path, capsys) -> None:
+    assert main(["samples", str(two_runs), "-k", "150"]) == 0
+    tables = capsys.readouterr().out.split("\n\n")
+    assert len(tables) == 2
+    for table, version in zip(tables, ("version_0", "version_1")):
+        assert table.splitlines()[0].endswith(f", run {two_runs / version}:")
+    # version_0 is run_dir's run alone, not merged with version_1's checks
+    assert printed_indices(tables[0]) == hand_ranking(run_dir / "samples.csv", "aum", False, 150)
+    assert printed_indices(tables[1]) != printed_indices(tables[0])
+
+
+def test_report_draws_one_picture_per_run(two_runs: Path, tmp_path: Path, capsys) -> None:
+    assert main(["report", str(two_runs), "-o", str(tmp_path / "out" / "report.png")]) == 0
+    out = capsys.readouterr().out
+    for version in ("version_0", "version_1"):
+        assert (
+            f"[lightning-stability] report of {two_runs / version}: {tmp_path / 'out' / f'report_{version}.png'}" in out
+        )
+        for suffix in ("", "_data_map"):
+            assert (tmp_path / "out" / f"report_{version}{suffix}.png").exists()
+    assert not (tmp_path / "out" / "report.png").exists()
 
 
 def test_report_draws_the_data_map_and_the_blame_grid(run_dir: Path, tmp_path: Path, capsys) -> None:
@@ -97,5 +164,6 @@ def test_report_draws_the_data_map_and_the_blame_grid(run_dir: Path, tmp_path: P
     out = capsys.readouterr().out
     for name in ("report.png", "report_data_map.png", "report_blame.png"):
         assert str(tmp_path / name) in out
-        width, height = Image.open(tmp_path / name).size
+        with Image.open(tmp_path / name) as image:
+            width, height = image.size
         assert width > 300 and height > 200, name
