@@ -78,7 +78,8 @@ def test_csv_logger_gets_files_beside_metrics_csv(tmp_path: Path) -> None:
         "step_00000002.csv",
         "step_00000005.csv",
     ]
-    rows = list(csv.DictReader(open(run / "histograms" / "stability" / "margins" / "step_00000005.csv")))
+    with open(run / "histograms" / "stability" / "margins" / "step_00000005.csv") as file:
+        rows = list(csv.DictReader(file))
     assert sum(int(row["count"]) for row in rows) == 96
     assert len(list((run / "figures" / "stability" / "envelopes").glob("*.png"))) == 3
     summary = (run / "text" / "stability" / "summary.md").read_text()

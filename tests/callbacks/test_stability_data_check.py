@@ -7,6 +7,7 @@ principal directions from the model and the inputs, and recounts the witness sla
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 from pytorch_lightning.loggers import CSVLogger
 from torch.utils.data import TensorDataset
@@ -17,6 +18,12 @@ from lightning_stability import StabilityMonitor
 from lightning_stability.files import load_margin_files
 
 from ..helpers import MLP, SMALL_GRID, csv_rows, fit, make_data
+
+pytestmark = [
+    # the synthetic inputs (10 features) are no image and longer than a short vector: the monitor says once that
+    # it draws no blame grid; incidental to what these tests check
+    pytest.mark.filterwarnings("ignore:StabilityMonitor\\x3a the training inputs are neither images:UserWarning"),
+]
 
 HIDDEN = 6
 SETTINGS = dict(n_random=8, n_principal=2, min_cluster_mass=0.01)

@@ -221,7 +221,7 @@ def test_instability_counters_survive_resume(tmp_path) -> None:
     checkpoint["callbacks"][monitor.state_key] = before
     torch.save(checkpoint, tmp_path / "missed.ckpt")
     caught_up = StabilityMonitor(grid=SMALL_GRID, stop_on_instability=True, patience=2)
-    with pytest.warns(UserWarning, match="StabilityMonitor: instability at epoch 3") as warned:
+    with pytest.warns(UserWarning, match="StabilityMonitor: instability at epoch [34]") as warned:
         trainer, script, recorder = fit_scripted(caught_up, ckpt_path=tmp_path / "missed.ckpt")
     messages = [str(w.message) for w in warned if "StabilityMonitor: instability" in str(w.message)]
     assert [m.split(":")[1].strip() for m in messages] == ["instability at epoch 3", "instability at epoch 4"]

@@ -76,7 +76,8 @@ def test_instability_demo_stops_and_says_why(in_tmp_path, capsys, monkeypatch):
     recomputed from the saved margin files with the rule of docs/theory.md §8."""
     config = CONFIGS_DIR / "instability_demo.yaml"
     made = capture_cli(monkeypatch)
-    main(["fit", "--config", str(config)])
+    with pytest.warns(UserWarning, match="StabilityMonitor: instability at epoch"):
+        main(["fit", "--config", str(config)])
     out = capsys.readouterr().out
     (cli,) = made
     trainer = cli.trainer
