@@ -10,11 +10,18 @@ a temporary working directory. Then what it built is checked, generically (no re
   ``model`` on ``dm``'s samples, recomputed from the logits (ties are errors);
 * every ``theory`` report it built has the accuracy and smallest margin of a margins tensor it built;
 * and it built at least one of these things.
+
+Each recipe runs twice: as written (``pytorch_lightning``), and with its imports turned into the other
+distribution's (``lightning.pytorch``, ``lightning.fabric``) with the tiny model and data of that distribution — a
+user who pastes a recipe into an ``import lightning as L`` script gets the same result, and no class of the other
+distribution ends up in the run.
 """
 
 from __future__ import annotations
 
 import ast
+import functools
+import importlib
 import re
 from fractions import Fraction
 from pathlib import Path
@@ -42,31 +49,50 @@ def recipes() -> list[tuple[str, str]]:
     return found
 
 
-class TinyClassifier(pl.LightningModule):
-    def __init__(self) -> None:
-        super().__init__()
-        self.net = nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Linear(16, 3))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
-
-    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_index: int) -> torch.Tensor:
-        x, y = batch
-        return nn.functional.cross_entropy(self(x), y)
-
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.SGD(self.parameters(), lr=0.1)
+DISTRIBUTIONS = ("pytorch_lightning", "lightning.pytorch")
+TRAINERS = tuple(importlib.import_module(name).Trainer for name in DISTRIBUTIONS)
+CALLBACKS = tuple(importlib.import_module(name).Callback for name in DISTRIBUTIONS)
 
 
-class TinyData(pl.LightningDataModule):
-    def __init__(self) -> None:
-        super().__init__()
-        generator = torch.Generator().manual_seed(0)
-        x = torch.randn(96, 4, generator=generator)
-        self.dataset = TensorDataset(x, (x[:, 0] > 0).long() + (x[:, 1] > 1).long())
+def in_distribution(code: str, distribution: str) -> str:
+    """The recipe with its imports of ``pytorch_lightning`` (and ``lightning_fabric``) turned into
+    ``distribution``'s."""
+    if distribution == "pytorch_lightning":
+        return code
+    return re.sub(r"\bpytorch_lightning\b", "lightning.pytorch", code).replace("lightning_fabric", "lightning.fabric")
 
-    def train_dataloader(self) -> DataLoader:
-        return DataLoader(self.dataset, batch_size=32, shuffle=True)
+
+@functools.cache
+def tiny_classes(distribution: str) -> tuple[type, type]:
+    """A small LightningModule and LightningDataModule of ``distribution``."""
+    package = importlib.import_module(distribution)
+
+    class TinyClassifier(package.LightningModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Linear(16, 3))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.net(x)
+
+        def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_index: int) -> torch.Tensor:
+            x, y = batch
+            return nn.functional.cross_entropy(self(x), y)
+
+        def configure_optimizers(self) -> torch.optim.Optimizer:
+            return torch.optim.SGD(self.parameters(), lr=0.1)
+
+    class TinyData(package.LightningDataModule):
+        def __init__(self) -> None:
+            super().__init__()
+            generator = torch.Generator().manual_seed(0)
+            x = torch.randn(96, 4, generator=generator)
+            self.dataset = TensorDataset(x, (x[:, 0] > 0).long() + (x[:, 1] > 1).long())
+
+        def train_dataloader(self) -> DataLoader:
+            return DataLoader(self.dataset, batch_size=32, shuffle=True)
+
+    return TinyClassifier, TinyData
 
 
 def test_the_readme_and_the_docs_show_recipes() -> None:
@@ -75,20 +101,28 @@ def test_the_readme_and_the_docs_show_recipes() -> None:
     assert any(name.startswith("docs/guide.md") for name in names)
 
 
+@pytest.mark.parametrize("distribution", DISTRIBUTIONS)
 @pytest.mark.parametrize(("name", "code"), recipes(), ids=[name for name, _ in recipes()])
-def test_recipe_runs_verbatim(name: str, code: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_recipe_runs_verbatim(
+    name: str, code: str, distribution: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
     pl.seed_everything(0)
-    namespace = {"__name__": "__recipe__", "model": TinyClassifier(), "dm": TinyData()}
+    model_class, data_class = tiny_classes(distribution)
+    code = in_distribution(code, distribution)
+    namespace = {"__name__": "__recipe__", "model": model_class(), "dm": data_class()}
     exec(compile(code, name, "exec"), namespace)
 
     objects = built_objects(namespace)
     callbacks = [obj for obj in objects if is_package_callback(obj)]
-    trainers = [obj for obj in objects if isinstance(obj, pl.Trainer)]
+    trainers = [obj for obj in objects if isinstance(obj, TRAINERS)]
     reports = [obj for obj in objects if isinstance(obj, StabilityReport)]
     assert callbacks or reports, "the recipe built nothing this test can check"
     check_calls(code, namespace, callbacks, trainers)
     for trainer in trainers:
+        assert type(trainer).__module__.startswith(distribution)  # never the other distribution's classes
+        package_callback = importlib.import_module(distribution).Callback
+        assert all(isinstance(c, package_callback) for c in trainer.callbacks)
         assert all(any(c is callback for c in trainer.callbacks) for callback in callbacks)
         if trainer.state.fn == "fit" and trainer.state.finished:
             for monitor in (c for c in trainer.callbacks if isinstance(c, StabilityMonitor)):
@@ -117,13 +151,13 @@ def built_objects(namespace: dict) -> list:
         seen[id(obj)] = obj
         if isinstance(obj, list | tuple):
             queue.extend(obj)
-        elif isinstance(obj, pl.Trainer):
+        elif isinstance(obj, TRAINERS):
             queue.extend(obj.callbacks)
     return list(seen.values())
 
 
 def is_package_callback(obj: object) -> bool:
-    return isinstance(obj, pl.Callback) and type(obj).__module__.startswith("lightning_stability.")
+    return isinstance(obj, CALLBACKS) and type(obj).__module__.startswith("lightning_stability.")
 
 
 def keyword_values(call: ast.Call, namespace: dict) -> dict:
@@ -155,12 +189,12 @@ def check_calls(code: str, namespace: dict, callbacks: list, trainers: list) -> 
         if not isinstance(call.func, ast.Name):
             continue
         cls = namespace.get(call.func.id)
-        if isinstance(cls, type) and issubclass(cls, pl.Callback) and cls.__module__.startswith("lightning_stability"):
+        if isinstance(cls, type) and issubclass(cls, CALLBACKS) and cls.__module__.startswith("lightning_stability"):
             values = keyword_values(call, namespace)
             found = [obj for obj in unmatched if type(obj) is cls and matches(obj, values)]
             assert found, f"no {cls.__name__} with {values}"
             unmatched.remove(found[0])
-        elif cls is pl.Trainer or (isinstance(cls, type) and issubclass(cls, pl.Trainer)):
+        elif isinstance(cls, type) and issubclass(cls, TRAINERS):
             (trainer,) = trainers
             literal = {k: v for k, v in keyword_values(call, namespace).items() if not isinstance(v, list | tuple)}
             assert matches(trainer, literal), literal
@@ -171,11 +205,12 @@ def check_calls(code: str, namespace: dict, callbacks: list, trainers: list) -> 
 
 
 def check_fitted_monitor(monitor: StabilityMonitor, trainer: pl.Trainer, model: pl.LightningModule, dm) -> None:
-    """Checked on its schedule; its last report is about ``dm``'s samples at the final weights."""
+    """Checked on its schedule and once more at fit end if the last epoch was not scheduled; its last report is
+    about ``dm``'s samples at the final weights."""
     epochs = range(trainer.current_epoch)
-    assert monitor.checks_done == int(monitor.check_at_start) + sum(
-        (e + 1) % monitor.every_n_epochs == 0 for e in epochs
-    )
+    scheduled = sum((e + 1) % monitor.every_n_epochs == 0 for e in epochs)
+    final = int(trainer.current_epoch > 0 and trainer.current_epoch % monitor.every_n_epochs != 0)
+    assert monitor.checks_done == int(monitor.check_at_start) + scheduled + final
     report = monitor.last_report
     assert report is not None
     x, y = dm.dataset.tensors
