@@ -54,7 +54,7 @@ def _config_values(argv: list[str]) -> tuple[dict[str, Any], list[tuple[str, Any
     """The ``model`` and ``data`` entries and every ``trainer.callbacks`` / ``trainer.logger`` entry of a
     LightningCLI command line: its ``--config`` files (or YAML strings) and its ``--model``, ``--data``,
     ``--trainer.callbacks``, ``--trainer.logger`` options, later ones overriding earlier ones."""
-    import yaml
+    import yaml  # type: ignore[import-untyped]
 
     def load(text: str) -> Any:
         try:
