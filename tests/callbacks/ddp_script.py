@@ -1,7 +1,8 @@
 """2-process CPU DDP runs, launched by ``test_ddp.py``: ``python ddp_script.py SCENARIO OUT_DIR``.
 
 ``SCENARIO`` is ``stability`` (the StabilityMonitor, one epoch; its margin files and ``samples.csv`` go to
-``OUT_DIR/margins``), ``subset`` (its statistical mode, two epochs) or ``dynamics`` (the three dynamics monitors in one
+``OUT_DIR/margins``), ``subset`` (its statistical mode, two epochs), ``sampler`` (training through a
+WeightedRandomSampler, one epoch) or ``dynamics`` (the three dynamics monitors in one
 run, two epochs). Lightning's DDP launcher re-runs this file, with the same arguments, for rank 1. Every rank writes
 ``OUT_DIR/rank{r}.pt`` with its rank, the world size, the initial and final weights and what the scenario records:
 for ``stability`` what the monitor computed at each check and its state; for ``dynamics`` every check's logged
@@ -30,6 +31,7 @@ from tests.helpers import (
     Recorder,
     all_monitors,
     fit,
+    make_dataset,
 )
 
 # a scenario builds (model, callbacks, fit options, what to save once the run is over)
@@ -87,16 +89,37 @@ def subset() -> Scenario:
     return model, [monitor, recorder], dict(max_epochs=2, shuffle=False), results
 
 
-SCENARIOS: dict[str, Callable[[], Scenario]] = {"stability": stability, "dynamics": dynamics, "subset": subset}
+SAMPLER_WEIGHTS = 1.0 + (torch.arange(DDP_NUM_SAMPLES) % 3 == 0).double() * 3  # every third sample 4× as likely
+
+
+def sampler() -> Scenario:
+    """Training through a WeightedRandomSampler, which Lightning wraps in its DistributedSamplerWrapper."""
+    model = MLP(lr=0.5)
+    monitor = StabilityMonitor(grid=SMALL_GRID, batch_size=DDP_MARGIN_BATCH_SIZE, check_at_start=False)
+    weighted = torch.utils.data.WeightedRandomSampler(SAMPLER_WEIGHTS, num_samples=DDP_NUM_SAMPLES)
+    loader = torch.utils.data.DataLoader(make_dataset(DDP_NUM_SAMPLES), batch_size=16, sampler=weighted)
+
+    def results(trainer: pl.Trainer) -> dict[str, Any]:
+        wrapper = type(trainer.train_dataloader.sampler).__name__
+        return dict(weights_source=monitor.weights_source, metrics=monitor.last_metrics, sampler_class=wrapper)
+
+    return model, [monitor], dict(max_epochs=1, data=loader), results
+
+
+SCENARIOS: dict[str, Callable[[], Scenario]] = {
+    "stability": stability,
+    "dynamics": dynamics,
+    "subset": subset,
+    "sampler": sampler,
+}
 
 
 def main(scenario: str, out_dir: Path) -> None:
     pl.seed_everything(0)
     model, callbacks, options, results = SCENARIOS[scenario]()
     initial_state = {k: v.clone() for k, v in model.state_dict().items()}
-    trainer = fit(
-        callbacks, model, DDP_NUM_SAMPLES, batch_size=16, strategy="ddp", devices=2, deterministic=False, **options
-    )
+    options.setdefault("data", DDP_NUM_SAMPLES)
+    trainer = fit(callbacks, model, batch_size=16, strategy="ddp", devices=2, deterministic=False, **options)
     assert trainer.world_size == 2
     torch.save(
         dict(

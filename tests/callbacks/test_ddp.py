@@ -166,3 +166,19 @@ def test_ddp_two_processes_log_the_same_values(run_ddp) -> None:
         )
     logged_stats = zero["records"]["ParametrizationMonitor"][-1]
     assert logged_stats == pytest.approx(stats.to_metrics("stability/parametrization/layer0"), nan_ok=True)
+
+
+def test_ddp_follows_a_weighted_sampler_behind_lightnings_wrapper(run_ddp) -> None:
+    """Lightning wraps the WeightedRandomSampler for DDP; the monitor still certifies the sampler-weighted loss."""
+    from .ddp_script import SAMPLER_WEIGHTS
+
+    zero, one = run_ddp("sampler")
+    assert zero["sampler_class"] == "DistributedSamplerWrapper"
+    assert zero["weights_source"] == one["weights_source"] == "sampler"
+    assert zero["metrics"] == one["metrics"]
+    model = MLP()
+    model.load_state_dict(zero["final_state"])
+    _, margins, losses = hand_margin_pass(model, make_dataset(DDP_NUM_SAMPLES), DDP_MARGIN_BATCH_SIZE)
+    mu = SAMPLER_WEIGHTS / SAMPLER_WEIGHTS.sum()
+    assert zero["metrics"]["stability/loss"] == pytest.approx(float((mu * losses).sum()), rel=1e-9)
+    assert zero["metrics"]["stability/accuracy"] == pytest.approx(float(mu[margins > 0].sum()), rel=1e-12)
