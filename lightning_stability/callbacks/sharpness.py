@@ -3,11 +3,12 @@ r"""SharpnessMonitor: is the learning rate small enough for gradient descent's e
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 from torch import Tensor, nn
+from torch.autograd.function import once_differentiable
 from torch.utils.data import Dataset
 
 from ..assess import Patience
@@ -20,6 +21,23 @@ if TYPE_CHECKING:
     import pytorch_lightning as pl
 
 __all__ = ["SharpnessMonitor", "cross_entropy_loss"]
+
+_ONCE_DIFFERENTIABLE_CODE = once_differentiable(lambda ctx: None).__code__
+"""The code of the wrapper `torch.autograd.function.once_differentiable` puts around a backward."""
+
+
+def _graph_nodes(root: Any) -> Iterator[Any]:
+    """Every node of the autograd graph that ends in ``root`` (a ``grad_fn``), each once."""
+    seen: set[int] = set()
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if node is None or id(node) in seen:
+            continue
+        seen.add(id(node))
+        yield node
+        stack.extend(child for child, _ in node.next_functions)
+
 
 LossFn = Callable[[nn.Module, Any], Tensor]
 """``loss_fn(pl_module, batch) -> the mean loss of the batch`` (a scalar that autograd can differentiate twice)."""
@@ -198,14 +216,23 @@ class SharpnessMonitor(EpochMonitor):
         return params
 
     def validate_setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        """Evaluate ``loss_fn`` on one sample of the subset before training: it must give a finite scalar that
-        depends on the trainable parameters (raises with the fix otherwise)."""
+        """Before training, on one sample of the subset: ``loss_fn`` must give a scalar that depends on the
+        trainable parameters, and one Hessian-vector product (a double backward through the model) must run —
+        raises with the fix otherwise, so a model that cannot be differentiated twice fails before any epoch
+        rather than at the first check. Eval mode, RNG and ``.grad`` are left as they were (`untouched_training`,
+        a seeded generator for the vector, `torch.autograd.grad` only)."""
         data = self.training_data(trainer, self.dataset)
         indices = self._subset(data)[:1]
-        self._parameters(pl_module)
+        params = self._parameters(pl_module)
         with untouched_training(pl_module), torch.inference_mode(False), torch.enable_grad():
             ((_, batch),) = load_batches(trainer, pl_module, data, indices, 1, self.seed)
             loss = self.loss_fn(pl_module, batch)
+            self._check_loss(loss)
+            self._refuse_once_differentiable(loss)
+            if torch.isfinite(loss.detach()).item():  # a non-finite loss is reported by the check, with its epoch
+                self._probe_double_backward(pl_module, params, batch)
+
+    def _check_loss(self, loss: Any) -> None:
         if not isinstance(loss, Tensor) or loss.numel() != 1:
             got = f"a tensor of shape {tuple(loss.shape)}" if isinstance(loss, Tensor) else type(loss).__name__
             raise self.error(
@@ -217,6 +244,51 @@ class SharpnessMonitor(EpochMonitor):
                 "`loss_fn`'s loss does not depend on the trainable parameters (no gradient); it must run the model "
                 "on the batch with gradients enabled."
             )
+
+    def _refuse_once_differentiable(self, loss: Tensor) -> None:
+        """Refuse a custom ``autograd.Function`` whose backward is marked ``@once_differentiable`` in the loss's graph.
+
+        Its double backward does not fail under `torch.autograd.grad`: the error node it leaves hangs off detached
+        inputs, so the engine prunes it, and when the incoming gradient needs no grad nothing is recorded at all —
+        the Hessian-vector product then silently misses every term through that function. Only the forward graph
+        shows it, so it is searched here."""
+        functions = sorted(
+            {
+                node._forward_cls.__name__
+                for node in _graph_nodes(loss.grad_fn)
+                if getattr(getattr(getattr(node, "_forward_cls", None), "backward", None), "__code__", None)
+                is _ONCE_DIFFERENTIABLE_CODE
+            }
+        )
+        if functions:
+            raise self.error(
+                f"the loss goes through the custom autograd.Function {', '.join(functions)} whose backward is marked "
+                "@once_differentiable: torch treats its backward as a constant when differentiating a second time "
+                "(no error), so every Hessian-vector product — and λ_max — would be wrong. Make its backward "
+                "differentiable (remove @once_differentiable and write the backward with differentiable torch "
+                "operations), freeze the parameters that feed into it (requires_grad=False), or remove the "
+                "SharpnessMonitor."
+            )
+
+    def _probe_double_backward(self, pl_module: pl.LightningModule, params: list[Tensor], batch: Any) -> None:
+        """One Hessian-vector product on ``batch``; an operation without a double backward is a MisconfigurationError."""
+        operator = HessianVectorProduct(params, [self._closure(pl_module, batch)])
+        generator = torch.Generator().manual_seed(self.seed)
+        vector = torch.randn(operator.dim, generator=generator, dtype=torch.float64)
+        try:
+            operator(vector)
+        except torch.cuda.OutOfMemoryError:  # not about differentiability
+            raise
+        except RuntimeError as error:
+            failure = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise self.error(
+                "cannot compute a Hessian-vector product (a double backward through the model) on one training "
+                f"sample: {failure}. Every operation between the trainable parameters and the loss must be "
+                "differentiable twice: replace the failing one (e.g. a custom autograd.Function marked "
+                "@once_differentiable, or a fused kernel without double backward) by a differentiable form, freeze "
+                "the parameters that feed into it (requires_grad=False), or remove the SharpnessMonitor. (Attention "
+                "is already computed with its math backend, which is differentiable twice.)"
+            ) from error
 
     def _closure(self, pl_module: pl.LightningModule, batch: Any) -> Callable[[], Tensor]:
         return lambda: self.loss_fn(pl_module, batch)

@@ -9,7 +9,9 @@ Gradient descent ``θ ← θ − η ∇L(θ)`` linearised around a minimiser ``�
 * `power_iteration`: ``v ← (H + s I) v / ‖(H + s I) v‖`` with the Rayleigh quotient ``ρ = vᵀ H v``;
 * `lanczos_top_eigenvalue`: Lanczos with full reorthogonalisation, the largest Ritz value of ``T_k``;
 * `top_hessian_eigenvalue`: the two combined into ``λ_max`` (power iteration shifts when the dominant
-  eigenvalue is negative).
+  eigenvalue is negative);
+* `twice_differentiable_attention`: the attention kernel under which products run (the fused ones have no
+  double backward).
 
 No Lightning here; iterations run in float64, products in the parameters' dtype.
 """
@@ -17,7 +19,8 @@ No Lightning here; iterations run in float64, products in the parameters' dtype.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Literal
 
 import torch
@@ -30,10 +33,34 @@ __all__ = [
     "lanczos_top_eigenvalue",
     "power_iteration",
     "top_hessian_eigenvalue",
+    "twice_differentiable_attention",
 ]
 
 MatVec = Callable[[Tensor], Tensor]
 """A symmetric linear operator on flat float64 vectors."""
+
+
+@contextmanager
+def twice_differentiable_attention() -> Iterator[None]:
+    """Inside, `torch.nn.functional.scaled_dot_product_attention` uses its math backend only.
+
+    The fused attention kernels (flash attention, also on CPU; memory-efficient; cuDNN) have a backward but no
+    derivative of that backward, so a double backward through them fails
+    (``derivative for aten::_scaled_dot_product_flash_attention_for_cpu_backward is not implemented``). The
+    math backend is composed of ordinary differentiable operations (matmul, softmax, dropout), so it can be
+    differentiated twice. The backend is chosen when the forward runs, so the loss must be computed inside. The
+    previous backend selection is restored on exit; training outside is unaffected. Results agree with the
+    fused kernels up to floating-point rounding; the math backend materialises the attention matrix, which costs
+    memory and time on long sequences.
+    """
+    try:
+        from torch.nn.attention import SDPBackend, sdpa_kernel
+    except ImportError:  # torch < 2.3
+        with torch.backends.cuda.sdp_kernel(enable_flash=False, enable_math=True, enable_mem_efficient=False):
+            yield
+        return
+    with sdpa_kernel(SDPBackend.MATH):
+        yield
 
 
 class HessianVectorProduct:
@@ -41,7 +68,9 @@ class HessianVectorProduct:
 
     ``H v = ∇_θ ⟨∇_θ L(θ), v⟩`` (Pearlmutter): one backward pass with ``create_graph=True`` for the gradient,
     one more through the gradient for each product. Only `torch.autograd.grad` is used, so no parameter's
-    ``.grad`` is read or written.
+    ``.grad`` is read or written. The loss closures and both backward passes run under
+    `twice_differentiable_attention` — always, not as a fall-back: every fused attention kernel lacks a double
+    backward, so trying one first would only waste a forward and a backward pass before failing.
 
     Args:
         params: the parameters ``θ`` (tensors with ``requires_grad=True``), flattened in this order.
@@ -76,7 +105,7 @@ class HessianVectorProduct:
         self.products = 0
 
     def _flat_gradient(self, index: int) -> Tensor:
-        with torch.enable_grad():
+        with torch.enable_grad(), twice_differentiable_attention():
             loss = self.losses[index]()
             if not isinstance(loss, Tensor) or loss.numel() != 1:
                 raise ValueError(f"a loss closure must return a scalar tensor, got {type(loss).__name__}.")
@@ -93,7 +122,7 @@ class HessianVectorProduct:
     def _grad_of(self, flat_gradient: Tensor, vector: Tensor, retain: bool) -> Tensor:
         if not flat_gradient.requires_grad:  # the loss is affine in θ: H = 0
             return torch.zeros(self.dim, dtype=self.dtype, device=self.device)
-        with torch.enable_grad():
+        with torch.enable_grad(), twice_differentiable_attention():
             parts = torch.autograd.grad(
                 flat_gradient, self.params, grad_outputs=vector, retain_graph=retain, allow_unused=True
             )
