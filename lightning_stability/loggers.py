@@ -1,11 +1,9 @@
 """Logger output: every metric, histogram, figure, text and constant the monitors emit goes through this module.
 
-Scalars go to every logger's ``log_metrics`` in one call per check, at the step where Lightning logs that epoch's
-epoch-end values (at an epoch end the monitors also ``pl_module.log(logger=False)`` the values EarlyStopping and
-ModelCheckpoint may read, into ``trainer.callback_metrics``), so every logger receives them under the names of
-docs/metrics.md (those names are valid in TensorBoard, CSV, MLflow and
-Weights & Biases alike: letters, digits, ``_ . - /``). Everything else goes to each logger's native API through
-one adapter per logger:
+Scalars go to every logger's ``log_metrics`` (`lightning_stability.scalars`) under the names of docs/metrics.md
+(valid in TensorBoard, CSV, MLflow and Weights & Biases alike: letters, digits, ``_ . - /``). Everything else goes
+to each logger's native API through one adapter per logger; a figure is rendered once
+(`lightning_stability.figures.render`), however many loggers show it:
 
 | logger | histograms | figures | text | constants / final values |
 |---|---|---|---|---|
@@ -22,7 +20,6 @@ what it cannot show. Only global rank zero writes.
 from __future__ import annotations
 
 import html
-import io
 import math
 import weakref
 from collections.abc import Callable
@@ -33,7 +30,9 @@ import torch
 from torch import Tensor
 
 from .distributions import rank_zero_warn
-from .lightning_internals import batches_that_stepped, tensorboard_file_writer
+from .figures.render import RenderedFigure, render
+from .lightning_internals import tensorboard_file_writer
+from .scalars import check_log_step, log_epoch_metrics, log_metrics_now  # their home before; imported from here
 
 if TYPE_CHECKING:
     import pytorch_lightning as pl
@@ -56,56 +55,6 @@ __all__ = [
 
 HISTOGRAM_BINS = 64
 """Bins of the histograms written as CSV (CSV logger, MLflow)."""
-
-
-def check_log_step(trainer: pl.Trainer, epoch: int) -> int:
-    """The logger step of a check of ``epoch``: where Lightning logs that epoch's epoch-end metrics.
-
-    Lightning logs ``self.log(on_epoch=True)`` values of a training epoch at its count of batches that stepped
-    minus one (its last training step, `lightning_internals.batches_that_stepped`); a catch-up check of a finished epoch after resuming, and the histograms and figures of
-    a check, use the same step, so one check's scalars, histograms and figures line up and a resumed run logs at
-    the steps of an uninterrupted one. The check before training (``epoch = -1``) logs at the current step.
-    """
-    stepped = batches_that_stepped(trainer)
-    return max(stepped - 1, 0) if epoch >= 0 else stepped
-
-
-def log_epoch_metrics(pl_module: pl.LightningModule, metrics: dict[str, float]) -> None:
-    """``pl_module.log(logger=False)`` every metric at epoch end as a float64 tensor (float32 on MPS, which has no
-    float64): into ``trainer.callback_metrics`` only; the loggers get the values from `log_metrics_now`, in one
-    call per check.
-
-    ``self.log`` would turn a Python float into float32; float64 tensors keep the certificates' full precision in
-    ``trainer.callback_metrics``. The values are identical on every rank; under DDP ``sync_dist`` averages
-    identical values (exact) and keeps Lightning from warning that epoch-level values are not synchronised.
-    """
-    trainer = pl_module.trainer
-    dtype = torch.float32 if pl_module.device.type == "mps" else torch.float64
-    for name, value in metrics.items():
-        pl_module.log(
-            name,
-            torch.tensor(value, dtype=dtype, device=pl_module.device),
-            on_step=False,
-            on_epoch=True,
-            sync_dist=trainer.world_size > 1,
-            logger=False,
-            batch_size=1,
-        )
-
-
-def log_metrics_now(
-    trainer: pl.Trainer, metrics: dict[str, float], step: int | None = None, epoch: int | None = None
-) -> None:
-    """Send ``metrics`` straight to every logger (rank zero) at ``step`` (default: the current global step).
-
-    ``epoch``, if given, is logged as ``epoch`` (an int), as Lightning does for values logged with ``self.log``.
-    """
-    if not trainer.is_global_zero:
-        return
-    if epoch is not None:
-        metrics = {**metrics, "epoch": epoch}
-    for logger in trainer.loggers:
-        logger.log_metrics(metrics, step=trainer.global_step if step is None else step)
 
 
 # ---------------------------------------------------------------------------------------------------- adapters
@@ -137,12 +86,6 @@ def _histogram_csv(values: Tensor) -> str:
     if non_finite:
         lines.append(f"nan,nan,{non_finite}")
     return "\n".join(lines) + "\n"
-
-
-def _png(figure: Figure) -> bytes:
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=100)
-    return buffer.getvalue()
 
 
 class LoggerAdapter:
@@ -201,8 +144,8 @@ class LoggerAdapter:
     def histogram(self, trainer: pl.Trainer, tag: str, values: Tensor, step: int) -> None:
         """A histogram of ``values`` at ``step``."""
 
-    def figure(self, trainer: pl.Trainer, tag: str, figure: Figure, step: int) -> None:
-        """A matplotlib figure at ``step``."""
+    def figure(self, trainer: pl.Trainer, tag: str, figure: RenderedFigure, step: int) -> None:
+        """A figure, rendered once for every logger, at ``step``."""
 
     def text(self, trainer: pl.Trainer, tag: str, text: str, step: int) -> None:
         """Markdown text at ``step``."""
@@ -226,8 +169,8 @@ class TensorBoardAdapter(LoggerAdapter):
         data = values.detach().cpu().to(torch.float64).numpy()
         self.logger.experiment.add_histogram(tag, data, global_step=step)
 
-    def figure(self, trainer: pl.Trainer, tag: str, figure: Figure, step: int) -> None:
-        self.logger.experiment.add_figure(tag, figure, global_step=step, close=False)
+    def figure(self, trainer: pl.Trainer, tag: str, figure: RenderedFigure, step: int) -> None:
+        self.logger.experiment.add_image(tag, figure.rgb, global_step=step, dataformats="HWC")
 
     def text(self, trainer: pl.Trainer, tag: str, text: str, step: int) -> None:
         self.logger.experiment.add_text(tag, text, global_step=step)
@@ -272,8 +215,8 @@ class CSVAdapter(LoggerAdapter):
     def histogram(self, trainer: pl.Trainer, tag: str, values: Tensor, step: int) -> None:
         self._path("histograms", tag, step, ".csv").write_text(_histogram_csv(values))
 
-    def figure(self, trainer: pl.Trainer, tag: str, figure: Figure, step: int) -> None:
-        self._path("figures", tag, step, ".png").write_bytes(_png(figure))
+    def figure(self, trainer: pl.Trainer, tag: str, figure: RenderedFigure, step: int) -> None:
+        self._path("figures", tag, step, ".png").write_bytes(figure.png())
 
     def text(self, trainer: pl.Trainer, tag: str, text: str, step: int) -> None:
         path = Path(self.logger.log_dir) / "text" / f"{_file_name(tag)}.md"
@@ -298,9 +241,9 @@ class MLflowAdapter(LoggerAdapter):
         client, run_id = self.logger.experiment, self.logger.run_id
         client.log_text(run_id, _histogram_csv(values), self._artifact("histograms", tag, step, ".csv"))
 
-    def figure(self, trainer: pl.Trainer, tag: str, figure: Figure, step: int) -> None:
+    def figure(self, trainer: pl.Trainer, tag: str, figure: RenderedFigure, step: int) -> None:
         client, run_id = self.logger.experiment, self.logger.run_id
-        client.log_figure(run_id, figure, self._artifact("figures", tag, step, ".png"))
+        client.log_image(run_id, figure.rgb, artifact_file=self._artifact("figures", tag, step, ".png"))
 
     def text(self, trainer: pl.Trainer, tag: str, text: str, step: int) -> None:
         client, run_id = self.logger.experiment, self.logger.run_id
@@ -329,11 +272,10 @@ class WandbAdapter(LoggerAdapter):
         counts, edges = np.histogram(data[torch.isfinite(data)].numpy(), bins=HISTOGRAM_BINS)
         self._log(tag, wandb.Histogram(np_histogram=(counts.tolist(), edges.tolist())), step)
 
-    def figure(self, trainer: pl.Trainer, tag: str, figure: Figure, step: int) -> None:
+    def figure(self, trainer: pl.Trainer, tag: str, figure: RenderedFigure, step: int) -> None:
         import wandb
-        from PIL import Image
 
-        self._log(tag, wandb.Image(Image.open(io.BytesIO(_png(figure)))), step)
+        self._log(tag, wandb.Image(figure.rgb), step)
 
     def text(self, trainer: pl.Trainer, tag: str, text: str, step: int) -> None:
         import wandb
@@ -405,11 +347,12 @@ def log_histogram(trainer: pl.Trainer, tag: str, values: Tensor, step: int | Non
 
 
 def log_figure(trainer: pl.Trainer, tag: str, make_figure: Callable[[], Figure], step: int | None = None) -> None:
-    """``make_figure()`` on every logger that shows figures (rank zero), at ``step``; drawn only if one does."""
+    """``make_figure()`` on every logger that shows figures (rank zero), at ``step``; drawn only if one does, and
+    rendered once for all of them."""
     showing = _showing(trainer, "figure", tag)
     if showing:
         step = trainer.global_step if step is None else step
-        figure = make_figure()
+        figure = render(make_figure())
         for adapter in showing:
             adapter.figure(trainer, tag, figure, step)
 

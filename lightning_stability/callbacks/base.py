@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from torch.utils.data import Dataset
 
 from ..distributions import CallbackBase, MisconfigurationError, rank_zero_info, rank_zero_warn
-from ..loggers import check_log_step, log_epoch_metrics, log_metrics_now
+from ..scalars import check_log_step, log_epoch_metrics, log_metrics_now
 from .metric_readers import check_metric_readers
 from .training_data import TrainingData, find_training_data
 

@@ -1,0 +1,69 @@
+"""Scalars to the loggers and to ``trainer.callback_metrics``: every monitor's values go through here.
+
+They go to every logger's ``log_metrics`` in one call per check, at the step where Lightning logs that epoch's
+epoch-end values (`check_log_step`); at an epoch end the monitors also ``pl_module.log(logger=False)`` the values
+EarlyStopping and ModelCheckpoint may read (`log_epoch_metrics`). Only global rank zero writes to the loggers.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import torch
+
+from .lightning_internals import batches_that_stepped
+
+if TYPE_CHECKING:
+    import pytorch_lightning as pl
+
+__all__ = ["check_log_step", "log_epoch_metrics", "log_metrics_now"]
+
+
+def check_log_step(trainer: pl.Trainer, epoch: int) -> int:
+    """The logger step of a check of ``epoch``: where Lightning logs that epoch's epoch-end metrics.
+
+    Lightning logs ``self.log(on_epoch=True)`` values of a training epoch at its count of batches that stepped
+    minus one (its last training step, `lightning_internals.batches_that_stepped`); a catch-up check of a finished epoch after resuming, and the histograms and figures of
+    a check, use the same step, so one check's scalars, histograms and figures line up and a resumed run logs at
+    the steps of an uninterrupted one. The check before training (``epoch = -1``) logs at the current step.
+    """
+    stepped = batches_that_stepped(trainer)
+    return max(stepped - 1, 0) if epoch >= 0 else stepped
+
+
+def log_epoch_metrics(pl_module: pl.LightningModule, metrics: dict[str, float]) -> None:
+    """``pl_module.log(logger=False)`` every metric at epoch end as a float64 tensor (float32 on MPS, which has no
+    float64): into ``trainer.callback_metrics`` only; the loggers get the values from `log_metrics_now`, in one
+    call per check.
+
+    ``self.log`` would turn a Python float into float32; float64 tensors keep the certificates' full precision in
+    ``trainer.callback_metrics``. The values are identical on every rank; under DDP ``sync_dist`` averages
+    identical values (exact) and keeps Lightning from warning that epoch-level values are not synchronised.
+    """
+    trainer = pl_module.trainer
+    dtype = torch.float32 if pl_module.device.type == "mps" else torch.float64
+    for name, value in metrics.items():
+        pl_module.log(
+            name,
+            torch.tensor(value, dtype=dtype, device=pl_module.device),
+            on_step=False,
+            on_epoch=True,
+            sync_dist=trainer.world_size > 1,
+            logger=False,
+            batch_size=1,
+        )
+
+
+def log_metrics_now(
+    trainer: pl.Trainer, metrics: dict[str, float], step: int | None = None, epoch: int | None = None
+) -> None:
+    """Send ``metrics`` straight to every logger (rank zero) at ``step`` (default: the current global step).
+
+    ``epoch``, if given, is logged as ``epoch`` (an int), as Lightning does for values logged with ``self.log``.
+    """
+    if not trainer.is_global_zero:
+        return
+    if epoch is not None:
+        metrics = {**metrics, "epoch": epoch}
+    for logger in trainer.loggers:
+        logger.log_metrics(metrics, step=trainer.global_step if step is None else step)
