@@ -97,8 +97,12 @@ class SharpnessMonitor(EpochMonitor):
 
     Raises:
         MisconfigurationError: on invalid options (here), and when training starts if the training data cannot
-            be found or is not map-style, the model has no trainable parameters, or ``loss_fn`` does not give a
-            differentiable scalar on one sample — before the first epoch.
+            be found or is not map-style, the model has no trainable parameters, ``loss_fn`` does not give a
+            differentiable scalar on one sample, or one Hessian-vector product on that sample fails (an operation
+            without double backward, e.g. ``torch.cdist``) or would be wrong (a custom ``autograd.Function``
+            marked ``@once_differentiable``) — before the first epoch. Attention
+            (``scaled_dot_product_attention``, ``nn.TransformerEncoder``) works: products run with its math
+            backend.
         ValueError: at a check, if the loss or a Hessian-vector product is not finite.
 
     Example:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import importlib
 import math
+import random
 from copy import deepcopy
 
+import numpy as np
 import pytest
 import pytorch_lightning as pl
 import torch
@@ -236,7 +238,11 @@ def fit_tokens(distribution, monitor: SharpnessMonitor, model: nn.Module, root, 
     return trainer, logger.log_dir
 
 
-def test_a_transformer_text_classifier_on_dict_batches(distribution, tmp_path) -> None:
+def test_a_transformer_text_classifier_on_dict_batches(distribution, tmp_path, monkeypatch) -> None:
+    def fast_path(*args, **kwargs):
+        raise AssertionError("nn.TransformerEncoderLayer's fast path (no autograd) was taken")
+
+    monkeypatch.setattr(torch, "_transformer_encoder_layer_fwd", fast_path)
     pl.seed_everything(0)
     model = text_classifier(distribution)
     monitor = SharpnessMonitor(num_samples=TOKEN_SAMPLES, loss_fn=token_loss, tol=1e-6, max_iter=500)
@@ -331,3 +337,25 @@ def test_a_model_without_double_backward_is_refused_at_fit_start(model, message)
     with pytest.raises(MisconfigurationException, match=f"^SharpnessMonitor: .*{message}"):
         trainer.fit(model(), make_loader(make_dataset(40), batch_size=20))
     assert trainer.current_epoch == 0 and trainer.global_step == 0 and monitor.checks_done == 0
+
+
+def test_the_fit_start_probe_leaves_the_rng_and_the_modes_as_they_were(distribution) -> None:
+    seen = []
+
+    class Look(distribution.Callback):
+        def on_train_start(self, trainer, pl_module) -> None:
+            modes = [m.training for m in pl_module.modules()]
+            seen.append((torch.get_rng_state(), random.getstate(), np.random.get_state()[1].copy(), modes))
+
+    pl.seed_everything(0)
+    model = text_classifier(distribution)
+    model.encoder.eval()  # a mix of modes, kept as it is
+    monitor = SharpnessMonitor(num_samples=TOKEN_SAMPLES, loss_fn=token_loss)
+    trainer = distribution.Trainer(**trainer_kwargs(callbacks=[Look(), monitor, Look()], max_epochs=1))
+    trainer.fit(model, make_loader(Tokens(), batch_size=16))
+    (torch_before, python_before, numpy_before, modes_before), (torch_after, python_after, numpy_after, modes_after) = (
+        seen
+    )
+    assert torch.equal(torch_before, torch_after) and python_before == python_after
+    assert (numpy_before == numpy_after).all() and modes_before == modes_after
+    assert modes_before.count(False) >= 1 and modes_before[0] is True
