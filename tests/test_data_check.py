@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from types import SimpleNamespace
 
+import pytest
 import torch
 from torch import nn
 from torch.utils.data import TensorDataset
@@ -12,6 +13,7 @@ from torch.utils.data import TensorDataset
 from lightning_stability import theory
 from lightning_stability.activations import AbsoluteValue
 from lightning_stability.data_check import data_check_table, first_linear_rows, run_data_check
+from lightning_stability.distributions import MisconfigurationError
 from lightning_stability.files import DATA_CHECK_FILE, DATA_CHECK_TABLE
 
 
@@ -141,3 +143,95 @@ def test_run_data_check_off_rank_zero_neither_logs_nor_writes(tmp_path: Path) ->
     report = run_data_check(trainer, model, TensorDataset(x), None, settings, tmp_path / "out")
     assert report.witness_indices.tolist() == [36, 37, 38, 39]  # every rank computes it
     assert logger.calls == [] and not (tmp_path / "out").exists()
+
+
+# ---------------------------------------------------------------------------------------------------- batch formats
+
+
+class TokenRecords(torch.utils.data.Dataset):
+    """Random token sequences as ``{"input_ids": [8], "labels": []}`` dicts."""
+
+    def __init__(self) -> None:
+        generator = torch.Generator().manual_seed(5)
+        self.ids = torch.randint(0, 50, (80, 8), generator=generator)
+        self.labels = self.ids[:, 0] % 2
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        return {"input_ids": self.ids[index], "labels": self.labels[index]}
+
+
+def token_model() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Embedding(50, 16), nn.Flatten(), nn.Linear(16 * 8, 4), AbsoluteValue(), nn.Linear(4, 2))
+
+
+TOKEN_SETTINGS = {"n_random": 6, "n_principal": 2, "batch_size": 32, "max_mass": 0.2, "min_cluster_mass": 0.05}
+
+
+def test_run_data_check_on_token_dicts_with_input_fn_is_the_tensor_report(caplog) -> None:
+    data = TokenRecords()
+    trainer = SimpleNamespace(is_global_zero=True, loggers=[Recorder()], global_step=0)
+    settings = {**TOKEN_SETTINGS, "input_fn": lambda batch: batch["input_ids"]}
+    with caplog.at_level("INFO"):
+        report = run_data_check(trainer, token_model(), data, None, settings, None)
+    expected = theory.data_clusters(data.ids, **TOKEN_SETTINGS)
+    # the first nn.Linear reads the embeddings (128 features), not the 8 token ids: its rows are no direction
+    assert report.kinds == expected.kinds == ("random",) * 6 + ("principal",) * 2
+    assert report.to_dict() == expected.to_dict()
+    assert torch.equal(report.upper, expected.upper) and torch.equal(report.lower, expected.lower)
+    assert torch.equal(report.witness_indices, expected.witness_indices) and report.witness == expected.witness
+    assert report.witness_indices.numel() > 0
+    assert "the first nn.Linear takes 128 features, the inputs have 8: its rows are not used" in caplog.text
+    # the same as (ids, labels) tuple batches
+    tuples = run_data_check(trainer, token_model(), TensorDataset(data.ids, data.labels), None, TOKEN_SETTINGS, None)
+    assert tuples.to_dict() == report.to_dict() and torch.equal(tuples.upper, report.upper)
+
+
+class Strings(torch.utils.data.Dataset):
+    def __len__(self) -> int:
+        return 12
+
+    def __getitem__(self, index: int) -> tuple[str, int]:
+        return f"sample {index}", index % 2
+
+
+def test_run_data_check_names_input_fn_for_batches_it_cannot_read() -> None:
+    trainer = SimpleNamespace(is_global_zero=False, loggers=[], global_step=0)
+    x, model = planted()
+    cases = [
+        (
+            TokenRecords(),
+            {},
+            r"^StabilityMonitor: check_data cannot read the inputs of a dict batch with keys "
+            r"\['input_ids', 'labels'\].*check_data=\{'input_fn': lambda batch: batch\['input_ids'\]\}",
+        ),
+        (
+            Strings(),
+            {},
+            r"^StabilityMonitor: check_data cannot read the inputs of a list batch of length 2 whose "
+            r"first entry is a tuple.*Pass `input_fn`",
+        ),
+        (
+            TokenRecords(),
+            {"input_fn": lambda batch: batch["input_ids"].flatten()},
+            r"^StabilityMonitor: check_data: `input_fn` gave a tensor of shape \(256,\) for a batch of 32 samples; the "
+            r"inputs must be a tensor \[B, \.\.\.\] with one row per sample \(B = 32\)",
+        ),
+        (
+            TokenRecords(),
+            {"input_fn": lambda batch: batch["ids"]},
+            r"^StabilityMonitor: check_data's `input_fn` failed on a dict batch with keys \['input_ids', 'labels'\] "
+            r"\(KeyError: 'ids'\)",
+        ),
+        (
+            TokenRecords(),
+            {"input_fn": lambda batch: batch["input_ids"].tolist()},
+            r"^StabilityMonitor: check_data: `input_fn` gave a list for a batch of 32 samples",
+        ),
+    ]
+    for dataset, settings, message in cases:
+        with pytest.raises(MisconfigurationError, match=message):
+            run_data_check(trainer, model, dataset, None, {**TOKEN_SETTINGS, **settings}, None)

@@ -10,6 +10,8 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
+from ..data_check import describe_batch, input_fn_example
+from ..distributions import MisconfigurationError
 from ..dynamics import (
     HiddenLayer,
     ParametrizationStats,
@@ -65,6 +67,9 @@ class ParametrizationMonitor(EpochMonitor):
         layers: ``[(incoming Linear, activation, outgoing Linear), …]`` module names (``model.named_modules()``)
             instead of the automatic search.
         forward_fn: ``forward_fn(pl_module, batch)`` runs the model on a probe batch; default `run_inputs`.
+        input_fn: ``input_fn(batch) -> tensor [B, ...]``, what the model takes for a probe batch (the input its
+            first layer receives), e.g. ``lambda batch: batch["features"]`` for dict batches; the probe then runs
+            ``pl_module(input_fn(batch))``. Default ``None``: `run_inputs`. Not together with ``forward_fn``.
         threshold: cosine threshold of parallel / opposite pairs.
         zero_tol: norms ``≤ zero_tol`` count as zero.
         log_histogram: log the balance histograms (TensorBoard).
@@ -72,8 +77,9 @@ class ParametrizationMonitor(EpochMonitor):
 
     Raises:
         MisconfigurationError: on invalid options (here), at setup if no hidden layer is found or ``layers``
-            names missing or unsuitable modules, and when training starts if the probe forward does not call every
-            hidden layer — before the first epoch.
+            names missing or unsuitable modules, and when training starts if the probe forward fails on a probe
+            batch (e.g. a dict batch without ``input_fn``) or does not call every hidden layer — before the first
+            epoch.
         FloatingPointError: at a check, if a hidden layer's weights or pre-activations are NaN or infinite
             (training diverged), naming the layer, instead of logging meaningless statistics.
 
@@ -99,6 +105,7 @@ class ParametrizationMonitor(EpochMonitor):
         zero_tol: float = 0.0,
         log_histogram: bool = True,
         verbose: bool = False,
+        input_fn: Callable[[Any], Tensor] | None = None,
     ) -> None:
         super().__init__(every_n_epochs=every_n_epochs, verbose=verbose)
         owner = self.name
@@ -119,11 +126,26 @@ class ParametrizationMonitor(EpochMonitor):
                 "`layers` must be a list of (incoming Linear, activation, outgoing Linear) module-name "
                 f"triples, e.g. [('net.0', 'net.1', 'net.2')], got {layers!r}."
             )
+        if forward_fn is not None and not callable(forward_fn):
+            raise self.error(
+                f"`forward_fn` must be a function `forward_fn(pl_module, batch)` or None, got {forward_fn!r}."
+            )
+        if input_fn is not None and not callable(input_fn):
+            raise self.error(
+                "`input_fn` must be a function of a training batch that returns what the model takes (a tensor "
+                f"[B, ...]), e.g. `input_fn={input_fn_example()}`, or None for the default; got {input_fn!r}."
+            )
+        if input_fn is not None and forward_fn is not None:
+            raise self.error(
+                "pass either `input_fn=` (the probe runs `pl_module(input_fn(batch))`) or `forward_fn=` (it runs "
+                "`forward_fn(pl_module, batch)`), not both."
+            )
         self.num_samples = num_samples
         self.seed = seed
         self.dataset = dataset
         self.layers = [tuple(t) for t in layers] if layers is not None else None
         self.forward_fn = forward_fn or run_inputs
+        self.input_fn = input_fn
         self.threshold = float(threshold)
         self.zero_tol = float(zero_tol)
         self.log_histogram = log_histogram
@@ -131,8 +153,38 @@ class ParametrizationMonitor(EpochMonitor):
         self.last_stats: list[ParametrizationStats] = []
 
     def validate_setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        """Run the probe on its samples before training: every hidden layer must be called by ``forward_fn``."""
-        self.probe_statistics(trainer, pl_module)
+        """Run the probe on its samples before training: the forward must run on the probe batch and call every
+        hidden layer."""
+        self.probe_statistics(trainer, pl_module, at_setup=True)
+
+    def run_forward(self, pl_module: nn.Module, batch: Any) -> None:
+        """The probe forward of one batch: ``pl_module(input_fn(batch))`` or ``forward_fn(pl_module, batch)``."""
+        if self.input_fn is None:
+            self.forward_fn(pl_module, batch)
+            return
+        inputs = self.input_fn(batch)
+        if not isinstance(inputs, Tensor):
+            raise self.error(
+                f"`input_fn` returned a {type(inputs).__name__} for {describe_batch(batch)}; it must return what "
+                f"the model takes, a tensor [B, ...], e.g. `input_fn={input_fn_example(batch)}`."
+            )
+        pl_module(inputs)
+
+    def _forward_error(self, batch: Any, error: Exception) -> MisconfigurationError:
+        failed = f"on {describe_batch(batch)} ({type(error).__name__}: {error})"
+        if self.input_fn is not None:
+            return self.error(
+                f"the probe forward `pl_module(input_fn(batch))` failed {failed}; `input_fn` must return what the "
+                f"model takes, a tensor [B, ...], e.g. `input_fn={input_fn_example(batch)}`."
+            )
+        if self.forward_fn is not run_inputs:
+            return self.error(f"`forward_fn(pl_module, batch)` failed {failed}; it must run the model on a batch.")
+        return self.error(
+            f"the default probe forward (`pl_module(x)` of an `(x, y)` batch, `pl_module(batch)` otherwise) failed "
+            f"{failed}. Pass `input_fn=`, a function of a training batch that returns what the model takes (the "
+            f"tensor its first layer receives, [B, ...]), e.g. `ParametrizationMonitor(input_fn={input_fn_example(batch)})`, "
+            "or `forward_fn=lambda module, batch: ...` that runs the model on a batch."
+        )
 
     @property
     def state_key(self) -> str:
@@ -184,8 +236,11 @@ class ParametrizationMonitor(EpochMonitor):
             )
         return resolved
 
-    def probe_statistics(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> list[ParametrizationStats]:
-        """Every hidden layer's statistics at the current weights on the probe batch (no logging)."""
+    def probe_statistics(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, *, at_setup: bool = False
+    ) -> list[ParametrizationStats]:
+        """Every hidden layer's statistics at the current weights on the probe batch (no logging); ``at_setup``: a
+        failing forward raises a `MisconfigurationError` naming ``input_fn`` and ``forward_fn``."""
         data = self.training_data(trainer, self.dataset)
         indices = fixed_subset(len(data), self.num_samples, self.seed)
         captured: list[list[Tensor]] = [[] for _ in self.hidden_layers]
@@ -203,7 +258,14 @@ class ParametrizationMonitor(EpochMonitor):
         try:
             with untouched_training(pl_module), torch.no_grad():
                 for _, batch in load_batches(trainer, pl_module, data, indices, indices.numel(), self.seed):
-                    self.forward_fn(pl_module, batch)
+                    try:
+                        self.run_forward(pl_module, batch)
+                    except (MisconfigurationError, torch.cuda.OutOfMemoryError):
+                        raise
+                    except Exception as error:
+                        if not at_setup:
+                            raise
+                        raise self._forward_error(batch, error) from error
         finally:
             for handle in handles:
                 handle.remove()

@@ -103,3 +103,150 @@ def test_check_data_runs_once_with_the_first_layer_rows_and_writes_the_witness(t
     saved = torch.load(log_dir / "data_clusters.pt", weights_only=True)
     assert saved["witness_indices"].tolist() == planted.tolist()
     assert "isolated cluster" in (log_dir / "data_clusters.txt").read_text()
+
+
+# ---------------------------------------------------------------------------------------------------- dict batches
+
+
+def breast_cancer() -> tuple[torch.Tensor, torch.Tensor]:
+    """sklearn's breast-cancer set (569 samples, 30 features), standardized, as float32 inputs and labels."""
+    from sklearn.datasets import load_breast_cancer
+
+    features, target = load_breast_cancer(return_X_y=True)
+    x = torch.tensor(features, dtype=torch.float32)
+    return (x - x.mean(0)) / x.std(0), torch.tensor(target)
+
+
+class Records(torch.utils.data.Dataset):
+    """The samples as ``{"features": x, "target": y}`` dicts."""
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        self.x, self.y = x, y
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        return {"features": self.x[index], "target": self.y[index]}
+
+
+def tabular_module():
+    """A 30 → 8 → 2 |x| network written with ``lightning.pytorch``; reads dict and ``(x, y)`` batches alike."""
+    import lightning.pytorch as L
+    from torch import nn
+
+    from lightning_stability import AbsoluteValue
+
+    class Tabular(L.LightningModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = nn.Sequential(nn.Linear(30, 8), AbsoluteValue(), nn.Linear(8, 2))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.net(x)
+
+        def training_step(self, batch, batch_index: int) -> torch.Tensor:
+            x, y = (batch["features"], batch["target"]) if isinstance(batch, dict) else batch
+            return nn.functional.cross_entropy(self(x), y)
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.1)
+
+    L.seed_everything(0)
+    return Tabular(), L
+
+
+def by_record(module, batch):
+    return module(batch["features"]), batch["target"]
+
+
+def fit_lightning(monitor: StabilityMonitor, dataset, **kwargs):
+    """One epoch of ``lightning.pytorch`` (not ``pytorch_lightning``) on ``dataset``; returns the Trainer and model."""
+    model, L = tabular_module()
+    trainer = L.Trainer(
+        accelerator="cpu",
+        devices=1,
+        max_epochs=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[monitor],
+        **kwargs,
+    )
+    trainer.fit(model, torch.utils.data.DataLoader(dataset, batch_size=64))
+    return trainer, model
+
+
+def test_check_data_on_dict_batches_with_input_fn_gives_the_tuple_batch_report():
+    x, y = breast_cancer()
+    settings = dict(SETTINGS, batch_size=100)  # several streamed batches
+    reports = {}
+    for kind, dataset, extra in (
+        ("tuple", TensorDataset(x, y), {}),
+        ("dict", Records(x, y), {"input_fn": lambda batch: batch["features"], "forward_fn": by_record}),
+    ):
+        check_data = {**settings, **({"input_fn": extra["input_fn"]} if extra else {})}
+        forward = {"forward_fn": extra["forward_fn"]} if extra else {}
+        monitor = StabilityMonitor(grid=SMALL_GRID, check_data=check_data, check_at_start=False, **forward)
+        trainer, _ = fit_lightning(monitor, dataset)
+        assert trainer.current_epoch == 1 and monitor.checks_done == 1
+        reports[kind] = monitor.data_report
+    tuple_report, dict_report = reports["tuple"], reports["dict"]
+    assert tuple_report.num_samples == dict_report.num_samples == 569
+    assert dict_report.kinds == tuple_report.kinds == ("random",) * 8 + ("principal",) * 2 + ("extra",) * 8
+    assert dict_report.to_dict() == tuple_report.to_dict()  # every logged number, exactly
+    for field in ("directions", "lower", "upper", "resolutions", "witness_indices", "worst_direction"):
+        assert torch.equal(getattr(dict_report, field), getattr(tuple_report, field)), field
+    assert dict_report.witness == tuple_report.witness
+    assert dict_report.constant_lower == tuple_report.constant_lower
+    assert dict_report.constant_upper == tuple_report.constant_upper
+
+
+def test_check_data_on_dict_batches_without_input_fn_fails_at_fit_start_naming_it():
+    from lightning_stability.distributions import MisconfigurationError
+
+    x, y = breast_cancer()
+    monitor = StabilityMonitor(grid=SMALL_GRID, check_data=True, forward_fn=by_record)
+    with pytest.raises(MisconfigurationError) as caught:
+        fit_lightning(monitor, Records(x, y))
+    message = str(caught.value)
+    assert message.startswith("StabilityMonitor: check_data cannot read the inputs of a dict batch with keys ")
+    assert "['features', 'target']" in message
+    assert "Pass `input_fn`" in message
+    assert "StabilityMonitor(check_data={'input_fn': lambda batch: batch['features']})" in message
+    assert monitor.data_report is None and monitor.checks_done == 0
+
+
+def test_check_data_fit_start_error_comes_before_any_epoch():
+    import lightning.pytorch as L
+
+    from lightning_stability.distributions import MisconfigurationError
+
+    x, y = breast_cancer()
+    model, _ = tabular_module()
+    before = [p.detach().clone() for p in model.parameters()]
+    monitor = StabilityMonitor(grid=SMALL_GRID, check_data={"n_random": 4}, forward_fn=by_record)
+    trainer = L.Trainer(accelerator="cpu", max_epochs=2, logger=False, enable_checkpointing=False, callbacks=[monitor])
+    with pytest.raises(MisconfigurationError, match=r"^StabilityMonitor: check_data .*`input_fn`"):
+        trainer.fit(model, torch.utils.data.DataLoader(Records(x, y), batch_size=64))
+    assert trainer.current_epoch == 0 and trainer.global_step == 0
+    assert all(torch.equal(p, q) for p, q in zip(before, model.parameters(), strict=True))  # not one step
+
+
+@pytest.mark.parametrize(
+    ("check_data", "message"),
+    [
+        (
+            {"input_fn": "features"},
+            r"^StabilityMonitor: check_data's `input_fn` must be a function of a training batch",
+        ),
+        ({"input_fn": 3, "n_random": 4}, r"lambda batch: batch\['features'\].*got 3\.$"),
+    ],
+)
+def test_check_data_input_fn_is_checked_at_construction(check_data, message):
+    from lightning_stability.distributions import MisconfigurationError
+
+    with pytest.raises(MisconfigurationError, match=message):
+        StabilityMonitor(check_data=check_data)
+    assert StabilityMonitor(check_data={"input_fn": None}).check_data == {"input_fn": None}
