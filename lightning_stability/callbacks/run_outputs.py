@@ -20,15 +20,31 @@ if TYPE_CHECKING:
 __all__ = ["RunOutputs", "check_output_directories", "choose_run_directory"]
 
 
-def choose_run_directory(trainer: pl.Trainer) -> Path:
-    """This run's output directory (see the module doc), the same on every rank."""
+def choose_run_directory(trainer: pl.Trainer, option: str = "save_margins") -> Path:
+    """This run's output directory (see the module doc), the same on every rank.
+
+    Raises:
+        MisconfigurationError: on every rank, naming ``option`` (the option that needs the run directory) and the
+            path, if rank zero cannot create ``<default_root_dir>/stability_runs/version_N``.
+    """
     logger = trainer.loggers[0] if trainer.loggers else None
     per_run = logger is not None and isinstance(adapter_for(logger), TensorBoardAdapter | CSVAdapter)
-    chosen = ""
+    chosen, problem = "", None
     if trainer.is_global_zero:
         logger_dir = logger.log_dir if per_run and logger is not None else None
-        chosen = str(run_directory(logger_dir, trainer.default_root_dir))
-    return Path(trainer.strategy.broadcast(chosen, src=0))
+        try:
+            chosen = str(run_directory(logger_dir, trainer.default_root_dir))
+        except OSError as error:
+            parent = Path(trainer.default_root_dir) / "stability_runs"
+            problem = (
+                f"StabilityMonitor({option}=...): cannot create the run directory under {parent} "
+                f"({error.strerror or error}); pass a writable Trainer(default_root_dir=...) or a TensorBoard/CSV "
+                "logger with a writable save_dir."
+            )
+    chosen, problem = trainer.strategy.broadcast((chosen, problem), src=0)
+    if problem is not None:
+        raise MisconfigurationError(problem)
+    return Path(chosen)
 
 
 def check_output_directories(trainer: pl.Trainer, targets: dict[str, Path | None]) -> None:
@@ -70,10 +86,13 @@ class RunOutputs:
         if self.smoke_test:
             self.run_dir = None
             return
-        needs_run_dir = (
-            self.save_margins is True or self.data_check or bool(self.save_samples and not self.save_margins)
-        )
-        self.run_dir = choose_run_directory(trainer) if needs_run_dir else None
+        needs_run_dir = {  # the options that write into the run directory, in the order they are named
+            "save_margins": self.save_margins is True,
+            "check_data": self.data_check,
+            "save_samples": bool(self.save_samples and not self.save_margins),
+        }
+        first = next((option for option, needs in needs_run_dir.items() if needs), None)
+        self.run_dir = choose_run_directory(trainer, first) if first is not None else None
         check_output_directories(
             trainer,
             {

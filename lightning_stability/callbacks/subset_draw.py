@@ -73,7 +73,12 @@ class SubsetDraw:
 def check_subset_options(
     subset_size: int | None, confidence: float, full_every_n_epochs: int | None, weights: Any
 ) -> None:
-    """Validate the statistical mode's options at construction (raise `MisconfigurationError` with the fix)."""
+    """Validate the statistical mode's options at construction (raise `MisconfigurationError` with the fix);
+    ``confidence`` is checked even without ``subset_size`` (a wrong value is wrong whether or not it is used)."""
+    if isinstance(confidence, bool) or not isinstance(confidence, int | float) or not 0 < confidence < 1:
+        raise MisconfigurationError(
+            f"StabilityMonitor: `confidence` must lie in (0, 1), e.g. 0.95; got {confidence!r}."
+        )
     if subset_size is None:
         if full_every_n_epochs is not None:
             raise MisconfigurationError(
@@ -83,10 +88,6 @@ def check_subset_options(
         return
     if isinstance(subset_size, bool) or not isinstance(subset_size, int) or subset_size < 1:
         raise MisconfigurationError(f"StabilityMonitor: `subset_size` must be a positive integer, got {subset_size!r}.")
-    if isinstance(confidence, bool) or not isinstance(confidence, int | float) or not 0 < confidence < 1:
-        raise MisconfigurationError(
-            f"StabilityMonitor: `confidence` must lie in (0, 1), e.g. 0.95; got {confidence!r}."
-        )
     if full_every_n_epochs is not None and (
         isinstance(full_every_n_epochs, bool) or not isinstance(full_every_n_epochs, int) or full_every_n_epochs < 1
     ):

@@ -171,15 +171,39 @@ def test_unwritable_data_check_directory_names_the_option(distribution, tmp_path
         RunOutputs(None, None, True).setup(trainer)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="choose_run_directory creates <default_root_dir>/stability_runs/version_N before the writability check, "
-    "so an unwritable default_root_dir raises a bare OSError (NotADirectoryError) instead of the "
-    "MisconfigurationError naming the option",
-)
 def test_unwritable_default_root_dir_names_the_option(distribution, tmp_path: Path) -> None:
     blocker = tmp_path / "a_file"
     blocker.write_text("x")
     trainer = make_trainer(distribution, blocker / "root")
     with pytest.raises(MisconfigurationError, match=r"StabilityMonitor\(check_data=\.\.\.\)"):
         RunOutputs(None, None, True).setup(trainer)
+
+
+@pytest.mark.parametrize(
+    ("arguments", "option"),
+    [
+        ((True, None, False), "save_margins"),
+        ((True, None, True), "save_margins"),
+        ((None, True, False), "save_samples"),
+        ((None, True, True), "check_data"),
+    ],
+)
+def test_unwritable_default_root_dir_names_the_option_and_path(
+    distribution, tmp_path: Path, arguments: tuple, option: str
+) -> None:
+    """Without a TensorBoard/CSV logger the run directory is made under ``default_root_dir``: the first option that
+    writes there is named, with the path, on every rank (the verdict is broadcast)."""
+    blocker = tmp_path / "a_file"
+    blocker.write_text("x")
+    trainer = make_trainer(distribution, blocker / "root")
+    with pytest.raises(MisconfigurationError, match=rf"StabilityMonitor\({option}=\.\.\.\): cannot create") as e:
+        RunOutputs(*arguments).setup(trainer)
+    assert str(blocker / "root" / "stability_runs") in str(e.value) and "default_root_dir" in str(e.value)
+
+
+def test_unwritable_default_root_dir_names_the_option_of_choose_run_directory(distribution, tmp_path: Path) -> None:
+    blocker = tmp_path / "a_file"
+    blocker.write_text("x")
+    trainer = make_trainer(distribution, blocker / "root")
+    with pytest.raises(MisconfigurationError, match=r"StabilityMonitor\(check_data=\.\.\.\)"):
+        choose_run_directory(trainer, "check_data")

@@ -116,6 +116,8 @@ def test_valid_options_pass() -> None:
         (10, 1.5, None, "uniform", "confidence"),
         (10, True, None, "uniform", "confidence"),
         (10, "0.9", None, "uniform", "confidence"),
+        (None, 5.0, None, "uniform", "confidence"),  # wrong even where the statistical mode is off
+        (None, 0.0, None, "uniform", "confidence"),
         (10, 0.9, 0, "uniform", "full_every_n_epochs"),
         (10, 0.9, True, "uniform", "full_every_n_epochs"),
         (10, 0.9, 1.5, "uniform", "full_every_n_epochs"),
