@@ -160,7 +160,7 @@ def by_record(module, batch):
     return module(batch["features"]), batch["target"]
 
 
-def fit_lightning(monitor: StabilityMonitor, dataset, **kwargs):
+def fit_lightning(monitor: StabilityMonitor, dataset, root, **kwargs):
     """One epoch of ``lightning.pytorch`` (not ``pytorch_lightning``) on ``dataset``; returns the Trainer and model."""
     model, L = tabular_module()
     trainer = L.Trainer(
@@ -172,13 +172,14 @@ def fit_lightning(monitor: StabilityMonitor, dataset, **kwargs):
         enable_progress_bar=False,
         enable_model_summary=False,
         callbacks=[monitor],
+        default_root_dir=root,  # the run directory of the data-check files
         **kwargs,
     )
     trainer.fit(model, torch.utils.data.DataLoader(dataset, batch_size=64))
     return trainer, model
 
 
-def test_check_data_on_dict_batches_with_input_fn_gives_the_tuple_batch_report():
+def test_check_data_on_dict_batches_with_input_fn_gives_the_tuple_batch_report(tmp_path):
     x, y = breast_cancer()
     settings = dict(SETTINGS, batch_size=100)  # several streamed batches
     reports = {}
@@ -189,7 +190,7 @@ def test_check_data_on_dict_batches_with_input_fn_gives_the_tuple_batch_report()
         check_data = {**settings, **({"input_fn": extra["input_fn"]} if extra else {})}
         forward = {"forward_fn": extra["forward_fn"]} if extra else {}
         monitor = StabilityMonitor(grid=SMALL_GRID, check_data=check_data, check_at_start=False, **forward)
-        trainer, _ = fit_lightning(monitor, dataset)
+        trainer, _ = fit_lightning(monitor, dataset, tmp_path / kind)
         assert trainer.current_epoch == 1 and monitor.checks_done == 1
         reports[kind] = monitor.data_report
     tuple_report, dict_report = reports["tuple"], reports["dict"]
@@ -203,13 +204,13 @@ def test_check_data_on_dict_batches_with_input_fn_gives_the_tuple_batch_report()
     assert dict_report.constant_upper == tuple_report.constant_upper
 
 
-def test_check_data_on_dict_batches_without_input_fn_fails_at_fit_start_naming_it():
+def test_check_data_on_dict_batches_without_input_fn_fails_at_fit_start_naming_it(tmp_path):
     from lightning_stability.distributions import MisconfigurationError
 
     x, y = breast_cancer()
     monitor = StabilityMonitor(grid=SMALL_GRID, check_data=True, forward_fn=by_record)
     with pytest.raises(MisconfigurationError) as caught:
-        fit_lightning(monitor, Records(x, y))
+        fit_lightning(monitor, Records(x, y), tmp_path)
     message = str(caught.value)
     assert message.startswith("StabilityMonitor: check_data cannot read the inputs of a dict batch with keys ")
     assert "['features', 'target']" in message
@@ -218,7 +219,7 @@ def test_check_data_on_dict_batches_without_input_fn_fails_at_fit_start_naming_i
     assert monitor.data_report is None and monitor.checks_done == 0
 
 
-def test_check_data_fit_start_error_comes_before_any_epoch():
+def test_check_data_fit_start_error_comes_before_any_epoch(tmp_path):
     import lightning.pytorch as L
 
     from lightning_stability.distributions import MisconfigurationError
@@ -227,7 +228,15 @@ def test_check_data_fit_start_error_comes_before_any_epoch():
     model, _ = tabular_module()
     before = [p.detach().clone() for p in model.parameters()]
     monitor = StabilityMonitor(grid=SMALL_GRID, check_data={"n_random": 4}, forward_fn=by_record)
-    trainer = L.Trainer(accelerator="cpu", max_epochs=2, logger=False, enable_checkpointing=False, callbacks=[monitor])
+    trainer = L.Trainer(
+        accelerator="cpu",
+        max_epochs=2,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        default_root_dir=tmp_path,
+        callbacks=[monitor],
+    )
     with pytest.raises(MisconfigurationError, match=r"^StabilityMonitor: check_data .*`input_fn`"):
         trainer.fit(model, torch.utils.data.DataLoader(Records(x, y), batch_size=64))
     assert trainer.current_epoch == 0 and trainer.global_step == 0
