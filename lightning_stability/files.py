@@ -5,8 +5,13 @@
   ``global_step``, ``indices``, ``targets``, ``margins`` (float64), ``losses`` (float64), ``num_classes`` and
   ``report`` (`to_dict`).
   With the `StabilityMonitor`'s sample tracking it also holds ``predicted``, ``blame`` (the blame sets' sample
-  indices, docs/samples.md) and ``blame_cells`` (index, label, prediction and picture of the samples drawn in a
-  blame grid).
+  indices, docs/samples.md) and ``blame_cells`` (per set, the first ``blame_size`` blamed samples' index, label,
+  prediction and margin, the set's title ``why`` and its size ``total``;
+  `lightning_stability.callbacks.blame_pictures.blamed_samples`). Results only, never the data: 40 bytes a sample
+  (five tensors of 8-byte numbers) plus 8 per blamed index and a few kB of report and framing; every tensor is
+  written as its own values (a view into a larger storage, such as a dataset row, is copied first, since
+  ``torch.save`` would write the whole storage). Files of earlier versions may hold ``pictures`` (the drawn
+  inputs) in ``blame_cells`` and no ``margin``, ``why`` or ``total``; the readers ignore the pictures.
 * **Samples file** ``samples.csv`` (`save_samples_csv` / `load_samples_csv`): one row per training sample with the
   columns of `lightning_stability.dynamics.samples.SAMPLE_COLUMNS`; floats written exactly (``repr``), an empty
   ``first_learned_check`` for a sample that is not learned.
@@ -115,7 +120,8 @@ def save_margin_file(
     extra: dict[str, Any] | None = None,
 ) -> Path:
     """Write one check's per-sample vectors and report to ``directory / margin_file_name(epoch, global_step)``;
-    ``extra`` entries (tensors, lists, dicts of them) are added to the file."""
+    ``extra`` entries (tensors, lists, dicts of them) are added to the file. Each tensor is written on the CPU with
+    its own values only (`_own_values`)."""
     content: dict[str, Any] = {
         **(extra or {}),
         "epoch": epoch,
@@ -128,7 +134,26 @@ def save_margin_file(
         "num_classes": margin_pass.num_classes,
         "report": report.to_dict(),
     }
+    content = _own_values(content)
     return _atomic_write(Path(directory) / margin_file_name(epoch, global_step), lambda file: torch.save(content, file))
+
+
+def _own_values(value: Any) -> Any:
+    """``value`` with every tensor in it (through dicts, lists and tuples) detached, on the CPU, and copied when it
+    is a view into a larger storage: ``torch.save`` writes a tensor's whole storage, so a view of one dataset row
+    would write the dataset."""
+    if isinstance(value, torch.Tensor):
+        tensor = value.detach().cpu()
+        if tensor.untyped_storage().nbytes() > tensor.numel() * tensor.element_size():
+            tensor = tensor.clone(memory_format=torch.contiguous_format)
+        return tensor
+    if isinstance(value, dict):
+        return {key: _own_values(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_own_values(item) for item in value]
+    if isinstance(value, tuple):
+        return tuple(_own_values(item) for item in value)
+    return value
 
 
 def load_margin_files(log_dir: str | Path) -> list[dict[str, Any]]:

@@ -8,9 +8,12 @@ import math
 from pathlib import Path
 
 import pytest
+import pytorch_lightning as pl
 import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
 
-from lightning_stability import theory
+from lightning_stability import StabilityMonitor, theory
 from lightning_stability.data_check import data_check_table
 from lightning_stability.files import (
     DATA_CHECK_FILE,
@@ -21,8 +24,9 @@ from lightning_stability.files import (
     save_data_check,
     save_margin_file,
 )
-from lightning_stability.records import MarginPass
+from lightning_stability.records import BLAME_SETS, MarginPass
 
+from .callbacks.test_stability_instability import SCRIPT, weight_for
 from .helpers import NUM_CLASSES, SMALL_GRID, make_data
 
 
@@ -136,3 +140,135 @@ def test_no_data_check_file_names_the_fix(tmp_path: Path) -> None:
         load_data_check(tmp_path)
     with pytest.raises(FileNotFoundError, match=DATA_CHECK_FILE):
         load_data_check(tmp_path / DATA_CHECK_FILE)
+
+
+# A margin file holds results, never the data: the 5,000-sample run below, of 784 float32 features, holds
+# 15.7 MB of inputs; its margin files may hold at most BYTES_PER_SAMPLE per sample plus FILE_ALLOWANCE for the
+# report dict, the blame cells (at most blame_size samples per set, each with its "why") and torch.save's zip framing.
+BYTES_PER_SAMPLE = 150
+FILE_ALLOWANCE = 16 * 1024
+N_BIG = 5000  # groups 0, 1, 2 of 2,000, 2,000 and 1,000 samples: test_stability_instability's proportions
+
+
+class BigScripted(pl.LightningModule):
+    """A bias-free linear layer on 784 features whose first three are the group's one-hot code (the others random,
+    with weight 0), so the scripted margins of test_stability_instability hold exactly; SGD with lr = 0."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = nn.Linear(784, 3, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear(x)
+
+    def training_step(self, batch, batch_idx) -> torch.Tensor:
+        x, y = batch
+        return nn.functional.cross_entropy(self(x), y)
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.SGD(self.parameters(), lr=0.0)
+
+
+class BigScript(pl.Callback):
+    def _set(self, module: pl.LightningModule, check: int) -> None:
+        with torch.no_grad():
+            module.linear.weight.zero_()
+            module.linear.weight[:, :3] = weight_for(check)
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        self._set(pl_module, -1)
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        self._set(pl_module, trainer.current_epoch)
+
+
+@pytest.fixture(scope="module")
+def big_run(tmp_path_factory) -> tuple[torch.Tensor, torch.Tensor, list[Path]]:
+    """The scripted unstable run on 5,000 samples of 784 float32 features: events at epochs 1, 3 and 4."""
+    # interleaved (0, 0, 1, 1, 2, ...): a first batch of group 0 alone, logits (1, 0, 0), would look like probabilities
+    groups = torch.tensor([0, 0, 1, 1, 2]).repeat(N_BIG // 5)
+    features = torch.rand(len(groups), 784, generator=torch.Generator().manual_seed(0))
+    features[:, :3] = nn.functional.one_hot(groups, 3).float()
+    directory = tmp_path_factory.mktemp("big") / "margins"
+    monitor = StabilityMonitor(grid=SMALL_GRID, save_margins=directory, blame_size=16, tol=0.0)
+    trainer = pl.Trainer(
+        accelerator="cpu",
+        max_epochs=len(SCRIPT) - 1,
+        callbacks=[BigScript(), monitor],
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    with pytest.warns(UserWarning, match="StabilityMonitor: instability at epoch"):
+        trainer.fit(BigScripted(), DataLoader(TensorDataset(features, groups), batch_size=1000))
+    return features, groups, sorted(directory.glob("margins_epoch=*.pt"))
+
+
+def test_margin_files_hold_no_copy_of_the_dataset(big_run) -> None:
+    features, groups, paths = big_run
+    assert len(paths) == len(SCRIPT)
+    n = len(groups)
+    for path in paths:
+        size = path.stat().st_size
+        print(f"{path.name}: {size} bytes, {size / n:.1f} bytes a sample")
+        assert size <= BYTES_PER_SAMPLE * n + FILE_ALLOWANCE, path.name
+
+
+def tensors_in(value) -> list[torch.Tensor]:
+    if isinstance(value, torch.Tensor):
+        return [value]
+    if isinstance(value, dict):
+        return [t for item in value.values() for t in tensors_in(item)]
+    if isinstance(value, list | tuple):
+        return [t for item in value for t in tensors_in(item)]
+    return []
+
+
+def test_margin_files_hold_the_blamed_samples_results_recomputed(big_run) -> None:
+    features, groups, paths = big_run
+    previous_correct = None
+    for path in sorted(paths, key=lambda p: torch.load(p, weights_only=True)["global_step"]):
+        content = torch.load(path, map_location="cpu", weights_only=True)
+        # no picture, nothing as large as the dataset, no tensor sharing a larger storage
+        for tensor in tensors_in(content):
+            assert tensor.numel() < features.numel() and tensor.numel() <= len(groups)
+            assert tensor.untyped_storage().nbytes() == tensor.numel() * tensor.element_size()
+        weight = torch.zeros(3, 784)
+        weight[:, :3] = weight_for(content["epoch"])
+        logits = features @ weight.T
+        margins, predicted = theory.margins(logits, groups), logits.argmax(dim=1)
+        assert torch.allclose(content["margins"], margins.double(), rtol=0, atol=1e-6)
+        correct = margins > 0
+        worst = sorted(range(len(groups)), key=lambda k: (float(content["margins"][k]), k))[:16]
+        assert content["blame"]["worst"].tolist() == worst
+        if previous_correct is not None:
+            forgotten = torch.nonzero(previous_correct & ~correct).flatten()
+            assert content["blame"]["forgotten"].tolist() == forgotten.tolist()
+        previous_correct = correct
+        cells = content["blame_cells"]
+        assert list(cells) == list(BLAME_SETS)
+        for key, title in BLAME_SETS.items():
+            members = content["blame"][key]
+            index = cells[key]["index"]
+            assert index.tolist() == members[:16].tolist()
+            assert cells[key]["why"] == title and cells[key]["total"] == members.numel()
+            assert cells[key]["target"].tolist() == groups[index].tolist()
+            assert cells[key]["predicted"].tolist() == predicted[index].tolist()
+            assert cells[key]["margin"].dtype == torch.float64
+            assert torch.equal(cells[key]["margin"], content["margins"][index])
+            assert "pictures" not in cells[key]
+    assert any(torch.load(p, weights_only=True)["blame"]["forgotten"].numel() > 16 for p in paths)  # cut sets too
+
+
+def test_a_view_into_a_larger_storage_is_written_as_its_own_values(tmp_path: Path) -> None:
+    """torch.save writes a tensor's whole storage: a row (or a strided column) of a big tensor passed in ``extra``
+    would write all of it; the file holds the view's values only."""
+    big = torch.rand(5000, 784)
+    margin_pass, report = check(0)
+    extra = {"row": big[7], "nested": {"column": [big[:, 3]]}, "pair": (big[0, :2], 1)}
+    path = save_margin_file(tmp_path, 0, 1, margin_pass, report, extra)
+    assert path.stat().st_size < 64 * 1024  # the storage alone is 15.7 MB
+    (content,) = load_margin_files(tmp_path)
+    assert torch.equal(content["row"], big[7]) and torch.equal(content["nested"]["column"][0], big[:, 3])
+    assert torch.equal(content["pair"][0], big[0, :2]) and content["pair"][1] == 1

@@ -2,12 +2,13 @@
 
 At an instability event the `StabilityMonitor` logs the blame sets (`lightning_stability.records.BlameSets`) as an
 image grid with labels and predictions (a figure, through `lightning_stability.loggers.log_figure`, so every logger
-shows it natively), and the per-check margin file holds the same cells. Only global rank zero reads the blamed
-samples' inputs.
+shows it natively). The per-check margin file holds the blamed samples' results (`blamed_samples`: index, label,
+prediction, margin, which set), never their inputs. Only global rank zero reads the blamed samples' inputs.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -22,7 +23,40 @@ from ..records import BLAME_SETS, BlameSets, MarginPass
 if TYPE_CHECKING:
     import pytorch_lightning as pl
 
-__all__ = ["BlamePictures"]
+__all__ = ["BlamePictures", "blamed_samples"]
+
+
+def blamed_samples(blame: BlameSets, margin_pass: MarginPass, size: int) -> dict[str, dict[str, Any]]:
+    """Per blame set (`BLAME_SETS`' keys, all four), its first ``size`` samples as the margin file's ``blame_cells``
+    entry: ``index``, ``target``, ``predicted`` (int64) and ``margin`` (float64) of each, looked up in
+    ``margin_pass`` (``-1`` and NaN for an index it lacks), with ``why`` (the set's title) and ``total`` (the set's
+    size). Fresh tensors of ``size`` entries at most: nothing of the dataset."""
+    indices = margin_pass.indices.detach().cpu()
+    entries = {}
+    for key, title in BLAME_SETS.items():
+        members = getattr(blame, key)
+        chosen = members[:size].detach().cpu().to(torch.long).clone()
+        positions = torch.searchsorted(indices, chosen).clamp(max=max(indices.numel() - 1, 0))
+        found = indices[positions] == chosen if indices.numel() else torch.zeros(chosen.shape, dtype=torch.bool)
+        entries[key] = {
+            "index": chosen,
+            "target": _look_up(margin_pass.targets, positions, found, -1, torch.long),
+            "predicted": _look_up(margin_pass.predicted, positions, found, -1, torch.long),
+            "margin": _look_up(margin_pass.margins, positions, found, math.nan, torch.float64),
+            "why": title,
+            "total": int(members.numel()),
+        }
+    return entries
+
+
+def _look_up(
+    values: torch.Tensor, positions: torch.Tensor, found: torch.Tensor, fill: float, dtype: torch.dtype
+) -> torch.Tensor:
+    """``values[positions]`` where ``found``, else ``fill``: a fresh ``dtype`` tensor."""
+    missing = torch.full(positions.shape, fill, dtype=dtype)
+    if not bool(found.any()):
+        return missing
+    return torch.where(found, values.detach().cpu()[positions].to(dtype), missing)
 
 
 class BlamePictures:
@@ -108,20 +142,9 @@ class BlamePictures:
         margin_pass: MarginPass,
         rows: list[tuple[str, list[BlameCell]]] | None,
     ) -> dict[str, Any]:
-        """What the per-check file holds about blame: ``blame`` (every set's indices) and ``blame_cells`` (per set,
-        the drawn samples' index, label, prediction and picture; ``rows`` if the grid was drawn already)."""
-        if rows is None:
-            rows = self.cells(trainer, dataset, blame, margin_pass)
-        cells = {
-            key: {
-                "index": torch.tensor([c.index for c in row], dtype=torch.long),
-                "target": torch.tensor([c.target for c in row], dtype=torch.long),
-                "predicted": torch.tensor([c.predicted for c in row], dtype=torch.long),
-                "pictures": [c.picture for c in row],
-            }
-            for key, (_, row) in zip(BLAME_SETS, rows, strict=False)
-        }
-        return {"blame": blame.as_dict(), "blame_cells": cells}
+        """What the per-check file holds about blame: ``blame`` (every set's indices) and ``blame_cells``
+        (`blamed_samples`). Results only, never the data: neither ``dataset`` nor the grid's ``rows`` are read."""
+        return {"blame": blame.as_dict(), "blame_cells": blamed_samples(blame, margin_pass, self.blame_size)}
 
     @staticmethod
     def _drawable() -> bool:

@@ -7,8 +7,11 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+from torch.utils.data import TensorDataset
 
+from lightning_stability.callbacks import blame_pictures
 from lightning_stability.callbacks import publish as publish_module
+from lightning_stability.callbacks.blame_pictures import BlamePictures
 from lightning_stability.callbacks.publish import CheckPublisher
 from lightning_stability.files import margin_file_name
 from lightning_stability.records import BlameSets, MarginPass
@@ -137,3 +140,30 @@ def test_no_margin_file_off_rank_zero_or_without_blame_or_directory(logged: list
     publisher.publish(trainer(), result(blame=None), "x", 1, None, tmp_path)
     publisher.publish(trainer(), result(blame=BLAME), "x", 1, None, None)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_margin_file_holds_the_blamed_samples_results_not_the_dataset(
+    logged: list, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The real BlamePictures: the grid is drawn from the dataset (its items views of one 3 × 784 tensor), the file
+    holds index, label, prediction and margin of the blamed samples and no byte of the inputs."""
+    pytest.importorskip("matplotlib")
+    monkeypatch.setattr(blame_pictures, "log_figure", lambda t, tag, make, step: logged.append(("figure", tag)))
+    features = torch.rand(3, 784)
+    dataset = TensorDataset(features, MARGIN_PASS.targets)
+    publisher = CheckPublisher(False, False, BlamePictures(blame_size=1, to_image=None))
+    publisher.publish(trainer(), result(event=True, blame=BLAME), "x", 6, dataset, tmp_path)
+    assert [call[1] for call in logged if call[0] == "figure"] == ["stability/blame"]  # the live grid
+    path = tmp_path / margin_file_name(4, 17)
+    assert path.stat().st_size < features.numel() * features.element_size()  # 9,408 bytes of inputs
+    cells = torch.load(path, weights_only=True)["blame_cells"]
+    worst = {key: value.tolist() if isinstance(value, torch.Tensor) else value for key, value in cells["worst"].items()}
+    assert worst == {
+        "index": [1],
+        "target": [0],
+        "predicted": [1],
+        "margin": [-1.0],
+        "why": "worst margins",
+        "total": 2,
+    }
+    assert cells["data_cluster"]["index"].tolist() == [2] and cells["witness"]["index"].numel() == 0

@@ -21,6 +21,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from lightning_stability import StabilityMonitor
 from lightning_stability.dynamics import SAMPLE_COLUMNS
 from lightning_stability.files import load_margin_files, load_samples_csv
+from lightning_stability.records import BLAME_SETS, BlameSets, MarginPass
 
 from ..dynamics.test_samples import oracle
 from ..helpers import SMALL_GRID, DictDataset, DictMLP, fit
@@ -42,6 +43,11 @@ def replayed(margin_files: list[dict]) -> dict[int, dict]:
     """The oracle's statistics from the per-check files, in check order."""
     passes = [(f["indices"], f["targets"], f["margins"], f["losses"], f["predicted"]) for f in margin_files]
     return oracle(passes)[0]
+
+
+def margin_pass_of(margin_file: dict) -> MarginPass:
+    f = margin_file
+    return MarginPass(f["indices"], f["targets"], f["margins"], f["losses"], f["predicted"], f["num_classes"])
 
 
 def assert_csv_equals(csv_path: Path, rows: dict[int, dict]) -> None:
@@ -117,9 +123,11 @@ def test_scripted_run_blames_the_flipped_group_in_files_text_and_a_tensorboard_g
         order = sorted(range(100), key=lambda k: (float(f["margins"][k]), k))[:4]
         assert f["blame"]["worst"].tolist() == order, epoch
         assert f["blame"]["data_cluster"].numel() == 0
-        cells = f["blame_cells"]["worst"]
-        assert cells["index"].tolist() == order
-        assert [p.tolist() for p in cells["pictures"]] == [dataset()[k][0].tolist() for k in order]  # one-hot inputs
+        cells = f["blame_cells"]["worst"]  # results, not the inputs (the grid draws those from the dataset)
+        assert cells["index"].tolist() == order and "pictures" not in cells
+        assert cells["target"].tolist() == [dataset()[k][1].item() for k in order]
+        assert cells["margin"].tolist() == [float(f["margins"][k]) for k in order]
+        assert cells["why"] == "worst margins" and cells["total"] == 4
         witness = f["blame"]["witness"]
         if witness.numel():  # an interval of margins: every sample with a margin inside it is in it
             inside = f["margins"][witness]
@@ -161,9 +169,10 @@ def test_conv_net_on_digits_images_in_files_and_samples_csv(tmp_path: Path) -> N
     files = load_margin_files(tmp_path / "margins")
     assert len(files) == 4
     for f in files:
-        pictures = f["blame_cells"]["worst"]["pictures"]
-        assert [p.shape for p in pictures] == [(8, 8)] * 3  # [1, 8, 8] images drawn as 8 × 8
-        assert all(torch.equal(p, IMAGES[k, 0]) for p, k in zip(pictures, f["blame"]["worst"].tolist()))
+        cells = f["blame_cells"]["worst"]  # no picture in the file: index, label, prediction and margin
+        assert cells["index"].tolist() == f["blame"]["worst"].tolist() and len(cells["index"]) == 3
+        assert cells["target"].tolist() == TARGETS[cells["index"]].tolist() and "pictures" not in cells
+        assert cells["predicted"].tolist() == f["predicted"][cells["index"]].tolist()
     assert_csv_equals(tmp_path / "margins" / "samples.csv", replayed(files))
     frame = monitor.sample_dynamics().to_pandas()
     assert len(frame) == 160 and list(frame.columns) == list(SAMPLE_COLUMNS)
@@ -177,12 +186,21 @@ def test_dict_batches_say_once_that_no_picture_can_be_drawn(tmp_path: Path) -> N
     )
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        fit([monitor], DictMLP(), DictDataset(120), max_epochs=2)
+        trainer = fit([monitor], DictMLP(), DictDataset(120), max_epochs=2)
+    # no instability event, so no grid to draw: the margin files need no picture and nothing is said
+    assert [w for w in caught if "no blame grid is drawn" in str(w.message)] == []
+    files = load_margin_files(tmp_path)
+    assert all(list(f["blame_cells"]) == list(BLAME_SETS) for f in files)
+    assert all(f["blame_cells"]["worst"]["index"].tolist() == f["blame"]["worst"][:16].tolist() for f in files)
+    assert_csv_equals(tmp_path / "samples.csv", replayed(files))
+    # the grid of an event (twice) says it once
+    blame, margin_pass = BlameSets(**files[-1]["blame"]), margin_pass_of(files[-1])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for step in (1, 2):
+            assert monitor.publisher.pictures.log_grid(trainer, DictDataset(120), blame, margin_pass, 1, step) == []
     said = [w for w in caught if "no blame grid is drawn" in str(w.message)]
     assert len(said) == 1 and "to_image=" in str(said[0].message)
-    files = load_margin_files(tmp_path)
-    assert all(f["blame_cells"] == {} for f in files)
-    assert_csv_equals(tmp_path / "samples.csv", replayed(files))
 
 
 def test_a_one_logit_binary_model_has_margins_plus_minus_z(tmp_path: Path) -> None:
@@ -208,8 +226,12 @@ def test_a_one_logit_binary_model_has_margins_plus_minus_z(tmp_path: Path) -> No
     assert dynamics.predicted.tolist() == (z > 0).long().tolist()
     files = load_margin_files(tmp_path)
     assert_csv_equals(tmp_path / "samples.csv", replayed(files))
-    k = int(files[-1]["blame"]["worst"][0])
-    assert torch.equal(files[-1]["blame_cells"]["worst"]["pictures"][0], IMAGES[k, 0] * 2)  # the user's to_image
+    last = files[-1]
+    k = int(last["blame"]["worst"][0])
+    assert "pictures" not in last["blame_cells"]["worst"]  # the file holds results; the grid draws the pictures
+    blame, margin_pass = BlameSets(**last["blame"]), margin_pass_of(last)
+    rows = monitor.publisher.pictures.cells(trainer, TensorDataset(IMAGES[:160], binary), blame, margin_pass)
+    assert torch.equal(rows[1][1][0].picture, IMAGES[k, 0] * 2)  # the worst row's first cell: the user's to_image
 
 
 def test_bad_options_are_refused() -> None:
