@@ -11,11 +11,13 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from ..records import MarginPass
 from .margin_pass import label_message
 
 __all__ = [
     "TIES_NOTED",
     "label_problem",
+    "no_certificate_reason",
     "probability_outputs",
     "same_kind_monitors",
     "schedule_never_checks",
@@ -44,7 +46,8 @@ def label_problem(
 
 
 def probability_outputs(logits: Tensor) -> str | None:
-    """The warning for class scores that look like probabilities (every row in ``[0, 1]`` summing to 1): the
+    """The warning for class scores that look like probabilities (every row in ``[0, 1]`` summing to 1, most
+    entries strictly between — exact one-hot scores are a model's logits as well): the
     monitor reads them as logits, so its loss, margins and every floor would be those of ``softmax(p)``, not of
     the model. Log-probabilities need no warning: ``softmax(log p) = p``, so margins and cross entropies are the
     model's own."""
@@ -53,6 +56,8 @@ def probability_outputs(logits: Tensor) -> str | None:
     rows = logits.to(torch.float64)
     in_unit = bool(((rows >= 0) & (rows <= 1)).all())
     if not in_unit or not torch.allclose(rows.sum(dim=1), torch.ones(rows.shape[0], dtype=torch.float64), atol=1e-3):
+        return None
+    if float(((rows > 0) & (rows < 1)).double().mean()) < 0.5:  # mostly exact 0/1 scores: one-hot logits, not p
         return None
     return (
         "the class scores of the first batch look like probabilities (every row in [0, 1], summing to 1). The "
@@ -99,4 +104,22 @@ def ties_note(margins: Tensor, targets: Tensor, predicted: Tensor) -> str | None
         f"{ties} of {total} margins are exactly 0 (the true class ties with another; low precisions such as "
         f"bf16 round many scores to equal values). Ties count as errors, so {counted} samples count as correct "
         f"where the argmax picks the label for {argmax}. Certify in a higher precision to tell them apart."
+    )
+
+
+def no_certificate_reason(margin_pass: MarginPass, epoch: int, ignore_index: int | None) -> str:
+    """Why a check has no certificate and training stops: class scores that are not finite (named by their first
+    samples, as ``EarlyStopping(check_finite=True)`` stops on a non-finite metric), or nothing left to certify."""
+    bad = margin_pass.non_finite
+    when = "before training" if epoch < 0 else f"after epoch {epoch}"
+    if bad.numel():
+        first = ", ".join(str(i) for i in bad[:8].tolist()) + (", ..." if bad.numel() > 8 else "")
+        return (
+            f"the model's class scores are not finite (NaN or inf) for {bad.numel()} sample(s) {when} (samples "
+            f"{first}): no certificate is possible; training stops, as EarlyStopping(check_finite=True) does. A "
+            "diverged model: lower the learning rate, clip gradients or use a higher precision."
+        )
+    return (
+        f"every sample is outside the certified set {when} ({margin_pass.ignored} labelled "
+        f"ignore_index={ignore_index} or of weight zero): nothing to certify; training stops."
     )

@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader, Dataset
 from .. import theory
 from ..assess import CheckResult, CheckSettings, InstabilityHistory, Patience, assess_check, sample_weights
 from ..assess.names import DASHBOARD, FINAL, run_constants, subset_constants
-from ..data_check import run_data_check
+from ..data_check import check_data_settings, run_data_check
 from ..distributions import MisconfigurationError
 from ..dynamics.samples import SampleDynamics, SampleStatistics
 from ..files import save_samples_csv
@@ -36,6 +36,7 @@ from .publish import CheckPublisher
 from .run_outputs import RunOutputs
 from .setup_checks import (
     label_problem,
+    no_certificate_reason,
     probability_outputs,
     same_kind_monitors,
     schedule_never_checks,
@@ -107,6 +108,7 @@ class StabilityMonitor(StabilityOptionAttributes, StabilityState, EpochMonitor):
     ) -> None:
         super().__init__(every_n_epochs=every_n_epochs, check_at_start=check_at_start, verbose=verbose)
         validate_stability_options(**{k: v for k, v in locals().items() if k not in ("self", "__class__")})
+        check_data_settings(check_data)
         self.dataset, self.dataloader, self.weights = dataset, dataloader, weights
         self.tol, self.patience, self.stop_on_instability = float(tol), patience, stop_on_instability
         self.stochastic_data, self.check_data = stochastic_data, check_data
@@ -310,29 +312,20 @@ class StabilityMonitor(StabilityOptionAttributes, StabilityState, EpochMonitor):
             blame=self.outputs.margins_dir(trainer) is not None,
             data_cluster=None if self.data_report is None else self.data_report.witness_indices,
         )
-        cost = self.cost.metrics(passed - started, self.cost.clock() - passed)
+        assessed = self.cost.clock()
         stop = self.stop_rule.update(result.comparison.event)
         reason = self._record(trainer, result)
-        self._publish(trainer, pl_module, result, cost, in_epoch_end)
+        step = self._publish(trainer, pl_module, result, in_epoch_end)
+        cost = self.cost.metrics(started, passed, assessed, self.cost.clock())  # after everything it counts
+        if cost:
+            self.last_cost = self.same_on_every_rank(trainer, cost)
+            self.log_metrics(trainer, pl_module, self.last_cost, in_epoch_end=False, epoch=epoch, step=step)
         self.decide_stop(trainer, stop, reason)  # decide
 
     def _stop_without_certificate(self, trainer: pl.Trainer, margin_pass: MarginPass, epoch: int) -> None:
         """Non-finite class scores (or nothing left to certify): no certificate, training stops as with
         ``EarlyStopping(check_finite=True)``; the files written so far stay, ``samples.csv`` is written at fit end."""
-        bad = margin_pass.non_finite
-        when = "before training" if epoch < 0 else f"after epoch {epoch}"
-        if bad.numel():
-            first = ", ".join(str(i) for i in bad[:8].tolist()) + (", ..." if bad.numel() > 8 else "")
-            reason = (
-                f"the model's class scores are not finite (NaN or inf) for {bad.numel()} sample(s) {when} (samples "
-                f"{first}): no certificate is possible; training stops, as EarlyStopping(check_finite=True) does. A "
-                "diverged model: lower the learning rate, clip gradients or use a higher precision."
-            )
-        else:
-            reason = (
-                f"every sample is outside the certified set {when} ({margin_pass.ignored} labelled "
-                f"ignore_index={self.ignore_index} or of weight zero): nothing to certify; training stops."
-            )
+        reason = no_certificate_reason(margin_pass, epoch, self.ignore_index)
         self.warn(trainer, reason)
         self._no_certificate = True
         self.decide_stop(trainer, True, reason)
@@ -363,9 +356,9 @@ class StabilityMonitor(StabilityOptionAttributes, StabilityState, EpochMonitor):
         trainer: pl.Trainer,
         pl_module: pl.LightningModule,
         result: CheckResult,
-        cost: dict[str, float],
         in_epoch_end: bool,
-    ) -> None:
+    ) -> int:
+        """Log, show and save the check; returns its logger step."""
         metrics = result.metrics if result.exact else self.same_on_every_rank(trainer, result.metrics)
         self.finish_check(metrics, result.epoch)
         self.last_pass = result.margin_pass
@@ -374,10 +367,7 @@ class StabilityMonitor(StabilityOptionAttributes, StabilityState, EpochMonitor):
         else:
             self.last_estimate = result.estimate
         step = self.log_step(trainer, result.epoch)
-        if cost:
-            self.last_cost = self.same_on_every_rank(trainer, cost)
-        both = {**metrics, **(self.last_cost if cost else {})}
-        self.log_metrics(trainer, pl_module, both, in_epoch_end=in_epoch_end, epoch=result.epoch, step=step)
+        self.log_metrics(trainer, pl_module, metrics, in_epoch_end=in_epoch_end, epoch=result.epoch, step=step)
         if result.exact not in self._constants_logged:
             log_constants(
                 trainer,
@@ -397,3 +387,4 @@ class StabilityMonitor(StabilityOptionAttributes, StabilityState, EpochMonitor):
         dataset = self.source.samples_by_index(trainer)
         self.publisher.publish(trainer, result, summary, step, dataset, self.outputs.margins_dir(trainer))
         self.info(trainer, line)
+        return step

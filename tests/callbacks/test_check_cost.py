@@ -1,4 +1,4 @@
-"""CheckCost (callbacks/check_cost.py): the ``stability_cost/`` values of a check from a scripted clock."""
+"""CheckCost (callbacks/check_cost.py): the ``stability_cost/`` values of a check from its four clock readings."""
 
 from __future__ import annotations
 
@@ -9,27 +9,18 @@ import pytest
 from lightning_stability.callbacks.check_cost import CheckCost
 
 
-class ScriptedClock:
-    """Returns the given times one after the other (seconds)."""
-
-    def __init__(self, *times: float) -> None:
-        self.times = list(times)
-
-    def __call__(self) -> float:
-        return self.times.pop(0)
-
-
-def scripted(cost: CheckCost, monkeypatch: pytest.MonkeyPatch, *times: float) -> ScriptedClock:
-    clock = ScriptedClock(*times)
-    monkeypatch.setattr(cost, "clock", clock)
-    return clock
+def started_epoch_at(moment: float, monkeypatch: pytest.MonkeyPatch) -> CheckCost:
+    cost = CheckCost(True)
+    monkeypatch.setattr(cost, "clock", lambda: moment)
+    cost.start_epoch()
+    return cost
 
 
 def test_disabled_logs_nothing_even_after_an_epoch(monkeypatch: pytest.MonkeyPatch) -> None:
     cost = CheckCost(False)
-    scripted(cost, monkeypatch, 10.0, 30.0)
+    monkeypatch.setattr(cost, "clock", lambda: 10.0)
     cost.start_epoch()
-    assert cost.metrics(1.0, 2.0) == {}
+    assert cost.metrics(11.0, 12.0, 13.0, 14.0) == {}
     assert cost.enabled is False
 
 
@@ -39,44 +30,40 @@ def test_enabled_is_a_bool() -> None:
     assert CheckCost(True).epoch_started is None
 
 
-def test_check_before_any_epoch_has_no_epoch_share() -> None:
-    # the check before training: no epoch ran, so only the two durations
-    assert CheckCost(True).metrics(0.25, 0.5) == {
+def test_check_before_any_epoch_has_the_parts_and_the_total_only() -> None:
+    # the check before training: no epoch ran, so only the durations (binary fractions: exact sums)
+    assert CheckCost(True).metrics(1.0, 1.25, 1.75, 2.5) == {
         "stability_cost/pass_seconds": 0.25,
         "stability_cost/theory_seconds": 0.5,
+        "stability_cost/publish_seconds": 0.75,
+        "stability_cost/total_seconds": 1.5,
     }
 
 
-def test_epoch_share_is_check_over_training_time(monkeypatch: pytest.MonkeyPatch) -> None:
-    cost = CheckCost(True)
-    scripted(cost, monkeypatch, 100.0, 112.0)
-    cost.start_epoch()
+def test_epoch_share_is_the_total_over_the_training_time_before_the_check(monkeypatch: pytest.MonkeyPatch) -> None:
+    cost = started_epoch_at(100.0, monkeypatch)
     assert cost.epoch_started == 100.0
-    # 12 s since the epoch started, of which 1 + 3 were the check: 8 s of training; the check adds 4 / 8
-    assert cost.metrics(1.0, 3.0) == {
+    # trained 100 → 108 (8 s), then the check 108 → 112: pass 1, theory 2, publishing 1; it adds 4 / 8
+    assert cost.metrics(108.0, 109.0, 111.0, 112.0) == {
         "stability_cost/pass_seconds": 1.0,
-        "stability_cost/theory_seconds": 3.0,
+        "stability_cost/theory_seconds": 2.0,
+        "stability_cost/publish_seconds": 1.0,
+        "stability_cost/total_seconds": 4.0,
         "stability_cost/check_to_epoch": 0.5,
     }
     assert cost.epoch_started is None
 
 
 def test_epoch_share_only_once_per_epoch(monkeypatch: pytest.MonkeyPatch) -> None:
-    cost = CheckCost(True)
-    scripted(cost, monkeypatch, 0.0, 10.0)
-    cost.start_epoch()
-    assert cost.metrics(2.0, 3.0)["stability_cost/check_to_epoch"] == 1.0  # 5 / (10 - 5)
-    # a second check without a new epoch start (e.g. after resuming): no share, and the clock is not read
-    assert "stability_cost/check_to_epoch" not in cost.metrics(2.0, 3.0)
+    cost = started_epoch_at(0.0, monkeypatch)
+    assert cost.metrics(5.0, 7.0, 9.0, 10.0)["stability_cost/check_to_epoch"] == 1.0  # 5 / 5
+    # a second check without a new epoch start (e.g. after resuming): no share
+    assert "stability_cost/check_to_epoch" not in cost.metrics(11.0, 12.0, 13.0, 14.0)
 
 
-@pytest.mark.parametrize("now", [5.0, 4.0])
-def test_no_share_without_training_time_left(monkeypatch: pytest.MonkeyPatch, now: float) -> None:
-    # the check took all (5 - 0 - 2 - 3 = 0) or more than the elapsed time: no division by a non-positive time
-    cost = CheckCost(True)
-    scripted(cost, monkeypatch, 0.0, now)
-    cost.start_epoch()
-    assert cost.metrics(2.0, 3.0) == {"stability_cost/pass_seconds": 2.0, "stability_cost/theory_seconds": 3.0}
+def test_no_share_without_training_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    cost = started_epoch_at(5.0, monkeypatch)  # the check starts the moment the epoch did: no division by zero
+    assert "stability_cost/check_to_epoch" not in cost.metrics(5.0, 6.0, 7.0, 8.0)
     assert cost.epoch_started is None
 
 

@@ -18,7 +18,7 @@ from lightning_stability import StabilityMonitor
 from lightning_stability.callbacks.stability import PROBE_SIZE
 from lightning_stability.distributions import MisconfigurationError
 
-from ..helpers import MLP, SMALL_GRID, Recorder, epoch_checkpoints, fit, hand_margin_pass, make_dataset
+from ..helpers import MLP, SMALL_GRID, Recorder, csv_rows, epoch_checkpoints, fit, hand_margin_pass, make_dataset
 
 N = 300
 
@@ -130,13 +130,17 @@ def test_the_monitor_logs_its_cost_per_check(csv_logger) -> None:
     monitor = StabilityMonitor(grid=SMALL_GRID)
     fit([monitor], data=make_dataset(N), max_epochs=2, logger=csv_logger)
     cost = monitor.last_cost
-    assert set(cost) == {
-        "stability_cost/pass_seconds",
-        "stability_cost/theory_seconds",
-        "stability_cost/check_to_epoch",
-    }
+    parts = ("stability_cost/pass_seconds", "stability_cost/theory_seconds", "stability_cost/publish_seconds")
+    assert set(cost) == {*parts, "stability_cost/total_seconds", "stability_cost/check_to_epoch"}
     assert all(value > 0 for value in cost.values())
+    assert cost["stability_cost/total_seconds"] == pytest.approx(sum(cost[part] for part in parts), rel=1e-9)
     assert "stability_cost/pass_seconds" not in monitor.last_metrics  # the check's values stay comparable
+    # logged after the rest of the check, at the check's step: the row after the check's own row
+    rows = csv_rows(csv_logger.log_dir)
+    checks = [i for i, row in enumerate(rows) if row.get("stability_diagnostics/check_epoch")]
+    costs = [i for i, row in enumerate(rows) if row.get("stability_cost/total_seconds")]
+    assert len(checks) == len(costs) == 3 and all(cost_row > check_row for check_row, cost_row in zip(checks, costs))
+    assert [rows[i]["step"] for i in checks] == [rows[i]["step"] for i in costs]
     silent = StabilityMonitor(grid=SMALL_GRID, log_cost=False)
     fit([silent], data=make_dataset(N), max_epochs=1)
     assert silent.last_cost == {}
