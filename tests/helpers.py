@@ -28,7 +28,7 @@ NUM_FEATURES = 10
 NUM_CLASSES = 3
 
 # A small certify grid (the default one can take seconds per check): only faster. The oracles of
-# callbacks/metric_oracles.py check the floors for whatever grid was used; test_stability_metrics also uses the default.
+# callbacks/metric_oracles.py check the floors for whatever grid was used; test_stability also uses the default.
 SMALL_GRID: dict[str, Any] = dict(
     zetas=(0.1, 0.3), tau_fractions=(1 / 16,), gammas=(1.0, 2.0), width_fractions=(1 / 8,), partition_size=512
 )

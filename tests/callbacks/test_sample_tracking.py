@@ -25,7 +25,7 @@ from lightning_stability.records import BLAME_SETS, BlameSets, MarginPass
 
 from ..dynamics.test_samples import oracle
 from ..helpers import SMALL_GRID, DictDataset, DictMLP, fit
-from .test_real_setups import IMAGES, TARGETS, ConvNet
+from .test_stability_setups import IMAGES, TARGETS, ConvNet
 from .test_stability_instability import (
     GROUP_SIZES,
     NUM_CLASSES,

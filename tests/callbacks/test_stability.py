@@ -74,7 +74,7 @@ def assert_names(metrics: dict, expected: dict) -> None:
 def stability_metrics(trainer, logger: RecordingLogger) -> dict:
     """What the last check sent: the headline values through `pl_module.log` (so in `trainer.callback_metrics`),
     the diagnostics straight to the logger at the same step (and never into `callback_metrics`)."""
-    # the check's values; its cost (stability_cost/*: wall-clock seconds) is tested in test_stability_cost.py
+    # the check's values; its cost (stability_cost/*: wall-clock seconds) is tested in test_check_cost.py and test_stability_subset.py
     headline = {k: float(v) for k, v in trainer.callback_metrics.items() if k.split("/")[0].startswith("stability")}
     assert headline and all(k.startswith("stability/") for k in headline), sorted(headline)
     step = logger.calls[-1][0]
