@@ -272,3 +272,28 @@ def test_a_view_into_a_larger_storage_is_written_as_its_own_values(tmp_path: Pat
     (content,) = load_margin_files(tmp_path)
     assert torch.equal(content["row"], big[7]) and torch.equal(content["nested"]["column"][0], big[:, 3])
     assert torch.equal(content["pair"][0], big[0, :2]) and content["pair"][1] == 1
+
+
+def test_the_offline_report_tables_the_blamed_samples_of_the_run(big_run, tmp_path: Path, monkeypatch) -> None:
+    pytest.importorskip("matplotlib")
+    from lightning_stability.figures import sample_report
+
+    _, _, paths = big_run
+    drawn = []
+    table = sample_report.blame_table_figure
+    monkeypatch.setattr(sample_report, "blame_table_figure", lambda *args: drawn.append(args) or table(*args))
+    written = sample_report.make_sample_report(paths[0].parent, tmp_path / "report.png")
+    assert written[-1] == tmp_path / "report_blame.png" and written[-1].is_file()
+    ((rows, notes, title),) = drawn
+    assert title == "epoch 4: samples to blame"  # the last of the events at epochs 1, 3 and 4
+    content = next(torch.load(p, weights_only=True) for p in paths if "epoch=0004" in p.name)
+    expected = [
+        (int(i), BLAME_SETS[key])
+        for key in BLAME_SETS
+        for i in content["blame"][key][:16]  # the file's cut
+    ]
+    assert [(row.index, row.why) for row in rows] == expected
+    margins = {int(i): float(m) for i, m in zip(content["indices"], content["margins"])}
+    assert all(row.margin == margins[row.index] for row in rows)
+    cut = [f"{BLAME_SETS[key]}: 16 of {n} shown" for key in BLAME_SETS if (n := content["blame"][key].numel()) > 16]
+    assert notes == cut and cut

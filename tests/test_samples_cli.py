@@ -1,6 +1,6 @@
 """``lightning-stability samples`` and the per-sample pictures of ``report`` (docs/samples.md) on a small run of
 sklearn's digits (flattened 8 × 8 images): the printed ranking against a hand sort of samples.csv, the same ranking
-replayed from the margin files alone, and the data map and blame grid files."""
+replayed from the margin files alone, and the data map and blame table files."""
 
 from __future__ import annotations
 
@@ -159,7 +159,7 @@ def test_report_draws_one_picture_per_run(two_runs: Path, tmp_path: Path, capsys
     assert not (tmp_path / "out" / "report.png").exists()
 
 
-def test_report_draws_the_data_map_and_the_blame_grid(run_dir: Path, tmp_path: Path, capsys) -> None:
+def test_report_draws_the_data_map_and_the_blame_table(run_dir: Path, tmp_path: Path, capsys) -> None:
     assert main(["report", str(run_dir), "-o", str(tmp_path / "report.png")]) == 0
     out = capsys.readouterr().out
     for name in ("report.png", "report_data_map.png", "report_blame.png"):
