@@ -25,7 +25,6 @@ from lightning_stability.records import BLAME_SETS, BlameSets, MarginPass
 
 from ..dynamics.test_samples import oracle
 from ..helpers import SMALL_GRID, DictDataset, DictMLP, fit
-from .test_stability_setups import IMAGES, TARGETS, ConvNet
 from .test_stability_instability import (
     GROUP_SIZES,
     NUM_CLASSES,
@@ -35,6 +34,7 @@ from .test_stability_instability import (
     ScriptedClassifier,
     dataset,
 )
+from .test_stability_setups import IMAGES, TARGETS, ConvNet
 
 GROUPS = [range(0, 40), range(40, 80), range(80, 100)]
 
