@@ -3,7 +3,7 @@
 Scalars go to every logger's ``log_metrics`` (`lightning_stability.scalars`) under the names of docs/metrics.md
 (valid in TensorBoard, CSV, MLflow and Weights & Biases alike: letters, digits, ``_ . - /``). Everything else goes
 to each logger's native API through one adapter per logger; a figure is rendered once
-(`lightning_stability.figures.render`), however many loggers show it:
+(`lightning_stability.figures.render`; or composed as pixels already), however many loggers show it:
 
 | logger | histograms | figures | text | constants / final values |
 |---|---|---|---|---|
@@ -346,13 +346,16 @@ def log_histogram(trainer: pl.Trainer, tag: str, values: Tensor, step: int | Non
         adapter.histogram(trainer, tag, values, step)
 
 
-def log_figure(trainer: pl.Trainer, tag: str, make_figure: Callable[[], Figure], step: int | None = None) -> None:
+def log_figure(
+    trainer: pl.Trainer, tag: str, make_figure: Callable[[], Figure | RenderedFigure], step: int | None = None
+) -> None:
     """``make_figure()`` on every logger that shows figures (rank zero), at ``step``; drawn only if one does, and
-    rendered once for all of them."""
+    rendered once for all of them (not at all if it returns a `RenderedFigure`, pixels composed already)."""
     showing = _showing(trainer, "figure", tag)
     if showing:
         step = trainer.global_step if step is None else step
-        figure = render(make_figure())
+        made = make_figure()
+        figure = made if isinstance(made, RenderedFigure) else render(made)
         for adapter in showing:
             adapter.figure(trainer, tag, figure, step)
 

@@ -1,8 +1,9 @@
 """Publish, per-sample part: the pictures of the samples a check blames (docs/samples.md).
 
 At an instability event the `StabilityMonitor` logs the blame sets (`lightning_stability.records.BlameSets`) as an
-image grid with labels and predictions (a figure, through `lightning_stability.loggers.log_figure`, so every logger
-shows it natively). The per-check margin file holds the blamed samples' results (`blamed_samples`: index, label,
+image grid with labels and predictions, or as a table (index, label, prediction, margin, why) when the inputs are
+no pictures: one image composed without matplotlib (`lightning_stability.figures.blame_grid`), handed rendered to
+every logger (`lightning_stability.loggers.log_figure`). The per-check margin file holds the blamed samples' results (`blamed_samples`: index, label,
 prediction, margin, which set), never their inputs. Only global rank zero reads the blamed samples' inputs.
 """
 
@@ -10,20 +11,24 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import torch
 from torch.utils.data import Dataset
 
 from ..distributions import rank_zero_warn
-from ..figures.blame_grid import BlameCell, as_picture, blame_figure, default_to_image
+from ..figures.blame_grid import BlameCell, as_picture, blame_figure, default_to_image, row_title, short_values
 from ..loggers import log_figure
 from ..records import BLAME_SETS, BlameSets, MarginPass
 
 if TYPE_CHECKING:
     import pytorch_lightning as pl
 
-__all__ = ["BlamePictures", "blamed_samples"]
+__all__ = ["WHY", "BlamePictures", "blamed_samples"]
+
+WHY = {"forgotten": "forgotten", "worst": "worst margin", "witness": "B witness", "data_cluster": "data cluster"}
+"""The short reason of each blame set (`BLAME_SETS`' keys), in the table's ``why blamed`` column."""
 
 
 def blamed_samples(blame: BlameSets, margin_pass: MarginPass, size: int) -> dict[str, dict[str, Any]]:
@@ -80,8 +85,10 @@ class BlamePictures:
     def cells(
         self, trainer: pl.Trainer, dataset: Dataset | None, blame: BlameSets, margin_pass: MarginPass
     ) -> list[tuple[str, list[BlameCell]]]:
-        """The grid rows of ``blame`` (at most ``blame_size`` samples each), read from ``dataset`` (rank zero);
-        empty, with one warning for the run, when the samples cannot be drawn."""
+        """The rows of ``blame``: per set its `row_title` ("worst margins: 16 of 41 shown" when cut) and its first
+        ``blame_size`` samples, each with its label, prediction and margin (`blamed_samples`) and its picture read
+        from ``dataset`` (rank zero; ``None`` for every cell unless every input is a picture: then the grid is a
+        table). Empty, with one warning for the run, without a dataset."""
         if dataset is None:
             self._say_once(
                 trainer,
@@ -90,27 +97,29 @@ class BlamePictures:
                 "(pass `dataset=`). The blamed indices are in the per-check file (save_margins=...).",
             )
             return []
-        rows = []
+        entries = blamed_samples(blame, margin_pass, self.blame_size)
+        rows: list[tuple[str, list[BlameCell]]] = []
+        inputs = []
         for key, title in BLAME_SETS.items():
-            indices = getattr(blame, key)[: self.blame_size]
+            entry = entries[key]
             cells = []
-            for index in indices.tolist():
-                picture = as_picture(self.to_image(dataset[index]))
-                if picture is None:
-                    self._say_once(
-                        trainer,
-                        "picture",
-                        "the training inputs are neither images ([C, H, W], [H, W], a flattened "
-                        "square) nor short vectors, so no blame grid is drawn; pass `to_image=lambda item: ...` "
-                        "returning an image tensor. The blamed indices are in the per-check file (save_margins=...).",
-                    )
-                    return []
-                position = int(torch.searchsorted(margin_pass.indices, torch.tensor(index)))
-                found = position < margin_pass.indices.numel() and int(margin_pass.indices[position]) == index
-                target = int(margin_pass.targets[position]) if found else -1
-                predicted = int(margin_pass.predicted[position]) if found else -1
-                cells.append(BlameCell(index=index, target=target, predicted=predicted, picture=picture))
-            rows.append((f"{title} ({getattr(blame, key).numel()})", cells))
+            for index, target, predicted, margin in zip(
+                entry["index"].tolist(),
+                entry["target"].tolist(),
+                entry["predicted"].tolist(),
+                entry["margin"].tolist(),
+                strict=True,
+            ):
+                value = self.to_image(dataset[index])
+                inputs.append(value)
+                cells.append(BlameCell(index, target, predicted, as_picture(value), margin, WHY[key]))
+            rows.append((row_title(title, len(cells), entry["total"]), cells))
+        if any(cell.picture is None for _, cells in rows for cell in cells):  # a table: no picture at all
+            values = iter(inputs)
+            rows = [
+                (name, [replace(cell, picture=None, values=short_values(next(values))) for cell in cells])
+                for name, cells in rows
+            ]
         return rows
 
     def log_grid(
@@ -122,15 +131,16 @@ class BlamePictures:
         epoch: int,
         step: int,
     ) -> list[tuple[str, list[BlameCell]]]:
-        """Log the blame grid of an instability event as ``stability/blame`` (rank zero); returns its rows."""
+        """Log the blame grid (or table) of an instability event as ``stability/blame`` (rank zero), one rendered
+        image for every logger; returns its rows."""
         if not trainer.is_global_zero:
             return []
         if not self._drawable():
-            self._say_once(trainer, "matplotlib", "blame grids need matplotlib (`pip install matplotlib`).")
+            self._say_once(trainer, "pillow", "blame grids need Pillow (`pip install pillow`).")
             return []
         rows = self.cells(trainer, dataset, blame, margin_pass)
         if rows:
-            title = f"instability at epoch {epoch}: samples to blame (label → prediction)"
+            title = f"instability at epoch {epoch}: samples to blame (label -> prediction)"
             log_figure(trainer, "stability/blame", lambda: blame_figure(rows, title), step)
         return rows
 
@@ -149,7 +159,7 @@ class BlamePictures:
     @staticmethod
     def _drawable() -> bool:
         try:
-            import matplotlib  # noqa: F401
+            import PIL  # noqa: F401
         except ImportError:
             return False
         return True

@@ -5,14 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 import torch
 from torch.utils.data import TensorDataset
 
+from lightning_stability import loggers
 from lightning_stability.callbacks import blame_pictures
 from lightning_stability.callbacks import publish as publish_module
 from lightning_stability.callbacks.blame_pictures import BlamePictures
 from lightning_stability.callbacks.publish import CheckPublisher
+from lightning_stability.figures.blame_grid import blame_layout
 from lightning_stability.files import margin_file_name
 from lightning_stability.records import BlameSets, MarginPass
 
@@ -147,7 +150,6 @@ def test_margin_file_holds_the_blamed_samples_results_not_the_dataset(
 ) -> None:
     """The real BlamePictures: the grid is drawn from the dataset (its items views of one 3 × 784 tensor), the file
     holds index, label, prediction and margin of the blamed samples and no byte of the inputs."""
-    pytest.importorskip("matplotlib")
     monkeypatch.setattr(blame_pictures, "log_figure", lambda t, tag, make, step: logged.append(("figure", tag)))
     features = torch.rand(3, 784)
     dataset = TensorDataset(features, MARGIN_PASS.targets)
@@ -167,3 +169,69 @@ def test_margin_file_holds_the_blamed_samples_results_not_the_dataset(
         "total": 2,
     }
     assert cells["data_cluster"]["index"].tolist() == [2] and cells["witness"]["index"].numel() == 0
+
+
+# ---------------------------------------------------------------------------------------------------- the live grid
+
+WIDE = MarginPass(  # 50 samples, all blamed as worst margins
+    torch.arange(50),
+    torch.arange(50) % 3,
+    torch.linspace(-2.0, 2.0, 50, dtype=torch.float64),
+    torch.zeros(50, dtype=torch.float64),
+    (torch.arange(50) + 1) % 3,
+    num_classes=3,
+)
+WIDE_BLAME = BlameSets(torch.arange(5), torch.arange(41), torch.tensor([], dtype=torch.long), torch.tensor([7]))
+
+
+def test_a_cut_set_says_how_many_of_how_many_are_shown() -> None:
+    pictures = BlamePictures(blame_size=16, to_image=None)
+    rows = pictures.cells(trainer(), TensorDataset(torch.rand(50, 1, 28, 28), WIDE.targets), WIDE_BLAME, WIDE)
+    titles = [name for name, _ in rows]
+    assert titles[1] == "worst margins: 16 of 41 shown" and titles[0] == "forgotten since the previous check (5)"
+    assert [len(cells) for _, cells in rows] == [5, 16, 0, 1]
+    layout = blame_layout(rows, "t")
+    assert "worst margins: 16 of 41 shown" in layout.strings("row") and len(layout.pictures) == 22
+    assert layout.strings("caption")[:2] == ["#0", "0 -> 1"]
+
+
+@pytest.mark.parametrize(
+    "inputs",
+    [torch.randint(0, 1000, (50, 16)), torch.rand(50, 1), torch.rand(50, 10)],
+    ids=["16 tokens", "1-d", "10 features"],
+)
+def test_inputs_that_are_no_pictures_are_tabled(inputs: torch.Tensor) -> None:
+    pictures = BlamePictures(blame_size=16, to_image=None)
+    rows = pictures.cells(trainer(), TensorDataset(inputs, WIDE.targets), WIDE_BLAME, WIDE)
+    layout = blame_layout(rows, "t")
+    assert layout.pictures == [] and layout.strings("row")[1] == "worst margins: 16 of 41 shown"
+    expected = [
+        (str(k), str(k % 3), str((k + 1) % 3), f"{float(WIDE.margins[k]):.3g}", why)
+        for k, why in [
+            *((k, "forgotten") for k in range(5)),
+            *((k, "worst margin") for k in range(16)),
+            (7, "data cluster"),
+        ]
+    ]
+    assert [entry[:5] for entry in layout.table] == expected
+    if inputs.shape[1] == 1:  # a 1-d input's value is printed in its own column
+        assert layout.strings("header")[-1] == "input" and layout.table[0][-1] == f"{float(inputs[0, 0]):.3g}"
+    else:
+        assert layout.strings("header")[-1] == "why blamed"
+
+
+def test_the_live_grid_reaches_the_logger_rendered_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The real log_figure and a CSVLogger: the PNG file holds the composed grid's pixels; nothing draws it again."""
+    from PIL import Image
+    from pytorch_lightning.loggers import CSVLogger
+
+    monkeypatch.setattr(loggers, "render", lambda figure: pytest.fail("re-rendered"))
+    logger = CSVLogger(tmp_path)
+    run = SimpleNamespace(is_global_zero=True, global_step=17, loggers=[logger])
+    dataset = TensorDataset(torch.rand(50, 784), WIDE.targets)
+    rows = BlamePictures(blame_size=16, to_image=None).log_grid(run, dataset, WIDE_BLAME, WIDE, 3, 17)
+    assert [len(cells) for _, cells in rows] == [5, 16, 0, 1]
+    png = Path(logger.log_dir) / "figures" / "stability" / "blame" / "step_00000017.png"
+    pixels = np.asarray(Image.open(png).convert("RGB"))
+    title = "instability at epoch 3: samples to blame (label -> prediction)"
+    assert np.array_equal(pixels, blame_pictures.blame_figure(rows, title).rgb) and pixels.shape[1] <= 350

@@ -178,7 +178,7 @@ def test_conv_net_on_digits_images_in_files_and_samples_csv(tmp_path: Path) -> N
     assert len(frame) == 160 and list(frame.columns) == list(SAMPLE_COLUMNS)
 
 
-def test_dict_batches_say_once_that_no_picture_can_be_drawn(tmp_path: Path) -> None:
+def test_dict_batches_of_features_get_a_blame_table(tmp_path: Path) -> None:
     monitor = StabilityMonitor(
         grid=SMALL_GRID,
         save_margins=tmp_path,
@@ -193,14 +193,17 @@ def test_dict_batches_say_once_that_no_picture_can_be_drawn(tmp_path: Path) -> N
     assert all(list(f["blame_cells"]) == list(BLAME_SETS) for f in files)
     assert all(f["blame_cells"]["worst"]["index"].tolist() == f["blame"]["worst"][:16].tolist() for f in files)
     assert_csv_equals(tmp_path / "samples.csv", replayed(files))
-    # the grid of an event (twice) says it once
+    # the inputs (10 features) are no pictures: the grid of an event is a table of the blamed samples, said nothing
     blame, margin_pass = BlameSets(**files[-1]["blame"]), margin_pass_of(files[-1])
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        for step in (1, 2):
-            assert monitor.publisher.pictures.log_grid(trainer, DictDataset(120), blame, margin_pass, 1, step) == []
-    said = [w for w in caught if "no blame grid is drawn" in str(w.message)]
-    assert len(said) == 1 and "to_image=" in str(said[0].message)
+        rows = monitor.publisher.pictures.log_grid(trainer, DictDataset(120), blame, margin_pass, 1, 1)
+    assert [w for w in caught if "StabilityMonitor" in str(w.message)] == []
+    assert [cell.index for cell in rows[1][1]] == blame.worst[:16].tolist()
+    assert all(cell.picture is None for _, cells in rows for cell in cells)
+    worst = files[-1]["blame_cells"]["worst"]
+    assert [cell.margin for cell in rows[1][1]] == worst["margin"].tolist()
+    assert [cell.predicted for cell in rows[1][1]] == worst["predicted"].tolist()
 
 
 def test_a_one_logit_binary_model_has_margins_plus_minus_z(tmp_path: Path) -> None:

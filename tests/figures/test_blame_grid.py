@@ -1,17 +1,29 @@
-"""lightning_stability.figures.blame_grid: what a blame cell shows for each kind of input, and the blame grid
-(docs/samples.md)."""
+"""lightning_stability.figures.blame_grid: what a blame cell shows for each kind of input, the blame grid and
+the blame table, composed as pixels (docs/samples.md)."""
 
 from __future__ import annotations
 
+import math
+
+import numpy as np
 import pytest
 import torch
 
 from lightning_stability.figures.blame_grid import (
+    BLACK,
+    CELL_PX,
+    COLUMNS,
+    GREY,
     MAX_VALUES_SHOWN,
+    RED,
     BlameCell,
     as_picture,
     blame_figure,
+    blame_layout,
     default_to_image,
+    draw,
+    row_title,
+    short_values,
 )
 
 
@@ -24,12 +36,9 @@ from lightning_stability.figures.blame_grid import (
         (torch.rand(5, 7), (5, 7)),  # [H, W]
         (torch.rand(784), (28, 28)),  # flattened square
         (torch.rand(64), (8, 8)),
-        (torch.rand(1), (1,)),  # short vectors: their values
-        (torch.rand(MAX_VALUES_SHOWN), (MAX_VALUES_SHOWN,)),
-        ([0.5, 1.5], (2,)),
     ],
 )
-def test_pictures_of_images_and_short_vectors(value, shape) -> None:
+def test_pictures_of_images(value, shape) -> None:
     picture = as_picture(value)
     assert picture is not None and tuple(picture.shape) == shape
     flat = torch.as_tensor(value, dtype=torch.float32)
@@ -40,10 +49,27 @@ def test_pictures_of_images_and_short_vectors(value, shape) -> None:
 
 
 @pytest.mark.parametrize(
-    "value", [torch.rand(10), torch.rand(2, 5, 5), torch.rand(1, 1, 9), torch.rand(3, 3, 3, 3), torch.rand(0), "text"]
+    "value",
+    [
+        torch.rand(10),
+        torch.arange(16),  # 16 tokens are no 4 x 4 picture
+        torch.rand(49),
+        torch.rand(1),
+        [0.5, 1.5],
+        torch.rand(2, 5, 5),
+        torch.rand(1, 1, 9),
+        torch.rand(3, 3, 3, 3),
+        torch.rand(0),
+        "text",
+    ],
 )
 def test_other_inputs_have_no_picture(value) -> None:
     assert as_picture(value) is None
+
+
+def test_short_values_of_short_vectors_only() -> None:
+    assert short_values([0.5, 1.5]) == (0.5, 1.5)
+    assert short_values(torch.rand(MAX_VALUES_SHOWN + 1)) == () and short_values("text") == ()
 
 
 def test_default_to_image_picks_the_input() -> None:
@@ -54,17 +80,99 @@ def test_default_to_image_picks_the_input() -> None:
     assert default_to_image(3) is None
 
 
-def test_blame_figure_has_one_row_per_non_empty_set_and_marks_errors() -> None:
-    cell = lambda i, t, p: BlameCell(index=i, target=t, predicted=p, picture=torch.rand(8, 8))
-    rows = [
-        ("forgotten (2)", [cell(3, 1, 2), cell(4, 0, 0)]),
-        ("worst (0)", []),
-        ("witness (1)", [BlameCell(9, 1, 1, torch.tensor([0.5]))]),
+def test_row_title_says_how_many_are_shown_of_a_cut_set() -> None:
+    assert row_title("worst margins", 16, 41) == "worst margins: 16 of 41 shown"
+    assert row_title("worst margins", 3, 3) == "worst margins (3)"
+
+
+def grid_rows(sets: int = 3, size: int = 16) -> list[tuple[str, list[BlameCell]]]:
+    generator = torch.Generator().manual_seed(0)
+    return [
+        (
+            f"set {s}: {size} of 41 shown",
+            [
+                BlameCell(100 * s + i, i % 10, (i + i % 3) % 10, torch.rand(28, 28, generator=generator))
+                for i in range(size)
+            ],
+        )
+        for s in range(sets)
     ]
-    figure = blame_figure(rows, "title")
-    subfigures = figure.subfigs
-    assert [s._suptitle.get_text() for s in subfigures] == ["forgotten (2)", "witness (1)"]
-    titles = [(a.get_title(), a.title.get_color()) for a in subfigures[0].axes if a.get_title()]
-    assert titles == [("#3\ny=1 → 2", "red"), ("#4\ny=0 → 0", "black")]
-    assert [a.texts[0].get_text() for a in subfigures[1].axes if a.texts] == ["0.5"]
-    assert blame_figure([("worst (0)", [])], "t").texts[-1].get_text() == "no sample to blame"
+
+
+def test_a_grid_of_16_x_3_cells_fits_tensorboards_card_in_lines_of_8() -> None:
+    rows = grid_rows()
+    layout = blame_layout(rows, "instability at epoch 7: samples to blame (label -> prediction)")
+    figure = blame_figure(rows, "instability at epoch 7: samples to blame (label -> prediction)")
+    assert figure.rgb.shape == (layout.height, layout.width, 3) and figure.rgb.dtype == np.uint8
+    assert layout.width <= 350 and COLUMNS * CELL_PX < layout.width
+    tops = sorted({y for _, y, _ in layout.pictures})
+    assert len(layout.pictures) == 48 and len(tops) == 6  # 3 sets of 16, each on 2 lines of 8
+    assert len({x for x, _, _ in layout.pictures}) == COLUMNS
+    # a few cells are a narrow image: fewer columns, and every caption still fits
+    small = blame_layout([("few", rows[0][1][:3])], "t")
+    assert len({x for x, _, _ in small.pictures}) == 3 and small.width < layout.width
+
+
+def test_row_titles_and_captions_of_the_grid() -> None:
+    cells = [
+        BlameCell(3, 1, 2, torch.rand(8, 8)),
+        BlameCell(4, 0, 0, torch.rand(8, 8)),
+        BlameCell(12345, -1, -1, torch.rand(8, 8)),
+    ]
+    rows = [("forgotten (3)", cells), ("worst margins (0)", []), ("worst margins: 1 of 41 shown", cells[1:2])]
+    layout = blame_layout(rows, "the title")
+    assert layout.strings("title") == ["the title"]
+    assert layout.strings("row") == ["forgotten (3)", "worst margins: 1 of 41 shown"]  # the empty set is left out
+    assert layout.strings("caption") == ["#3", "1 -> 2", "#4", "0 -> 0", "#12345", "? -> ?", "#4", "0 -> 0"]
+    colours = [text.colour for text in layout.texts if text.kind == "caption"]
+    assert colours[:4] == [RED, RED, BLACK, BLACK]  # wrong in red
+    assert [frame[-1] for frame in layout.frames][:2] == [RED, GREY]
+    assert layout.table == []
+    empty = blame_layout([("worst (0)", [])], "t")
+    assert empty.strings("row") == ["no sample to blame"] and draw(empty).shape == (empty.height, empty.width, 3)
+
+
+def test_a_cell_shows_its_picture_resized_nearest() -> None:
+    picture = torch.rand(8, 8)
+    figure = blame_figure([("one", [BlameCell(0, 1, 1, picture)])], "t")
+    x, y, pixels = blame_layout([("one", [BlameCell(0, 1, 1, picture)])], "t").pictures[0]
+    grey = ((picture - picture.min()) * (255 / (picture.max() - picture.min()))).round().to(torch.uint8).numpy()
+    expected = np.repeat(np.repeat(grey, 4, axis=0), 4, axis=1)  # 8 -> 32: every pixel a 4 x 4 block
+    assert pixels.shape == (CELL_PX, CELL_PX, 3)
+    assert np.array_equal(figure.rgb[y : y + CELL_PX, x : x + CELL_PX], np.stack([expected] * 3, axis=-1))
+    # 28 x 28 -> 32 x 32 is nearest-exact (the source pixel under each target pixel's centre), colour kept
+    colour = torch.rand(28, 28, 3)
+    x, y, pixels = blame_layout([("one", [BlameCell(0, 1, 1, colour)])], "t").pictures[0]
+    scaled = ((colour - colour.min()) * (255 / (colour.max() - colour.min()))).round()
+    nearest = torch.nn.functional.interpolate(scaled.permute(2, 0, 1)[None], size=(32, 32), mode="nearest-exact")
+    assert np.array_equal(pixels, nearest[0].permute(1, 2, 0).to(torch.uint8).numpy())
+    # not square: fits the cell, aspect kept
+    assert blame_layout([("one", [BlameCell(0, 1, 1, torch.rand(8, 16))])], "t").pictures[0][2].shape == (16, 32, 3)
+
+
+def test_drawing_is_deterministic() -> None:
+    rows = grid_rows(sets=2, size=10)
+    first, second = blame_figure(rows, "title"), blame_figure(rows, "title")
+    assert np.array_equal(first.rgb, second.rgb)
+    assert (first.rgb != 255).any(axis=-1)[:12].any()  # the title line is drawn
+
+
+def test_non_pictures_are_a_table_of_the_blamed_samples() -> None:
+    cells = [BlameCell(7, 1, 2, None, -0.25, "worst margin"), BlameCell(9, 0, 0, None, 1.5, "worst margin")]
+    rows = [("worst margins: 2 of 41 shown", cells), ("witness (1)", [BlameCell(3, 2, 2, None, math.nan, "B witness")])]
+    layout = blame_layout(rows, "t")
+    assert layout.pictures == [] and layout.strings("row") == ["worst margins: 2 of 41 shown", "witness (1)"]
+    assert layout.strings("header") == ["index", "label", "prediction", "margin", "why blamed"]
+    assert layout.table == [
+        ("7", "1", "2", "-0.25", "worst margin"),
+        ("9", "0", "0", "1.5", "worst margin"),
+        ("3", "2", "2", "n/a", "B witness"),
+    ]
+    assert layout.strings("cell") == [entry for row in layout.table for entry in row]
+    assert [t.colour for t in layout.texts if t.kind == "cell"][::5] == [RED, BLACK, BLACK]
+    figure = blame_figure(rows, "t")
+    assert figure.rgb.shape == (layout.height, layout.width, 3) and layout.width <= 350
+    # one cell without a picture tables them all; short vectors get an input column
+    mixed = [("s", [BlameCell(1, 0, 0, torch.rand(8, 8)), BlameCell(2, 0, 1, None, 0.5, "w", (0.5, 1.5))])]
+    table = blame_layout(mixed, "t")
+    assert table.strings("header")[-1] == "input" and table.table[1][-1] == "0.5, 1.5" and table.table[0][-1] == ""
