@@ -99,14 +99,22 @@ STABILITY_DOC = r"""Certify, at the end of training epochs, whether the training
         subset_seed: seed of the statistical mode's draw.
 
     Attributes:
-        every option: readable under its name (``monitor.batch_size``, ``monitor.save_margins``, …), as given.
+        batch_size: the margin pass's batch size, as given; every other option is readable under its name too
+            (``monitor.tol``, ``monitor.save_margins``, …).
         last_report: the last exact check's `lightning_stability.theory.StabilityReport` (``None`` before one).
         last_estimate: the last subset check's `lightning_stability.theory.SubsetEstimate` (statistical mode).
         last_pass: the last check's margin pass (`lightning_stability.records.MarginPass`).
-        last_metrics: every value the last check logged, under its logged name (diagnostics included).
-        last_cost: the last check's ``stability_cost/…`` values.
+        last_metrics: every value the last check logged under ``stability/``, ``stability_diagnostics/`` or
+            ``stability_estimate/``, under its logged name (its cost is in ``last_cost``).
+        last_cost: the last check's ``stability_cost/…`` values, logged after the rest of that check (``{}``
+            with ``log_cost=False``).
         stop_reason: why the monitor stopped training (``None`` if it did not).
-        instability_count: the exact checks' instability events so far; ``instability_epochs``: their epochs.
+        checks_done: the checks run so far (exact and subset ones, the check at the start included).
+        instability_count: the exact checks' instability events so far.
+        instability_epochs: the epochs of those events.
+        weights_source: where the checks' weights ``μ`` come from: ``"uniform"``, ``"balanced"``, ``"tensor"``
+            (the ``weights`` option) or ``"sampler"`` (the training loader's ``WeightedRandomSampler``); set when
+            training starts.
         data_report: the data check's `lightning_stability.theory.DataClusterReport` (``check_data=``).
 
     Raises:
