@@ -87,8 +87,8 @@ class BlamePictures:
     ) -> list[tuple[str, list[BlameCell]]]:
         """The rows of ``blame``: per set its `row_title` ("worst margins: 16 of 41 shown" when cut) and its first
         ``blame_size`` samples, each with its label, prediction and margin (`blamed_samples`) and its picture read
-        from ``dataset`` (rank zero; ``None`` for every cell unless every input is a picture: then the grid is a
-        table). Empty, with one warning for the run, without a dataset."""
+        from ``dataset`` (rank zero). If any input is no picture, no cell has one (and a short vector its values):
+        the sets are drawn as a table. Empty, with one warning for the run, without a dataset."""
         if dataset is None:
             self._say_once(
                 trainer,

@@ -207,6 +207,11 @@ def _wrapped(text: str, width: int) -> list[str]:
     return lines
 
 
+def _title_width(title: str) -> int:
+    """The title on one line if it fits the card (``COLUMNS`` cells wide), else that width (it wraps)."""
+    return max(200, min(_width(title), COLUMNS * (CELL_PX + 2 + GAP * 2)))
+
+
 def _number(value: int) -> str:
     return str(value) if value >= 0 else "?"
 
@@ -216,7 +221,7 @@ def _grid_layout(rows: list[tuple[str, Sequence[BlameCell]]], title: str) -> Bla
     captions = [(f"#{c.index}", f"{_number(c.target)} -> {_number(c.predicted)}") for _, cs in rows for c in cs]
     pitch = max([CELL_PX + 2 + GAP * 2, *(_width(text) + GAP for pair in captions for text in pair)])
     columns = min(COLUMNS, max(len(cells) for _, cells in rows))
-    width = max(columns * pitch, *(_width(name) for name, _ in rows), 200) + 2 * PAD
+    width = max(columns * pitch, *(_width(name) for name, _ in rows), _title_width(title)) + 2 * PAD
     layout = BlameLayout(width, 0)
     y = PAD
     for text in _wrapped(title, width - 2 * PAD):
@@ -268,7 +273,7 @@ def _table_layout(rows: list[tuple[str, Sequence[BlameCell]]], title: str) -> Bl
     ]
     widths = [max(_width(entry[k]) for entry in [header, *table]) for k in range(len(header))]
     lefts = [PAD + sum(widths[:k]) + 3 * GAP * k for k in range(len(header))]
-    width = max(lefts[-1] + widths[-1], *(_width(name) for name, _ in rows), 200) + PAD
+    width = max(lefts[-1] + widths[-1] - PAD, *(_width(name) for name, _ in rows), _title_width(title)) + 2 * PAD
     layout = BlameLayout(width, 0, table=table)
     y = PAD
     for text in _wrapped(title, width - 2 * PAD):
