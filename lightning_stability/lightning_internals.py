@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "align_checkpoint_schedule",
+    "autograd_function_class",
     "batches_that_stepped",
     "checkpoint_every_n_epochs",
     "checkpoint_every_n_train_steps",
@@ -139,3 +140,13 @@ def user_sampler(sampler: Any) -> Any:
     if type(sampler).__name__ == "DistributedSamplerWrapper" and type(inner).__name__ == "_DatasetSamplerWrapper":
         return getattr(inner, "_sampler")  # noqa: B009 (``inner`` is typed Any | None)
     return sampler
+
+
+# ---------------------------------------------------------------------------------------------------- autograd
+
+
+def autograd_function_class(node: Any) -> Any:
+    """The custom ``torch.autograd.Function`` class behind a node of an autograd graph (a ``grad_fn``), or ``None``
+    for torch's own operations: ``BackwardCFunction._forward_cls``. Read from torch 2.13
+    (``torch/autograd/function.py``)."""
+    return getattr(node, "_forward_cls", None)

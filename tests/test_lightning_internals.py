@@ -25,6 +25,7 @@ from lightning_stability import lightning_internals
 from lightning_stability.distributions import AVAILABLE
 from lightning_stability.lightning_internals import (
     align_checkpoint_schedule,
+    autograd_function_class,
     batches_that_stepped,
     checkpoint_every_n_epochs,
     checkpoint_every_n_train_steps,
@@ -420,6 +421,25 @@ def test_user_sampler(pl: ModuleType) -> None:
     sequential = torch.utils.data.SequentialSampler(range(3))
     assert user_sampler(sequential) is sequential
     assert user_sampler(None) is None
+
+
+def test_autograd_function_class() -> None:
+    """A custom Function's graph node names its class; torch's own operations have none."""
+
+    class Square(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx: Any, x: torch.Tensor) -> torch.Tensor:
+            ctx.save_for_backward(x)
+            return x * x
+
+        @staticmethod
+        def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
+            (x,) = ctx.saved_tensors
+            return 2 * x * grad
+
+    x = torch.ones(3, requires_grad=True)
+    assert autograd_function_class(Square.apply(x).grad_fn) is Square
+    assert autograd_function_class((x * 2).grad_fn) is None
 
 
 def test_no_other_module_touches_a_private_attribute_of_another_object() -> None:

@@ -14,6 +14,7 @@ from torch.utils.data import Dataset
 from ..assess import Patience
 from ..distributions import MisconfigurationError
 from ..dynamics import EigenEstimate, HessianVectorProduct, top_hessian_eigenvalue
+from ..lightning_internals import autograd_function_class
 from .base import EpochMonitor, check_positive_int
 from .training_data import TrainingData, fixed_subset, load_batches, untouched_training
 
@@ -256,12 +257,12 @@ class SharpnessMonitor(EpochMonitor):
         inputs, so the engine prunes it, and when the incoming gradient needs no grad nothing is recorded at all —
         the Hessian-vector product then silently misses every term through that function. Only the forward graph
         shows it, so it is searched here."""
+        classes = (autograd_function_class(node) for node in _graph_nodes(loss.grad_fn))
         functions = sorted(
             {
-                node._forward_cls.__name__
-                for node in _graph_nodes(loss.grad_fn)
-                if getattr(getattr(getattr(node, "_forward_cls", None), "backward", None), "__code__", None)
-                is _ONCE_DIFFERENTIABLE_CODE
+                cls.__name__
+                for cls in classes
+                if getattr(getattr(cls, "backward", None), "__code__", None) is _ONCE_DIFFERENTIABLE_CODE
             }
         )
         if functions:

@@ -64,7 +64,8 @@ def test_several_loggers(csv_logger, tb_logger) -> None:
 
 def test_fast_dev_run() -> None:
     monitor = StabilityMonitor(grid=SMALL_GRID, batch_size=100)
-    trainer, recorder = fit(monitor, fast_dev_run=True)
+    with pytest.warns(UserWarning, match=r"StabilityMonitor: fast_dev_run: every margin pass covers only the first 1"):
+        trainer, recorder = fit(monitor, fast_dev_run=True)
     assert monitor.checks_done == 2  # train start + the single epoch
     # fast_dev_run limits the margin pass to fast_dev_run batches, like every other loop
     assert monitor.last_report.num_samples == 100

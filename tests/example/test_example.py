@@ -59,8 +59,8 @@ def capture_cli(monkeypatch) -> list:
     """Make `main` record the LightningCLI it builds (it looks ``_lightning_cli`` up at call time)."""
     original, made = cli_module._lightning_cli, []
 
-    def recording():
-        class Recording(original()):
+    def recording(distribution: str = "pytorch_lightning"):
+        class Recording(original(distribution)):
             def __init__(self, *args, **kwargs):
                 made.append(self)
                 super().__init__(*args, **kwargs)
