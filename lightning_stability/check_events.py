@@ -18,8 +18,9 @@ EVENT_LABEL = "loss fell while accuracy fell"
 """What an instability event is (docs/theory.md §8); the report's legend says it next to the markers."""
 
 
-_INSTABILITY_KEYS = ("instability", "stability/instability")
-"""The monitor's own event flag, if a margin file's report holds it (it holds ``to_dict()`` today, without it)."""
+_INSTABILITY_KEYS = ("instability", "stability_events/instability", "stability/instability")
+"""The monitor's own event flag, if a margin file's report holds it (it holds ``to_dict()`` today, without it;
+``stability/instability`` is the name of earlier versions)."""
 
 
 def instability_events(checks: Sequence[dict[str, Any]]) -> tuple[list[int], bool]:

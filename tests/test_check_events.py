@@ -30,7 +30,7 @@ def test_a_tiny_accuracy_drop_is_an_event_with_tol_zero() -> None:
     )
 
 
-@pytest.mark.parametrize("key", ["instability", "stability/instability"])
+@pytest.mark.parametrize("key", ["instability", "stability_events/instability"])
 def test_the_monitor_s_flags_win(key: str) -> None:
     # flags that disagree with the (loss, accuracy) recomputation: the flags are read (≥ 0.5 is an event); the
     # first check's flag is never an event (no previous check)

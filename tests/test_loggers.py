@@ -70,7 +70,7 @@ def test_csv_logger_gets_files_beside_metrics_csv(tmp_path: Path) -> None:
         "stability/accuracy",
         "stability/theorem_a/floor",
         "stability_diagnostics/good_mass/eta_0.5",
-        "stability/margin_quantile/q_0.01",
+        "stability_margins/margin_quantile/q_0.01",
     ):
         assert name in columns
     assert sorted(path.name for path in (run / "histograms" / "stability" / "margins").iterdir()) == [
@@ -85,7 +85,7 @@ def test_csv_logger_gets_files_beside_metrics_csv(tmp_path: Path) -> None:
     summary = (run / "text" / "stability" / "summary.md").read_text()
     assert summary.count("## step") == 3 and f"training accuracy {monitor.last_report.accuracy:.4f}" in summary
     hparams = (run / "hparams.yaml").read_text()
-    assert "stability/num_samples: 96" in hparams and "stability/final/theorem_a_floor" in hparams
+    assert "stability/num_samples: 96" in hparams and "stability_final/theorem_a_floor" in hparams
 
 
 def test_mlflow_logger_gets_unchanged_names_and_artifacts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -103,8 +103,8 @@ def test_mlflow_logger_gets_unchanged_names_and_artifacts(tmp_path: Path, monkey
         "stability/accuracy",
         "stability/theorem_b/floor",
         "stability_diagnostics/bad_mass/eta_1",
-        "stability/margin_quantile/q_0.5",
-        "stability/final/accuracy",
+        "stability_margins/margin_quantile/q_0.5",
+        "stability_final/accuracy",
     ):
         assert name in run.data.metrics, sorted(run.data.metrics)
     assert run.data.metrics["stability/accuracy"] == pytest.approx(monitor.last_report.accuracy)
@@ -135,7 +135,7 @@ def test_wandb_offline_gets_histograms_images_and_text(tmp_path: Path, monkeypat
     assert kinds["stability/summary"] is wandb.Html
     assert "stability/accuracy" in kinds
     assert logger.experiment.config["stability/num_samples"] == 96
-    assert logger.experiment.summary["stability/final/accuracy"] == pytest.approx(monitor.last_report.accuracy)
+    assert logger.experiment.summary["stability_final/accuracy"] == pytest.approx(monitor.last_report.accuracy)
     logger.experiment.finish()
 
 

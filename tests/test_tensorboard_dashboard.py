@@ -11,6 +11,7 @@ Routes (tensorboard/backend/application.py and the ``get_plugin_apps`` of tensor
 from __future__ import annotations
 
 import json
+import re
 import socket
 import struct
 import subprocess
@@ -34,11 +35,11 @@ pytest.importorskip("matplotlib")
 
 HEADLINE = ["stability/accuracy", "stability/loss_floor", "stability/theorem_a/floor", "stability/theorem_b/floor"]
 FINAL = [
-    "stability/final/accuracy",
-    "stability/final/loss_floor",
-    "stability/final/theorem_a_floor",
-    "stability/final/theorem_b_floor",
-    "stability/final/instability_count",
+    "stability_final/accuracy",
+    "stability_final/loss_floor",
+    "stability_final/theorem_a_floor",
+    "stability_final/theorem_b_floor",
+    "stability_final/instability_count",
 ]
 RUN = "run/version_0"
 
@@ -92,7 +93,7 @@ def tensorboard(tmp_path_factory) -> Iterator[TensorBoard]:
         while True:  # until the server answers and has read the run's final values (the last scalars written)
             assert process.poll() is None, f"TensorBoard exited: {process.stderr.read().decode()[-2000:]}"
             try:
-                if "stability/final/accuracy" in client.get("plugin/scalars/tags").get(RUN, {}):
+                if "stability_final/accuracy" in client.get("plugin/scalars/tags").get(RUN, {}):
                     break
             except (urllib.error.URLError, ConnectionError):
                 pass
@@ -116,9 +117,31 @@ def test_custom_scalars_chart_holds_accuracy_and_its_floors(tensorboard: TensorB
     charts = {
         chart["title"]: chart["multiline"]["tag"] for category in layout["category"] for chart in category["chart"]
     }
-    assert HEADLINE in charts.values(), charts
     scalars = tensorboard.get("plugin/scalars/tags")[RUN]
     assert set(HEADLINE) <= set(scalars)
+    # TensorBoard matches a chart's patterns with re.search: each chart shows exactly the tags its title names
+    shown = {
+        title: {tag for tag in scalars if any(re.search(p, tag) for p in patterns)}
+        for title, patterns in charts.items()
+    }
+    assert shown["accuracy and its certified floors"] == set(HEADLINE)
+    assert shown["instability events (count)"] == {"stability/instability_count"}
+    assert shown["loss and its margin sandwich"] == {
+        "stability/loss",
+        "stability_diagnostics/loss_lower",
+        "stability_diagnostics/loss_upper",
+    }
+    assert shown["margin quantiles and the smallest margin"] == {
+        tag for tag in scalars if tag.startswith("stability_margins/")
+    }
+
+
+def test_at_most_ten_scalar_cards_under_stability(tensorboard: TensorBoard) -> None:
+    scalars = tensorboard.get("plugin/scalars/tags")[RUN]
+    headline = sorted(tag for tag in scalars if tag.startswith("stability/"))
+    assert headline == sorted([*HEADLINE, "stability/loss", "stability/instability_count"]), (
+        headline
+    )  # the question's answer, and nothing else
 
 
 def test_margin_histogram_envelope_images_and_summary_text(tensorboard: TensorBoard) -> None:

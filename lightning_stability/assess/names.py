@@ -1,7 +1,8 @@
 """The names the `StabilityMonitor` logs under, and the TensorBoard layout built from them (docs/metrics.md).
 
-* headline values under ``stability/`` (what a user reads first), diagnostics under ``stability_diagnostics/``,
-  constants once (never a chart): `logged_name`;
+* headline values under ``stability/`` (what a user reads first: at most 10 charts), the comparison with the
+  previous check under ``stability_events/``, the margins' shape under ``stability_margins/``, diagnostics under
+  ``stability_diagnostics/``, constants once (never a chart): `logged_name`;
 * the final values logged at fit end to compare runs: `FINAL`;
 * the Custom Scalars layout: `DASHBOARD`.
 """
@@ -13,67 +14,65 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from ..theory import StabilityReport, SubsetEstimate
 
-__all__ = ["CONSTANTS", "DASHBOARD", "FINAL", "HEADLINE", "logged_name", "run_constants", "subset_constants"]
+__all__ = ["CONSTANTS", "DASHBOARD", "EVENTS", "FINAL", "HEADLINE", "logged_name", "run_constants", "subset_constants"]
 
 DASHBOARD = {
     "stability": {
         "accuracy and its certified floors": [
-            "stability/accuracy",
-            "stability/loss_floor",
-            "stability/theorem_a/floor",
-            "stability/theorem_b/floor",
+            "^stability/accuracy$",
+            "^stability/loss_floor$",
+            "^stability/theorem_a/floor$",
+            "^stability/theorem_b/floor$",
         ],
-        "margin quantiles": [r"stability/margin_quantile/.*", "stability/margin_min"],
-        "instability events": ["stability/instability_count", "stability/loss_rose"],
+        "instability events (count)": ["^stability/instability_count$"],
         "loss and its margin sandwich": [
-            "stability/loss",
-            "stability_diagnostics/loss_lower",
-            "stability_diagnostics/loss_upper",
+            "^stability/loss$",
+            "^stability_diagnostics/loss_lower$",
+            "^stability_diagnostics/loss_upper$",
+        ],
+        "margin quantiles and the smallest margin": [
+            "^stability_margins/margin_quantile/[^/]+$",
+            "^stability_margins/margin_min$",
         ],
     }
 }
-"""The Custom Scalars layout of TensorBoard: the question the monitor answers, on one chart."""
+"""The Custom Scalars layout of TensorBoard: one chart per question, each pattern anchored so that a chart shows
+exactly the tags its title names."""
 
 FINAL = (
-    "stability/final/accuracy",
-    "stability/final/loss_floor",
-    "stability/final/theorem_a_floor",
-    "stability/final/theorem_b_floor",
-    "stability/final/instability_count",
+    "stability_final/accuracy",
+    "stability_final/loss_floor",
+    "stability_final/theorem_a_floor",
+    "stability_final/theorem_b_floor",
+    "stability_final/instability_count",
 )
-"""The last check's values, logged at fit end to compare runs (TensorBoard's HParams metrics)."""
+"""The last check's values, logged at fit end to compare runs (TensorBoard's HParams metrics): one point each,
+kept out of the ``stability/`` headline."""
 
-HEADLINE = frozenset(
-    {
-        "accuracy",
-        "loss",
-        "loss_floor",
-        "theorem_a/floor",
-        "theorem_b/floor",
-        "margin_min",
-        "instability",
-        "instability_count",
-        "stable_checks",
-        "loss_rose",
-        "flip_forgotten",
-        "flip_learned",
-    }
-)
-"""Values logged under ``stability/`` (with the margin quantiles): what a user reads first."""
+HEADLINE = frozenset({"accuracy", "loss", "loss_floor", "theorem_a/floor", "theorem_b/floor", "instability_count"})
+"""Values logged under ``stability/``: the answer to "is my accuracy stable, and when was it not?"."""
+
+EVENTS = frozenset({"instability", "stable_checks", "loss_rose", "flip_forgotten", "flip_learned"})
+"""Values of the comparison with the previous check, logged under ``stability_events/``."""
 
 CONSTANTS = frozenset({"num_samples", "num_classes", "theorem_b/dilation"})
 """Values that do not change during a run: logged once as constants, never as a chart."""
 
 
 def logged_name(name: str) -> str | None:
-    """The logged name of a check's value ``stability/<key>``: unchanged for the headline values and the margin
-    quantiles, ``stability_diagnostics/<key>`` for the theorems' parameters, masses and bookkeeping, ``None``
-    for constants."""
+    """The logged name of a check's value ``stability/<key>``: unchanged for the headline values,
+    ``stability_events/<key>`` for the comparison with the previous check, ``stability_margins/<key>`` for the
+    smallest margin and the margin quantiles, ``stability_diagnostics/<key>`` for the theorems' parameters, masses
+    and bookkeeping, ``None`` for constants."""
     key = name.removeprefix("stability/")
     if key in CONSTANTS:
         return None
-    if key in HEADLINE or key.startswith("margin_quantile/"):
+    if key in HEADLINE:
         return name
+    if key in EVENTS:
+        return f"stability_events/{key}"
+    if key == "margin_min" or key.startswith("margin_quantile/"):
+        return f"stability_margins/{key}"
     return f"stability_diagnostics/{key}"
 
 

@@ -63,7 +63,14 @@ class StabilityMonitor(StabilityOptionAttributes, StabilityState, EpochMonitor):
     __doc__ = STABILITY_DOC
 
     checkpoint_state = (*EpochMonitor.checkpoint_state, *STABILITY_STATE)
-    metric_prefixes = ("stability/", "stability_diagnostics/", "stability_estimate/", "stability_cost/")
+    metric_prefixes = (
+        "stability/",
+        "stability_events/",
+        "stability_margins/",
+        "stability_diagnostics/",
+        "stability_estimate/",
+        "stability_cost/",
+    )
     logger_only_prefixes = ("stability_diagnostics/", "stability_cost/")
 
     def __init__(

@@ -157,13 +157,13 @@ def test_early_stopping_recipe_stops_after_two_consecutive_events_and_never_on_a
     trainer = healthy["trainer"]
     assert trainer.current_epoch == 12 and healthy["early_stopping"].stopped_epoch == 0
     # the check before training (check_at_start, the default) is the first stable check
-    assert [r["stability/stable_checks"] for r in healthy["records"]] == list(range(2, 14))
+    assert [r["stability_events/stable_checks"] for r in healthy["records"]] == list(range(2, 14))
 
     unstable = run_recipe("EarlyStopping", UNSTABLE, validation, tmp_path / "unstable", monkeypatch)
     records = unstable["records"]
     # by hand from the script: events at epochs 1, 3, 4; EarlyStopping's patience 2 is reached at epoch 4
-    assert [r["stability/instability"] for r in records] == [0.0, 1.0, 0.0, 1.0, 1.0]
-    assert [r["stability/stable_checks"] for r in records] == [2.0, 2.0, 3.0, 3.0, 3.0]
+    assert [r["stability_events/instability"] for r in records] == [0.0, 1.0, 0.0, 1.0, 1.0]
+    assert [r["stability_events/stable_checks"] for r in records] == [2.0, 2.0, 3.0, 3.0, 3.0]
     assert unstable["early_stopping"].stopped_epoch == 4 and unstable["trainer"].current_epoch == 5
 
     # the same stop as the monitor's own rule with the same patience
@@ -204,7 +204,7 @@ def test_the_recipes_with_import_lightning(tmp_path: Path, monkeypatch: pytest.M
     ranked = run_recipe("ModelCheckpoint", HEALTHY, True, tmp_path / "rank", monkeypatch, lightning_pytorch)
     assert Path(ranked["best_certified"].best_model_path).name == "epoch=5-certified.ckpt"
     lightning_callbacks = pytest.importorskip("lightning.pytorch.callbacks")
-    early_stopping = lightning_callbacks.EarlyStopping("stability/stable_checks", check_on_train_epoch_end=False)
+    early_stopping = lightning_callbacks.EarlyStopping("stability_events/stable_checks", check_on_train_epoch_end=False)
     trainer = lightning_pytorch.Trainer(max_epochs=2, callbacks=[StabilityMonitor(), early_stopping], logger=False)
     with pytest.raises(MisconfigurationError, match="runs at validation end"):
         trainer.fit(ScriptedModule(HEALTHY, True, lightning_pytorch), datamodule=ScriptedData(True, lightning_pytorch))
@@ -235,14 +235,14 @@ def fit_refused(callbacks: list, validation: bool = True, **trainer_options) -> 
     ids=["asked", "lightning_default_with_validation_every_2_epochs"],
 )
 def test_early_stopping_at_validation_end_is_refused(options: dict, trainer_options: dict) -> None:
-    early_stopping = EarlyStopping("stability/stable_checks", mode="max", **options)
+    early_stopping = EarlyStopping("stability_events/stable_checks", mode="max", **options)
     message = fit_refused([StabilityMonitor(), early_stopping], **trainer_options)
-    assert "EarlyStopping(monitor='stability/stable_checks') runs at validation end" in message
+    assert "EarlyStopping(monitor='stability_events/stable_checks') runs at validation end" in message
     assert "check_on_train_epoch_end=True" in message and "docs/guide.md" in message
 
 
 def test_early_stopping_listed_before_the_monitor_is_refused() -> None:
-    message = fit_refused([EarlyStopping("stability/stable_checks", mode="max"), StabilityMonitor()])
+    message = fit_refused([EarlyStopping("stability_events/stable_checks", mode="max"), StabilityMonitor()])
     assert "is listed before StabilityMonitor" in message and "list it after StabilityMonitor" in message
 
 
@@ -340,7 +340,7 @@ def test_each_monitor_claims_only_its_own_metrics() -> None:
     stability, sharpness, parametrization = StabilityMonitor(), SharpnessMonitor(), ParametrizationMonitor()
     names = {
         "stability/theorem_a/floor": stability,
-        "stability/stable_checks": stability,
+        "stability_events/stable_checks": stability,
         "stability_diagnostics/loss_upper": stability,
         "stability/sharpness/lambda_max": sharpness,
         "stability/parametrization/layer0/dead_fraction": parametrization,

@@ -76,7 +76,8 @@ def stability_metrics(trainer, logger: RecordingLogger) -> dict:
     the diagnostics straight to the logger at the same step (and never into `callback_metrics`)."""
     # the check's values; its cost (stability_cost/*: wall-clock seconds) is tested in test_check_cost.py and test_stability_subset.py
     headline = {k: float(v) for k, v in trainer.callback_metrics.items() if k.split("/")[0].startswith("stability")}
-    assert headline and all(k.startswith("stability/") for k in headline), sorted(headline)
+    groups = ("stability/", "stability_events/", "stability_margins/")
+    assert headline and all(k.startswith(groups) for k in headline), sorted(headline)
     step = logger.calls[-1][0]
     assert step is not None
     at_step = logger.at_step(step)

@@ -102,8 +102,8 @@ def test_check_at_start_false() -> None:
     monitor = StabilityMonitor(grid=SMALL_GRID, check_at_start=False)
     trainer, recorder = fit(monitor, max_epochs=2)
     assert [r["metrics"]["stability_diagnostics/check_epoch"] for r in recorder.records] == [0.0, 1.0]
-    assert "stability/flip_forgotten" not in recorder.records[0]["metrics"]
-    assert "stability/flip_forgotten" in recorder.records[1]["metrics"]
+    assert "stability_events/flip_forgotten" not in recorder.records[0]["metrics"]
+    assert "stability_events/flip_forgotten" in recorder.records[1]["metrics"]
 
 
 def test_trainer_validate_is_a_no_op(csv_logger) -> None:
