@@ -1,7 +1,6 @@
 """Scalars to the loggers and to ``trainer.callback_metrics``: every monitor's values go through here.
 
-They go to every logger's ``log_metrics`` in one call per check, at the step where Lightning logs that epoch's
-epoch-end values (`check_log_step`); at an epoch end the monitors also ``pl_module.log(logger=False)`` the values
+They go to every logger's ``log_metrics`` in one call per check, at the check's own step (`check_log_step`); at an epoch end the monitors also ``pl_module.log(logger=False)`` the values
 EarlyStopping and ModelCheckpoint may read (`log_epoch_metrics`). Only global rank zero writes to the loggers.
 """
 
@@ -20,15 +19,17 @@ __all__ = ["check_log_step", "log_epoch_metrics", "log_metrics_now"]
 
 
 def check_log_step(trainer: pl.Trainer, epoch: int) -> int:
-    """The logger step of a check of ``epoch``: where Lightning logs that epoch's epoch-end metrics.
+    """The logger step of a check: the number of training batches after which the optimizers stepped so far
+    (`lightning_internals.batches_that_stepped`, kept across a resume).
 
-    Lightning logs ``self.log(on_epoch=True)`` values of a training epoch at its count of batches that stepped
-    minus one (its last training step, `lightning_internals.batches_that_stepped`); a catch-up check of a finished epoch after resuming, and the histograms and figures of
-    a check, use the same step, so one check's scalars, histograms and figures line up and a resumed run logs at
-    the steps of an uninterrupted one. The check before training (``epoch = -1``) logs at the current step.
+    So every check is its own point: the check before training logs at 0, the check of epoch ``e`` at the count
+    after that epoch — at least one more than the previous check, even with one batch an epoch (Lightning logs its
+    own epoch-end values one step earlier, at its last training step, where the check before training and the
+    first epoch's check would fall together). A catch-up check of a finished epoch after resuming, a check at
+    fit end, and a check's histograms, figures, text and margin file use the same step, so they line up and a
+    resumed run logs at the steps of an uninterrupted one.
     """
-    stepped = batches_that_stepped(trainer)
-    return max(stepped - 1, 0) if epoch >= 0 else stepped
+    return batches_that_stepped(trainer)
 
 
 def log_epoch_metrics(pl_module: pl.LightningModule, metrics: dict[str, float]) -> None:

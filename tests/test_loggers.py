@@ -75,10 +75,10 @@ def test_csv_logger_gets_files_beside_metrics_csv(tmp_path: Path) -> None:
         assert name in columns
     assert sorted(path.name for path in (run / "histograms" / "stability" / "margins").iterdir()) == [
         "step_00000000.csv",
-        "step_00000002.csv",
-        "step_00000005.csv",
-    ]
-    with open(run / "histograms" / "stability" / "margins" / "step_00000005.csv") as file:
+        "step_00000003.csv",
+        "step_00000006.csv",
+    ]  # each check at its own step: the count of stepped batches after its epoch
+    with open(run / "histograms" / "stability" / "margins" / "step_00000006.csv") as file:
         rows = list(csv.DictReader(file))
     assert sum(int(row["count"]) for row in rows) == 96
     assert len(list((run / "figures" / "stability" / "envelopes").glob("*.png"))) == 3
@@ -112,7 +112,7 @@ def test_mlflow_logger_gets_unchanged_names_and_artifacts(tmp_path: Path, monkey
     artifacts = {item.path for item in client.list_artifacts(run_id, "figures/stability/envelopes")}
     assert len(artifacts) == 3
     histograms = {item.path for item in client.list_artifacts(run_id, "histograms/stability/margins")}
-    assert "histograms/stability/margins/step_00000005.csv" in histograms
+    assert "histograms/stability/margins/step_00000006.csv" in histograms
     assert len(client.list_artifacts(run_id, "text/stability/summary")) == 3
 
 

@@ -107,8 +107,8 @@ class Monitor(CallbackBase):
     ) -> None:
         """Send ``metrics`` to the loggers at ``step`` in one call per logger (one row of a CSV log); at an epoch
         end also put those not under ``logger_only_prefixes`` into ``trainer.callback_metrics`` with
-        ``pl_module.log(logger=False)``, where EarlyStopping and ModelCheckpoint read them. ``step`` is where
-        Lightning logs that epoch's epoch-end values (`log_step`)."""
+        ``pl_module.log(logger=False)``, where EarlyStopping and ModelCheckpoint read them. ``step`` is the
+        check's own step (`log_step`)."""
         log_metrics_now(trainer, metrics, step=step, epoch=None if epoch is None else max(epoch, 0))
         if in_epoch_end:
             log_epoch_metrics(

@@ -41,7 +41,10 @@ def test_exact_check_is_certify_on_the_pass_with_its_loss() -> None:
     expected = theory.certify(margin_pass.margins, 3, loss=result.loss)
     assert result.report.to_dict() == expected.to_dict()
     assert result.metrics["stability/accuracy"] == expected.accuracy
-    assert result.metrics["stability_events/stable_checks"] == 5.0 and result.metrics["stability_events/instability"] == 0.0
+    assert (
+        result.metrics["stability_events/stable_checks"] == 5.0
+        and result.metrics["stability_events/instability"] == 0.0
+    )
     assert "stability_diagnostics/check_epoch" in result.metrics and "stability/num_samples" not in result.metrics
     assert result.blame is None  # no event, not asked for
 

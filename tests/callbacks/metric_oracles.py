@@ -266,7 +266,12 @@ def assert_metrics(actual: dict, expected: dict, exact_keys=("margin_min", "marg
         if key not in actual:
             continue
         got = actual[key]
-        exact = any(part in key for part in exact_keys) or key in ("instability", "instability_count", "stable_checks", "loss_rose")
+        exact = any(part in key for part in exact_keys) or key in (
+            "instability",
+            "instability_count",
+            "stable_checks",
+            "loss_rose",
+        )
         ok = got == value if exact else math.isclose(got, value, rel_tol=REL, abs_tol=ABS)
         if not ok:
             bad[key] = (got, value)

@@ -123,8 +123,12 @@ def test_ddp_two_processes_gather_the_whole_training_set(run_ddp, tmp_path) -> N
         assert without(single["metrics"]) == without(zero["records"][1]["metrics"])
     # docs/theory.md §8 by hand (exact Fractions): forgotten μ{δ' > 0 ≥ δ}, learned μ{δ' ≤ 0 < δ}
     forgotten, learned = naive_flip_masses(zero["records"][0]["margins"], zero["records"][1]["margins"])
-    assert zero["records"][1]["metrics"]["stability_events/flip_forgotten"] == pytest.approx(forgotten, rel=1e-12, abs=1e-15)
-    assert zero["records"][1]["metrics"]["stability_events/flip_learned"] == pytest.approx(learned, rel=1e-12, abs=1e-15)
+    assert zero["records"][1]["metrics"]["stability_events/flip_forgotten"] == pytest.approx(
+        forgotten, rel=1e-12, abs=1e-15
+    )
+    assert zero["records"][1]["metrics"]["stability_events/flip_learned"] == pytest.approx(
+        learned, rel=1e-12, abs=1e-15
+    )
 
 
 def test_ddp_two_processes_log_the_same_values(run_ddp) -> None:

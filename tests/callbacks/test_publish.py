@@ -122,9 +122,9 @@ def test_margin_file_written_with_the_blame(logged: list, tmp_path: Path) -> Non
     pictures = Pictures()
     CheckPublisher(False, False, pictures).publish(trainer(), result(event=True, blame=BLAME), "x", 6, None, tmp_path)
     assert pictures.calls == [("grid", 4, 6), ("file", ["row"])]  # the grid's rows reused
-    path = tmp_path / margin_file_name(4, 17)
+    path = tmp_path / margin_file_name(4, 6)  # the loggers' step of the check, not the trainer's global step (17)
     content = torch.load(path, weights_only=False)
-    assert (content["epoch"], content["global_step"], content["num_classes"]) == (4, 17, 2)
+    assert (content["epoch"], content["global_step"], content["num_classes"]) == (4, 6, 2)
     assert content["margins"].tolist() == [0.5, -1.0, 2.0] and content["predicted"].tolist() == [1, 1, 1]
     assert content["report"] == {"accuracy": 2 / 3}
     assert content["blame"]["worst"].tolist() == [1, 0] and content["blame"]["data_cluster"].tolist() == [2]
@@ -134,7 +134,7 @@ def test_margin_file_without_event_has_no_grid_rows(logged: list, tmp_path: Path
     pictures = Pictures()
     CheckPublisher(False, False, pictures).publish(trainer(), result(event=False, blame=BLAME), "x", 6, None, tmp_path)
     assert pictures.calls == [("file", None)]
-    assert [p.name for p in tmp_path.iterdir()] == [margin_file_name(4, 17)]
+    assert [p.name for p in tmp_path.iterdir()] == [margin_file_name(4, 6)]
 
 
 def test_no_margin_file_off_rank_zero_or_without_blame_or_directory(logged: list, tmp_path: Path) -> None:
@@ -156,7 +156,7 @@ def test_margin_file_holds_the_blamed_samples_results_not_the_dataset(
     publisher = CheckPublisher(False, False, BlamePictures(blame_size=1, to_image=None))
     publisher.publish(trainer(), result(event=True, blame=BLAME), "x", 6, dataset, tmp_path)
     assert [call[1] for call in logged if call[0] == "figure"] == ["stability/blame"]  # the live grid
-    path = tmp_path / margin_file_name(4, 17)
+    path = tmp_path / margin_file_name(4, 6)
     assert path.stat().st_size < features.numel() * features.element_size()  # 9,408 bytes of inputs
     cells = torch.load(path, weights_only=True)["blame_cells"]
     worst = {key: value.tolist() if isinstance(value, torch.Tensor) else value for key, value in cells["worst"].items()}

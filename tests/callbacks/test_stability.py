@@ -78,7 +78,7 @@ def stability_metrics(trainer, logger: RecordingLogger) -> dict:
     headline = {k: float(v) for k, v in trainer.callback_metrics.items() if k.split("/")[0].startswith("stability")}
     groups = ("stability/", "stability_events/", "stability_margins/")
     assert headline and all(k.startswith(groups) for k in headline), sorted(headline)
-    step = logger.calls[-1][0]
+    step = next(step for step, metrics in reversed(logger.calls) if "stability/accuracy" in metrics)  # the last check
     assert step is not None
     at_step = logger.at_step(step)
     assert {k: v for k, v in at_step.items() if k in headline} == headline, "the logger got the same values"

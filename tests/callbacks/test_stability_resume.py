@@ -77,7 +77,12 @@ def uninterrupted(tmp_path_factory):
         if with_validation not in cache:
             tmp_path = tmp_path_factory.mktemp("val" if with_validation else "no_val")
             monitor, recorder, trainer = run(tmp_path, "full", with_validation)
-            assert [r["metrics"]["stability_diagnostics/check_epoch"] for r in recorder.records] == [-1.0, 0.0, 1.0, 2.0]
+            assert [r["metrics"]["stability_diagnostics/check_epoch"] for r in recorder.records] == [
+                -1.0,
+                0.0,
+                1.0,
+                2.0,
+            ]
             assert monitor.checks_done == 4
             checkpoints = tmp_path / "full" / "checkpoints"
             assert sorted(p.name for p in checkpoints.iterdir()) == [f"epoch={e}.ckpt" for e in range(MAX_EPOCHS)]

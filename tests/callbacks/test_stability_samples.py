@@ -138,7 +138,7 @@ def test_scripted_run_blames_the_flipped_group_in_files_text_and_a_tensorboard_g
     events = EventAccumulator(str(log_dir), size_guidance={"images": 0, "tensors": 0})
     events.Reload()
     steps_per_epoch = 4  # 100 samples in batches of 25
-    event_steps = [steps_per_epoch * (epoch + 1) - 1 for epoch in (1, 3, 4)]
+    event_steps = [steps_per_epoch * (epoch + 1) for epoch in (1, 3, 4)]  # a check's step: the count after its epoch
     images = events.Images("stability/blame")
     assert [image.step for image in images] == event_steps
     for image in images:
@@ -150,7 +150,7 @@ def test_scripted_run_blames_the_flipped_group_in_files_text_and_a_tensorboard_g
     }
     assert "40 samples flipped to wrong since the previous check (class 0: 40)." in texts[event_steps[0]]
     assert "40 samples flipped to wrong since the previous check (class 1: 40)." in texts[event_steps[1]]
-    assert "flipped" not in texts[steps_per_epoch * 3 - 1]  # epoch 2: no event
+    assert "flipped" not in texts[steps_per_epoch * 3]  # epoch 2: no event
 
 
 def test_conv_net_on_digits_images_in_files_and_samples_csv(tmp_path: Path) -> None:

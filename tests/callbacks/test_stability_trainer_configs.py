@@ -43,7 +43,7 @@ def test_csv_logger_gets_every_check(csv_logger) -> None:
     trainer, recorder = fit(monitor, logger=csv_logger)
     rows = csv_checks(csv_logger)
     assert [float(row["stability_diagnostics/check_epoch"]) for row in rows] == [-1.0, 0.0, 1.0]
-    assert [int(row["step"]) for row in rows] == [0, 9, 19]  # 10 batches per epoch; Lightning's epoch-end steps
+    assert [int(row["step"]) for row in rows] == [0, 10, 20]  # 10 batches per epoch: the count after each epoch
     for row, record in zip(rows, recorder.records, strict=True):
         for name, value in record["metrics"].items():
             assert float(row[name]) == pytest.approx(value, rel=1e-12, abs=1e-12), name
@@ -130,3 +130,15 @@ def test_user_dataset_and_dataloader() -> None:
     trainer, recorder = fit(monitor, max_epochs=1)
     assert torch.equal(monitor.last_pass.indices, torch.arange(150))
     assert torch.equal(monitor.last_pass.targets, other.tensors[1])
+
+
+def test_one_batch_an_epoch_gives_every_check_its_own_step(csv_logger, tmp_path) -> None:
+    """With one batch an epoch the check before training and the first epoch's check used to share step 0 (a
+    logger keeps one of them); each check has its own step, and its margin file carries the loggers' step."""
+    monitor = StabilityMonitor(grid=SMALL_GRID, save_margins=tmp_path / "margins")
+    fit(monitor, logger=csv_logger, batch_size=N, max_epochs=3)
+    rows = csv_checks(csv_logger)
+    assert [float(row["stability_diagnostics/check_epoch"]) for row in rows] == [-1.0, 0.0, 1.0, 2.0]
+    assert [int(row["step"]) for row in rows] == [0, 1, 2, 3]
+    steps = sorted(int(path.stem.split("step=")[1]) for path in (tmp_path / "margins").glob("*.pt"))
+    assert steps == [0, 1, 2, 3]
