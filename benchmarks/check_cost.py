@@ -124,7 +124,7 @@ def _timed_checks(
 
     class TimedMonitor(StabilityMonitor):
         def run_check(self, trainer, pl_module, epoch, in_epoch_end) -> None:
-            loader = self._loader(trainer) if epoch >= 0 and self.subset is None else None
+            loader = self.source.loader(trainer) if epoch >= 0 and self.subset_size is None else None
             before = bare_inference(pl_module, loader, pl_module.device) if loader is not None else 0.0
             pl_module.train()
             start = CLOCK()
