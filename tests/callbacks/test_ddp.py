@@ -30,12 +30,6 @@ from ..helpers import (
     subset_tensors,
 )
 
-pytestmark = [
-    # the synthetic inputs (10 features) are no image and longer than a short vector: the monitor says once that
-    # it draws no blame grid; incidental to what these tests check
-    pytest.mark.filterwarnings("ignore:StabilityMonitor\\x3a the training inputs are neither images:UserWarning"),
-]
-
 # differ between two checks of the same weights only through the previous check
 RELATIVE = (
     "stability_events/flip_forgotten",

@@ -339,6 +339,8 @@ def test_a_model_without_double_backward_is_refused_at_fit_start(model, message)
     assert trainer.current_epoch == 0 and trainer.global_step == 0 and monitor.checks_done == 0
 
 
+# the model's encoder is in eval mode on purpose (a mix of modes the probe must keep), which Lightning notes
+@pytest.mark.filterwarnings("ignore:Found \\d+ module\\(s\\) in eval mode at the start of training:UserWarning")
 def test_the_fit_start_probe_leaves_the_rng_and_the_modes_as_they_were(distribution) -> None:
     seen = []
 

@@ -47,9 +47,6 @@ from .metric_oracles import (
 )
 
 pytestmark = [
-    # the synthetic inputs (10 features) are no image and longer than a short vector: the monitor says once that
-    # it draws no blame grid; incidental to what these tests check
-    pytest.mark.filterwarnings("ignore:StabilityMonitor\\x3a the training inputs are neither images:UserWarning"),
     # RecordingLogger (tests/helpers.py) is not a logger that shows figures: the one warning that it gets the
     # scalars only; these tests read the recorded scalars
     pytest.mark.filterwarnings("ignore:lightning-stability\\x3a the logger RecordingLogger receives:UserWarning"),

@@ -19,12 +19,6 @@ from lightning_stability.files import load_margin_files
 
 from ..helpers import MLP, SMALL_GRID, csv_rows, fit, make_data
 
-pytestmark = [
-    # the synthetic inputs (10 features) are no image and longer than a short vector: the monitor says once that
-    # it draws no blame grid; incidental to what these tests check
-    pytest.mark.filterwarnings("ignore:StabilityMonitor\\x3a the training inputs are neither images:UserWarning"),
-]
-
 HIDDEN = 6
 SETTINGS = dict(n_random=8, n_principal=2, min_cluster_mass=0.01)
 

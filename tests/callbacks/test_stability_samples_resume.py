@@ -15,9 +15,6 @@ from lightning_stability.files import load_samples_csv
 from ..helpers import MLP, SMALL_GRID, epoch_checkpoints, fit
 
 pytestmark = [
-    # the synthetic inputs (10 features) are no image and longer than a short vector: the monitor says once that
-    # it draws no blame grid; incidental to what these tests check
-    pytest.mark.filterwarnings("ignore:StabilityMonitor\\x3a the training inputs are neither images:UserWarning"),
     # the seeded runs have a small accuracy dip (an instability event); the tests compare resumed and uninterrupted
     # runs, not the warning
     pytest.mark.filterwarnings("ignore:StabilityMonitor\\x3a instability at epoch:UserWarning"),

@@ -169,9 +169,6 @@ def test_a_weighted_sampler_sets_the_weights_unless_overridden(
 # ---------------------------------------------------------------------------------------------------- NaN, schedule
 
 
-# the loss falls while the accuracy falls on wine at epoch 0: an event, whose blame grid cannot draw 13 features
-# (incidental here; what the event shows is tested in test_stability_instability.py)
-@pytest.mark.filterwarnings("ignore:StabilityMonitor. the training inputs are neither images:UserWarning")
 def test_nan_at_a_later_check_stops_like_check_finite_and_keeps_every_output(tmp_path: Path) -> None:
     def diverging(module: nn.Module, batch):
         x, y = batch

@@ -23,12 +23,6 @@ from lightning_stability.records import MarginPass
 from ..helpers import SMALL_GRID, fit
 from .helpers import NUM_CLASSES, N, legend_texts, margins_with_accuracy
 
-pytestmark = [
-    # the synthetic inputs (10 features) are no image and longer than a short vector: the monitor says once that
-    # it draws no blame grid; incidental to what these tests check
-    pytest.mark.filterwarnings("ignore:StabilityMonitor\\x3a the training inputs are neither images:UserWarning"),
-]
-
 pytest.importorskip("matplotlib")
 
 # ---------------------------------------------------------------------------------------------------- helpers
