@@ -205,7 +205,7 @@ def check_cost(repeats: int, quick: bool, device_name: str = "cpu") -> list[str]
         "loader just before and just after it, in the same hook, so the ratio compares passes made within seconds "
         "of each other; a round's figure is the median over its fit's checks. The weights stay fixed (learning "
         "rate 1e-12), so no check is an instability event: a check at an event also draws the blame grid (from "
-        'tensors since issue 24: about 0.05 s more, see "The whole cost of a check"). "
+        'tensors since issue 24: about 0.05 s more, see "The whole cost of a check"). '
         "Loader batch 256 (the monitor's default for training batches of 64).",
         "",
         "| measure | median (min–max) | goal | |",
