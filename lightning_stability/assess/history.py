@@ -80,6 +80,8 @@ class InstabilityHistory:
         count: exact instability events so far; ``epochs``: their epochs.
         previous: the previous exact check (``indices``, ``margins``, ``loss``, ``accuracy``), or ``None``.
         subset_count, subset_previous: the same for the statistical mode's subset checks.
+        checks: every exact check as ``(epoch, accuracy, loss floor, Theorem A floor, Theorem B floor, event)``,
+            what the run-so-far picture draws.
     """
 
     def __init__(self) -> None:
@@ -88,11 +90,21 @@ class InstabilityHistory:
         self.previous: dict[str, Any] | None = None
         self.subset_count = 0
         self.subset_previous: dict[str, float] | None = None
+        self.checks: list[tuple[int, float, float, float, float, bool]] = []
 
     def record_exact(
-        self, epoch: int, comparison: Comparison, margin_pass: MarginPass, loss: float, accuracy: float
+        self,
+        epoch: int,
+        comparison: Comparison,
+        margin_pass: MarginPass,
+        loss: float,
+        accuracy: float,
+        floors: tuple[float, float, float] | None = None,
     ) -> None:
-        """Take in an exact check: count its event, keep it as the previous exact check."""
+        """Take in an exact check: count its event, keep it as the previous exact check, and add it (with its
+        ``floors``: loss floor, Theorem A, Theorem B) to `checks`."""
+        if floors is not None:
+            self.checks.append((epoch, accuracy, *floors, comparison.event))
         if comparison.event:
             self.epochs.append(epoch)
             self.count += 1
@@ -115,6 +127,7 @@ class InstabilityHistory:
             "previous": self.previous,
             "subset_previous": self.subset_previous,
             "subset_instability_count": self.subset_count,
+            "checks": list(self.checks),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -123,3 +136,4 @@ class InstabilityHistory:
         self.previous = state["previous"]
         self.subset_previous = state.get("subset_previous")
         self.subset_count = int(state.get("subset_instability_count", 0))
+        self.checks = [tuple(check) for check in state.get("checks", [])]

@@ -4,6 +4,7 @@ event and the per-check margin file (rank zero writes; see `lightning_stability.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -11,6 +12,7 @@ from torch.utils.data import Dataset
 
 from ..assess import CheckResult
 from ..figures.envelope import envelope_figure
+from ..figures.headline import CheckPoint, headline_picture
 from ..files import save_margin_file
 from ..loggers import log_figure, log_histogram, log_text
 from .blame_pictures import BlamePictures
@@ -41,12 +43,17 @@ class CheckPublisher:
         step: int,
         dataset: Dataset | None,
         margins_dir: Path | None,
+        series: Sequence[tuple[int, float, float, float, float, bool]] = (),
     ) -> None:
-        """Log ``summary`` as ``stability/summary`` and, for an exact check, the histogram, the figure, the blame
-        grid (at an instability event) and the margin file (into ``margins_dir``, if given)."""
+        """Log ``summary`` as ``stability/summary`` and, for an exact check, the run-so-far picture of ``series``
+        (every exact check's epoch, accuracy, floors and event), the histogram, the figure, the blame grid (at an
+        instability event) and the margin file (into ``margins_dir``, if given)."""
         log_text(trainer, "stability/summary", summary, step)
         if not result.exact:
             return
+        if series:
+            points = [CheckPoint(int(c[0]), (c[1], c[2], c[3], c[4]), bool(c[5])) for c in series]
+            log_figure(trainer, "stability/accuracy_and_floors", lambda: headline_picture(points), step)
         margin_pass, report = result.margin_pass, result.report
         if self.histogram:
             log_histogram(trainer, "stability/margins", margin_pass.margins, step)

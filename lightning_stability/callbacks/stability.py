@@ -343,7 +343,9 @@ class StabilityMonitor(StabilityOptionAttributes, StabilityState, EpochMonitor):
         if result.exact:
             if comparison.samples_changed:
                 self.warn(trainer, "the certified samples changed since the previous check; flip masses skipped.")
-            self.history.record_exact(result.epoch, comparison, result.margin_pass, result.loss, accuracy)
+            report = result.report
+            floors = (report.loss_floor, report.theorem_a.floor, report.theorem_b.floor)
+            self.history.record_exact(result.epoch, comparison, result.margin_pass, result.loss, accuracy, floors)
             checked = result.margin_pass
             ties = None if self._ties_noted else ties_note(checked.margins, checked.targets, checked.predicted)
             if ties is not None:
@@ -392,6 +394,7 @@ class StabilityMonitor(StabilityOptionAttributes, StabilityState, EpochMonitor):
             scope=scope_sentence(result.margin_pass.ignored, self.weights_source, self.ignore_index),
         )
         dataset = self.source.samples_by_index(trainer)
-        self.publisher.publish(trainer, result, summary, step, dataset, self.outputs.margins_dir(trainer))
+        margins_dir = self.outputs.margins_dir(trainer)
+        self.publisher.publish(trainer, result, summary, step, dataset, margins_dir, self.history.checks)
         self.info(trainer, line)
         return step

@@ -22,6 +22,7 @@ STABILITY_STATE = (
     "previous",
     "sample_state",
     "subset_state",
+    "check_series",
 )
 
 
@@ -68,6 +69,15 @@ class StabilityState:
     @previous.setter
     def previous(self, value: dict[str, Any] | None) -> None:
         self.history.previous = value
+
+    @property
+    def check_series(self) -> list[tuple[int, float, float, float, float, bool]]:
+        """Every exact check's epoch, accuracy, three floors and event flag (the run-so-far picture)."""
+        return self.history.checks
+
+    @check_series.setter
+    def check_series(self, value: list[tuple[int, float, float, float, float, bool]]) -> None:
+        self.history.checks = [tuple(check) for check in value]  # type: ignore[misc]
 
     @property
     def sample_state(self) -> dict[str, Any]:

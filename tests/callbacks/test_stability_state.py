@@ -23,6 +23,8 @@ def margin_pass() -> MarginPass:
 
 
 def test_keys_are_those_of_earlier_versions() -> None:
+    """The keys of earlier versions stay (their checkpoints load); ``check_series`` (the run-so-far picture) is new,
+    and a checkpoint without it loads with an empty series."""
     assert STABILITY_STATE == (
         "instability_count",
         "consecutive_instabilities",
@@ -30,7 +32,17 @@ def test_keys_are_those_of_earlier_versions() -> None:
         "previous",
         "sample_state",
         "subset_state",
+        "check_series",
     )
+    old = StabilityMonitor().state_dict()
+    del old["check_series"]
+    monitor = StabilityMonitor()
+    monitor.history.checks = [(0, 0.5, 0.25, 0.0, 0.0, False)]
+    monitor.load_state_dict(old)
+    assert monitor.check_series == [(0, 0.5, 0.25, 0.0, 0.0, False)]  # untouched: the key was absent
+    restored = StabilityMonitor()
+    restored.load_state_dict({**old, "check_series": [[1, 0.75, 0.5, 0.25, 0.125, True]]})
+    assert restored.check_series == [(1, 0.75, 0.5, 0.25, 0.125, True)]
     assert set(StabilityMonitor().state_dict()) == {
         "checks_done",
         "stop_reason",
