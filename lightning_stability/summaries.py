@@ -131,7 +131,8 @@ def _check_texts(
         summary = "**Approximate** (random training data: this check certifies one random draw). " + summary
     line = (
         f"{'[approximate: random training data] ' if approximate else ''}"
-        f"epoch {epoch}: accuracy {report.accuracy:.4f}, loss {result.loss:.4f}, "
+        f"{'before training' if epoch < 0 else f'epoch {epoch}'}: accuracy {report.accuracy:.4f}, "
+        f"loss {result.loss:.4f}, "
         f"loss floor {report.loss_floor:.4f}, Theorem A floor {report.theorem_a.floor:.4f}, "
         f"Theorem B floor {report.theorem_b.floor:.4f}, instability events {instability_count}"
         f"{';' if flips else ''}{flips}"
