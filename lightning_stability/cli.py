@@ -188,7 +188,8 @@ def _lightning_cli(distribution: str = "pytorch_lightning") -> Any:
             margin_dirs = [monitor.margins_dir(trainer) for monitor in monitors]
             if not trainer.is_global_zero:
                 return
-            print(f"[lightning-stability] logs: {log_dir}  (view with: tensorboard --logdir {log_dir.parent})")
+            view = f"tensorboard --logdir {log_dir.parent} --samples_per_plugin images=100"
+            print(f"[lightning-stability] logs: {log_dir}  (view with: {view})")
             for monitor, directory in zip(monitors, margin_dirs, strict=True):
                 if monitor.last_report is not None:
                     report = monitor.last_report
