@@ -44,6 +44,7 @@ SAVED_VALUES: dict[str, Any] = {
     "instability_count": 3,
     "consecutive_instabilities": 2,
     "instability_epochs": [3, 7, 8],
+    "check_series": [(-1, 0.5, 0.0, 0.0, 0.0, False), (0, 0.75, 0.25, 0.125, 0.0625, True)],
     "previous": {
         "indices": torch.arange(5),
         "margins": torch.tensor([0.5, -1.0, 2.0, 0.0, 3.5], dtype=torch.float64),
