@@ -30,7 +30,8 @@ def envelope_figure(
 ) -> Figure:
     """A matplotlib figure of the empirical ``F(−η+λ)`` against the Theorem A and B envelopes (docs/theory.md §5, §6).
 
-    A floor needs ``F`` **below** its envelope ``U``; the legend's title says so. The figure is drawn for
+    A floor needs ``F`` **below** its envelope ``U`` on its window ``δ ≤ η0`` (dashed, in the floor's colour:
+    beyond it ``F`` may cross ``U``); the legend's title says so. The figure is drawn for
     TensorBoard's image cards (`ENVELOPE_FIGURE_SIZE`, no text under 9 points).
     """
     from matplotlib.figure import Figure
@@ -60,13 +61,15 @@ def envelope_figure(
             lw=1.8,
             label=f"U_{name} → {name} floor {floor.floor:.3f}",
         )
+        # U is defined up to the window's end η0 only: beyond it F may exceed U without breaking the floor
+        axes.axvline(floor.eta0, color=colour, lw=1.0, ls="--", label=f"end of {name}'s window, η0 = {floor.eta0:.3g}")
     axes.axvline(0.0, color="red", lw=0.8, ls=":")
     axes.set_xlim(report.margin_min - 0.5, max(report.theorem_a.eta0, report.theorem_b.eta0) + 0.5)
     axes.set_ylim(0, max(a.zeta, b.zeta) * 1.2)
     axes.set_xlabel("margin δ", fontsize=10)
     axes.set_ylabel("mass F(δ)", fontsize=10)
     axes.tick_params(labelsize=9)
-    legend = axes.legend(loc="upper left", fontsize=9, title="floor holds while F ≤ U", title_fontsize=9)
+    legend = axes.legend(loc="upper left", fontsize=9, title="floor holds while F ≤ U up to η0", title_fontsize=9)
     legend.get_title().set_fontweight("bold")
     when = "" if epoch is None else ("before training: " if epoch < 0 else f"epoch {epoch}: ")
     axes.set_title(f"{when}F against the envelopes U_A, U_B", fontsize=10)

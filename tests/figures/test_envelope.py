@@ -23,12 +23,19 @@ def test_envelope_figure_says_which_side_is_good() -> None:
     (axes,) = figure.axes
     assert axes.get_title().startswith("epoch 3: ")
     legend = axes.get_legend()
-    assert legend.get_title().get_text() == "floor holds while F ≤ U"
+    assert legend.get_title().get_text() == "floor holds while F ≤ U up to η0"
+    a, b = report.theorem_a, report.theorem_b
     assert legend_texts(axes) == [
         "F (empirical)",
-        f"U_A → A floor {report.theorem_a.floor:.3f}",
-        f"U_B → B floor {report.theorem_b.floor:.3f}",
+        f"U_A → A floor {a.floor:.3f}",
+        f"end of A's window, η0 = {a.eta0:.3g}",
+        f"U_B → B floor {b.floor:.3f}",
+        f"end of B's window, η0 = {b.eta0:.3g}",
     ]
+    # each window's end is a vertical line at its η0: beyond it F may cross U without breaking the floor
+    ends = {line.get_label(): line.get_xdata() for line in axes.get_lines() if line.get_label().startswith("end of")}
+    assert [float(x[0]) for x in ends.values()] == [a.eta0, b.eta0]
+    assert all(float(x[0]) == float(x[1]) for x in ends.values())
     # TensorBoard's image cards are 350 px wide: the figure is drawn at that width, no text under 9 points
     width, height = figure.get_size_inches() * figure.dpi
     assert 340 <= round(width) <= 360 and height < width
