@@ -27,10 +27,12 @@ def instability_events(checks: Sequence[dict[str, Any]]) -> tuple[list[int], boo
     """The positions in ``checks`` of the instability events, and whether they were recomputed.
 
     A check is an event when its loss fell and its accuracy fell by more than ``tol`` since the previous check
-    (docs/theory.md §8). The margin files do not store ``tol``: if every report after the first holds the
-    monitor's ``instability`` flag it is used; otherwise the events are recomputed from ``accuracy`` and ``loss``
-    with ``tol = 0`` (``recomputed`` is then ``True``).
+    (docs/theory.md §8). Margin files store the monitor's own verdict (``instability``, decided with its ``tol``):
+    if every check after the first holds it, it is used; files of earlier versions do not, and their events are
+    recomputed from ``accuracy`` and ``loss`` with ``tol = 0`` (``recomputed`` is then ``True``).
     """
+    if len(checks) > 1 and all("instability" in check for check in checks[1:]):  # the monitor's verdict, saved
+        return [i for i, check in enumerate(checks) if i > 0 and float(check["instability"]) >= 0.5], False
     reports = [check["report"] for check in checks]
     for key in _INSTABILITY_KEYS:
         if len(reports) > 1 and all(key in report for report in reports[1:]):

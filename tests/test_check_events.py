@@ -67,3 +67,16 @@ def test_one_or_no_check_has_no_event() -> None:
 
 def test_event_label() -> None:
     assert EVENT_LABEL == "loss fell while accuracy fell"
+
+
+def test_the_saved_verdict_of_the_monitor_wins_over_a_recomputation() -> None:
+    """A drop of 0.005 with a falling loss is an event at tol 0, not at the monitor's tol 0.01: its saved
+    ``instability`` flags are used as they are, so the report never says "tol 0" for such a run."""
+    checks = [
+        {"report": {"loss": 1.0, "accuracy": 0.9}},
+        {"report": {"loss": 0.9, "accuracy": 0.895}, "instability": 0.0},
+        {"report": {"loss": 0.8, "accuracy": 0.85}, "instability": 1.0},
+    ]
+    assert instability_events(checks) == ([2], False)
+    recomputed = [{"report": check["report"]} for check in checks]
+    assert instability_events(recomputed) == ([1, 2], True)

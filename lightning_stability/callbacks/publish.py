@@ -66,4 +66,5 @@ class CheckPublisher:
             rows = self.pictures.log_grid(trainer, dataset, blame, margin_pass, result.epoch, step)
         if margins_dir is not None and blame is not None and trainer.is_global_zero:
             blamed = self.pictures.file_entries(trainer, dataset, blame, margin_pass, rows)
-            save_margin_file(margins_dir, result.epoch, step, margin_pass, report, extra=blamed)
+            event = {"instability": float(result.comparison.event)}  # the monitor's own verdict, with its tol
+            save_margin_file(margins_dir, result.epoch, step, margin_pass, report, extra={**blamed, **event})

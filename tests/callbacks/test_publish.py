@@ -127,6 +127,7 @@ def test_margin_file_written_with_the_blame(logged: list, tmp_path: Path) -> Non
     assert (content["epoch"], content["global_step"], content["num_classes"]) == (4, 6, 2)
     assert content["margins"].tolist() == [0.5, -1.0, 2.0] and content["predicted"].tolist() == [1, 1, 1]
     assert content["report"] == {"accuracy": 2 / 3}
+    assert content["instability"] == 1.0  # the monitor's own verdict (with its tol), read back by the report
     assert content["blame"]["worst"].tolist() == [1, 0] and content["blame"]["data_cluster"].tolist() == [2]
 
 
