@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 __all__ = ["check_log_step", "log_epoch_metrics", "log_metrics_now"]
 
 
-def check_log_step(trainer: pl.Trainer, epoch: int) -> int:
+def check_log_step(trainer: pl.Trainer) -> int:
     """The logger step of a check: the number of training batches after which the optimizers stepped so far
     (`lightning_internals.batches_that_stepped`, kept across a resume).
 

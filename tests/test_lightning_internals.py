@@ -159,7 +159,7 @@ def epoch_end_recorder(pl: ModuleType, seen: list[tuple[int, int]]) -> Any:
 @DISTRIBUTIONS
 def test_batches_that_stepped(pl: ModuleType, tmp_path: Path) -> None:
     """The count exists on the training epoch loop, is what the loggers get as the step (an epoch's
-    ``on_epoch`` values at the count minus one, as `loggers.check_log_step` relies on), counts batches not
+    ``on_epoch`` values at the count minus one; `scalars.check_log_step` logs a check at the count), counts batches not
     optimizer steps, and continues across a resume."""
     seen: list[tuple[int, int]] = []
     logger = recording_logger(pl)

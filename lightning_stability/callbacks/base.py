@@ -173,9 +173,9 @@ class EpochMonitor(Monitor):
         """Compute, log and decide; ``epoch = −1`` is the check before training."""
         raise NotImplementedError(f"{self.name} must implement run_check")
 
-    def log_step(self, trainer: pl.Trainer, epoch: int) -> int:
-        """The logger step of a check of ``epoch`` (see `lightning_stability.loggers.check_log_step`)."""
-        return check_log_step(trainer, epoch)
+    def log_step(self, trainer: pl.Trainer) -> int:
+        """The logger step of a check, whatever its epoch (see `lightning_stability.scalars.check_log_step`)."""
+        return check_log_step(trainer)
 
     def finish_check(self, metrics: dict[str, float], epoch: int | None = None) -> None:
         """Count a finished check of ``epoch`` and keep its metrics."""

@@ -31,6 +31,7 @@ __all__ = [
     "MarginPass",
     "MarginRecorder",
     "as_class_scores",
+    "certified_set_masks",
     "check_forward_output",
     "default_forward",
     "forward_batch",
@@ -189,12 +190,9 @@ class MarginRecorder:
         """The rows that are certified: not labelled ``ignore_index``, not of weight zero (``excluded``), with
         finite class scores. Ignored rows are counted, non-finite ones kept by index; a label outside
         ``[0, K)`` that is not ``ignore_index`` is an error naming the samples and the labels."""
-        outside = torch.zeros_like(targets, dtype=torch.bool)
-        if self.ignore_index is not None:
-            outside |= targets == self.ignore_index
-        if self.excluded is not None:
-            outside |= self.excluded.to(indices.device)[indices]
-        label_error = ~outside & ((targets < 0) | (targets >= logits.shape[1]))
+        if self.excluded is not None and self.excluded.device != indices.device:
+            self.excluded = self.excluded.to(indices.device)  # once per pass, not once per chunk
+        outside, label_error = certified_set_masks(indices, targets, logits.shape[1], self.ignore_index, self.excluded)
         non_finite = ~outside & ~torch.isfinite(logits).all(dim=1) if logits.is_floating_point() else None
         dropped = outside if non_finite is None else outside | non_finite
         if not bool((dropped | label_error).any()):  # the usual case: one host sync, no copies
@@ -223,6 +221,20 @@ class MarginRecorder:
         elif non_finite is not None or self.ignored:
             empty = torch.empty(0, dtype=torch.long)
             collector.update(empty, empty, empty.double(), empty.double(), empty, non_finite, self.ignored)
+
+
+def certified_set_masks(
+    indices: Tensor, targets: Tensor, num_classes: int, ignore_index: int | None, excluded: Tensor | None
+) -> tuple[Tensor, Tensor]:
+    """``(outside, wrong_label)`` per row: outside the certified set (labelled ``ignore_index``, or of weight zero:
+    ``excluded`` by sample index), and inside it with a label that is not one of the ``num_classes`` classes. The
+    margin pass and the fit-start label check both use it."""
+    outside = torch.zeros_like(targets, dtype=torch.bool)
+    if ignore_index is not None:
+        outside |= targets == ignore_index
+    if excluded is not None:
+        outside |= excluded[indices.to(excluded.device)].to(targets.device)
+    return outside, ~outside & ((targets < 0) | (targets >= num_classes))
 
 
 def label_message(indices: Tensor, labels: Tensor, num_classes: int, ignore_index: int | None) -> str:

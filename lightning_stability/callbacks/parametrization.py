@@ -308,7 +308,7 @@ class ParametrizationMonitor(EpochMonitor):
         metrics = self.same_on_every_rank(trainer, metrics)
         self.finish_check(metrics, epoch)
         self.last_stats = stats
-        step = self.log_step(trainer, epoch)
+        step = self.log_step(trainer)
         self.log_metrics(trainer, pl_module, metrics, in_epoch_end=in_epoch_end, epoch=epoch, step=step)
         if self.log_histogram:
             for index, layer_stats in enumerate(stats):

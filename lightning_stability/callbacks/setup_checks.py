@@ -12,7 +12,7 @@ import torch
 from torch import Tensor
 
 from ..records import MarginPass
-from .margin_pass import label_message
+from .margin_pass import certified_set_masks, label_message
 
 __all__ = [
     "TIES_NOTED",
@@ -34,12 +34,7 @@ def label_problem(
     """The error for labels of the first batch outside ``[0, K)`` that are neither ``ignore_index`` nor of weight
     zero (``excluded``, by sample index), naming the samples, the labels, ``K`` and ``ignore_index``."""
     num_classes = logits.shape[1]
-    outside = torch.zeros_like(targets, dtype=torch.bool)
-    if ignore_index is not None:
-        outside |= targets == ignore_index
-    if excluded is not None:
-        outside |= excluded[indices.cpu()].to(targets.device)
-    bad = ~outside & ((targets < 0) | (targets >= num_classes))
+    _, bad = certified_set_masks(indices, targets, num_classes, ignore_index, excluded)
     if not bool(bad.any()):
         return None
     return label_message(indices[bad], targets[bad], num_classes, ignore_index)

@@ -318,7 +318,7 @@ class SharpnessMonitor(EpochMonitor):
         self.finish_check(metrics, epoch)
         self.last_estimate = estimate
         self.log_metrics(
-            trainer, pl_module, metrics, in_epoch_end=in_epoch_end, epoch=epoch, step=self.log_step(trainer, epoch)
+            trainer, pl_module, metrics, in_epoch_end=in_epoch_end, epoch=epoch, step=self.log_step(trainer)
         )
         value, ratio = metrics["stability/sharpness/lambda_max"], metrics["stability/sharpness/lr_lambda_over_2"]
         if not estimate.converged:

@@ -121,7 +121,6 @@ class StabilityMonitor(StabilityOptionAttributes, StabilityState, EpochMonitor):
         self.stochastic_data, self.check_data = stochastic_data, check_data
         self.subset_size, self.full_every_n_epochs = subset_size, full_every_n_epochs
         self.settings = CheckSettings(float(tol), dict(grid or {}), tuple(quantiles), confidence, blame_size)
-        self.ignore_index = ignore_index
         self.source = MarginSource(
             dataset, dataloader, batch_size, num_workers, forward_fn or default_forward, ignore_index
         )
@@ -375,7 +374,7 @@ class StabilityMonitor(StabilityOptionAttributes, StabilityState, EpochMonitor):
             self.last_report = result.report
         else:
             self.last_estimate = result.estimate
-        step = self.log_step(trainer, result.epoch)
+        step = self.log_step(trainer)
         self.log_metrics(trainer, pl_module, metrics, in_epoch_end=in_epoch_end, epoch=result.epoch, step=step)
         if result.exact not in self._constants_logged:
             log_constants(

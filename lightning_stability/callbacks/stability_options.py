@@ -254,6 +254,11 @@ class StabilityOptionAttributes:
         return self.source.forward_fn
 
     @property
+    def ignore_index(self) -> int | None:
+        """The label of samples outside the certified set (``None``: every label is a class)."""
+        return self.source.ignore_index
+
+    @property
     def batch_size(self) -> int | None:
         """The margin pass's batch size (``None``: chosen from the training batch size)."""
         return self.source.batch_size
