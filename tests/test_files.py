@@ -26,7 +26,7 @@ from lightning_stability.files import (
 )
 from lightning_stability.records import BLAME_SETS, MarginPass
 
-from .callbacks.test_stability_instability import SCRIPT, weight_for
+from .callbacks.test_stability_instability import SCRIPT, ScriptedClassifier, weight_for
 from .helpers import NUM_CLASSES, SMALL_GRID, make_data
 
 
@@ -150,25 +150,6 @@ FILE_ALLOWANCE = 16 * 1024
 N_BIG = 5000  # groups 0, 1, 2 of 2,000, 2,000 and 1,000 samples: test_stability_instability's proportions
 
 
-class BigScripted(pl.LightningModule):
-    """A bias-free linear layer on 784 features whose first three are the group's one-hot code (the others random,
-    with weight 0), so the scripted margins of test_stability_instability hold exactly; SGD with lr = 0."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.linear = nn.Linear(784, 3, bias=False)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.linear(x)
-
-    def training_step(self, batch, batch_idx) -> torch.Tensor:
-        x, y = batch
-        return nn.functional.cross_entropy(self(x), y)
-
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.SGD(self.parameters(), lr=0.0)
-
-
 class BigScript(pl.Callback):
     def _set(self, module: pl.LightningModule, check: int) -> None:
         with torch.no_grad():
@@ -201,7 +182,7 @@ def big_run(tmp_path_factory) -> tuple[torch.Tensor, torch.Tensor, list[Path]]:
         enable_model_summary=False,
     )
     with pytest.warns(UserWarning, match="StabilityMonitor: instability at epoch"):
-        trainer.fit(BigScripted(), DataLoader(TensorDataset(features, groups), batch_size=1000))
+        trainer.fit(ScriptedClassifier(784), DataLoader(TensorDataset(features, groups), batch_size=1000))
     return features, groups, sorted(directory.glob("margins_epoch=*.pt"))
 
 

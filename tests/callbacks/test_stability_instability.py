@@ -66,11 +66,13 @@ def instability_rule(earlier: tuple[float, float], later: tuple[float, float], t
 
 
 class ScriptedClassifier(pl.LightningModule):
-    """A linear classifier whose training steps (SGD with lr = 0) change nothing: `Script` sets its weights."""
+    """A linear classifier whose training steps (SGD with lr = 0) change nothing: `Script` sets its weights. Its
+    first ``len(GROUP_SIZES)`` inputs are a sample's group as a one-hot code; more inputs (``in_features``) get
+    weight 0 from the script, so the scripted margins hold exactly."""
 
-    def __init__(self) -> None:
+    def __init__(self, in_features: int = len(GROUP_SIZES)) -> None:
         super().__init__()
-        self.linear = nn.Linear(len(GROUP_SIZES), NUM_CLASSES, bias=False)
+        self.linear = nn.Linear(in_features, NUM_CLASSES, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.linear(x)
