@@ -177,7 +177,12 @@ def _lightning_cli(distribution: str = "pytorch_lightning") -> Any:
     lightning_cli = importlib.import_module(f"{distribution}.cli").LightningCLI
 
     class StabilityCLI(lightning_cli):  # type: ignore[misc, valid-type]
-        """LightningCLI that, after ``fit``, prints where the logs are and writes the report next to them."""
+        """LightningCLI that, after ``fit``, prints where the logs are and writes the report next to them, and
+        whose help lists the package's monitors among the known callbacks but not their internal bases."""
+
+        def init_parser(self, **kwargs: Any) -> Any:
+            kwargs.setdefault("formatter_class", _help_formatter())
+            return super().init_parser(**kwargs)
 
         def after_fit(self) -> None:
             trainer = self.trainer
@@ -208,6 +213,37 @@ def _lightning_cli(distribution: str = "pytorch_lightning") -> Any:
                         print(f"[lightning-stability] samples: {picture}")
 
     return StabilityCLI
+
+
+def _internal_class_paths() -> frozenset[str]:
+    """The class paths of the package's internal callback bases, which are no callbacks to configure: jsonargparse
+    lists every imported subclass of ``Callback`` that is not abstract and has no ``._`` in its path, and these
+    are neither (abstract bases would be refused where they are instantiated, which they still are, by tests and
+    by subclasses' users)."""
+    from .callbacks.base import EpochMonitor, Monitor
+    from .distributions import CallbackBase
+
+    return frozenset(f"{cls.__module__}.{cls.__qualname__}" for cls in (CallbackBase, Monitor, EpochMonitor))
+
+
+def _help_formatter() -> type:
+    """jsonargparse's help formatter, less the internal bases (`_internal_class_paths`) in the lists of known
+    subclasses (``--trainer.callbacks``: ``known subclasses: a, b, c)``)."""
+    from jsonargparse import DefaultHelpFormatter
+
+    hidden = _internal_class_paths()
+    marker = "known subclasses: "
+
+    class HelpFormatter(DefaultHelpFormatter):
+        def _get_help_string(self, action: argparse.Action) -> str:
+            text = super()._get_help_string(action)
+            head, found, listed = text.partition(marker)
+            if not found or not listed.endswith(")"):
+                return text
+            kept = [path for path in listed[:-1].split(", ") if path not in hidden]
+            return f"{head}{marker}{', '.join(kept)})"
+
+    return HelpFormatter
 
 
 def _add_report_options(parser: argparse.ArgumentParser) -> None:

@@ -5,13 +5,14 @@
   ``global_step``, ``indices``, ``targets``, ``margins`` (float64), ``losses`` (float64), ``num_classes`` and
   ``report`` (`to_dict`).
   With the `StabilityMonitor`'s sample tracking it also holds ``predicted``, ``blame`` (the blame sets' sample
-  indices, docs/samples.md) and ``blame_cells`` (per set, the first ``blame_size`` blamed samples' index, label,
-  prediction and margin, the set's title ``why`` and its size ``total``;
-  `lightning_stability.callbacks.blame_pictures.blamed_samples`). Results only, never the data: 40 bytes a sample
-  (five tensors of 8-byte numbers) plus 8 per blamed index and a few kB of report and framing; every tensor is
-  written as its own values (a view into a larger storage, such as a dataset row, is copied first, since
-  ``torch.save`` would write the whole storage). Files of earlier versions may hold ``pictures`` (the drawn
-  inputs) in ``blame_cells`` and no ``margin``, ``why`` or ``total``; the readers ignore the pictures.
+  indices, docs/samples.md) and ``blame_cells`` (per set, the index, label, prediction and margin of its
+  ``blame_size`` smallest margins, smallest first, the set's title ``why``, its size ``total`` and ``picked``,
+  ``"smallest margins"``; `lightning_stability.callbacks.blame_pictures.blamed_samples`). Results only, never the
+  data: 40 bytes a sample (five tensors of 8-byte numbers) plus 8 per blamed index and a few kB of report and
+  framing; every tensor is written as its own values (a view into a larger storage, such as a dataset row, is
+  copied first, since ``torch.save`` would write the whole storage). Files of earlier versions may hold
+  ``pictures`` (the drawn inputs) in ``blame_cells`` and no ``margin``, ``why`` or ``total``, which the readers
+  ignore or look up, and no ``picked``: their cells are a set's first ``blame_size`` indices.
 * **Samples file** ``samples.csv`` (`save_samples_csv` / `load_samples_csv`): one row per training sample with the
   columns of `lightning_stability.dynamics.samples.SAMPLE_COLUMNS`; floats written exactly (``repr``), an empty
   ``first_learned_check`` for a sample that is not learned.

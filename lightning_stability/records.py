@@ -2,7 +2,8 @@
 
 * `MarginPass` — what the margin pass of a check collected, per sample, sorted by sample index;
 * `BlameSets` and `BLAME_SETS` — the samples a check blames, and the schema of the per-check file's ``blame``
-  entry that the report and the ``samples`` command read back.
+  entry that the report and the ``samples`` command read back; `SMALLEST_MARGINS` — how the file's ``blame_cells``
+  cut a set.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-__all__ = ["BLAME_SETS", "BlameSets", "MarginPass"]
+__all__ = ["BLAME_SETS", "SMALLEST_MARGINS", "BlameSets", "MarginPass"]
 
 
 @dataclass(frozen=True)
@@ -42,10 +43,17 @@ BLAME_SETS = {
 }
 """The blame sets of a check: key in the per-check file -> row title of the grid."""
 
+SMALLEST_MARGINS = "smallest margins"
+"""The ``picked`` entry of a set's ``blame_cells`` in a per-check file: its cells are the set's ``blame_size``
+smallest margins, smallest first, equal margins by index (files of earlier versions have no ``picked``: their cells
+are the set's first ``blame_size`` indices, the ``worst`` set's being its smallest margins all the same)."""
+
 
 @dataclass(frozen=True)
 class BlameSets:
-    """The blame sets of one check, as sample indices (see `BLAME_SETS`)."""
+    """The blame sets of one check, as sample indices (see `BLAME_SETS`): ``forgotten`` and ``witness`` sorted by
+    index, ``worst`` by margin (smallest first). Each set is whole except ``worst`` (its ``blame_size`` samples);
+    a grid or table that shows at most ``blame_size`` of a set shows its smallest margins (most wrong first)."""
 
     forgotten: Tensor
     worst: Tensor

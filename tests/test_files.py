@@ -268,13 +268,17 @@ def test_the_offline_report_tables_the_blamed_samples_of_the_run(big_run, tmp_pa
     ((rows, notes, title),) = drawn
     assert title == "epoch 4: samples to blame"  # the last of the events at epochs 1, 3 and 4
     content = next(torch.load(p, weights_only=True) for p in paths if "epoch=0004" in p.name)
+    margins = {int(i): float(m) for i, m in zip(content["indices"], content["margins"])}
     expected = [
-        (int(i), BLAME_SETS[key])
+        (i, BLAME_SETS[key])
         for key in BLAME_SETS
-        for i in content["blame"][key][:16]  # the file's cut
+        for i in sorted(content["blame"][key].tolist(), key=lambda i: (margins[i], i))[:16]  # the file's cut
     ]
     assert [(row.index, row.why) for row in rows] == expected
-    margins = {int(i): float(m) for i, m in zip(content["indices"], content["margins"])}
     assert all(row.margin == margins[row.index] for row in rows)
-    cut = [f"{BLAME_SETS[key]}: 16 of {n} shown" for key in BLAME_SETS if (n := content["blame"][key].numel()) > 16]
+    cut = [
+        f"{BLAME_SETS[key]}: 16 of {n:,} shown: the 16 smallest margins"
+        for key in BLAME_SETS
+        if (n := content["blame"][key].numel()) > 16
+    ]
     assert notes == cut and cut

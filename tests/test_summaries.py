@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import re
+from collections import Counter
+from dataclasses import replace
+
 import torch
 
 from lightning_stability import theory
 from lightning_stability.assess import CheckResult, Comparison
 from lightning_stability.records import MarginPass
 from lightning_stability.summaries import (
+    MAX_CLASSES_NAMED,
     check_summary,
     check_texts,
     flip_sentence,
@@ -65,16 +70,62 @@ def result(exact: bool = True, event: bool = True, loss_rose: bool = False) -> C
     )
 
 
-FLIPS = "3 samples flipped to wrong since the previous check (class 0: 1, class 1: 2)."
+FLIPS = "3 samples flipped to wrong since the previous check (class 1: 2, class 0: 1)."
 
 
 def test_flip_sentence_counts_the_forgotten_by_class() -> None:
-    # samples 8, 2, 4 have classes 1, 0, 1
+    # samples 8, 2, 4 have classes 1, 0, 1: the larger count first
     assert flip_sentence(torch.tensor([8, 2, 4]), PASS) == FLIPS
     assert flip_sentence(torch.tensor([6]), PASS) == "1 sample flipped to wrong since the previous check (class 2: 1)."
     assert flip_sentence(torch.zeros(0, dtype=torch.long), PASS) == (
         "No sample flipped to wrong since the previous check."
     )
+
+
+def test_flip_sentence_names_the_classes_with_most_flips_and_counts_the_others() -> None:
+    # samples 0, 2, 4, 6, 8 of classes 1, 0, 1, 2, 1; all but 8 flipped: class 1: 2, classes 0 and 2: 1 each
+    flipped = torch.tensor([0, 2, 4, 6])
+    assert flip_sentence(flipped, PASS, max_classes=2) == (
+        "4 samples flipped to wrong since the previous check (class 1: 2, class 0: 1, … and 1 more class)."
+    )  # equal counts: the smaller class first
+    assert flip_sentence(flipped, PASS, max_classes=1) == (
+        "4 samples flipped to wrong since the previous check (class 1: 2, … and 2 more classes)."
+    )
+    assert flip_sentence(flipped, PASS, max_classes=3).endswith("(class 1: 2, class 0: 1, class 2: 1).")
+
+
+N_MANY = 5000
+
+
+def hundred_classes() -> tuple[MarginPass, torch.Tensor]:
+    """A pass of 5,000 samples (indices 0, 2, 4, …: not positions) of 100 random classes, and 1,227 of them
+    forgotten."""
+    generator = torch.Generator().manual_seed(0)
+    indices = 2 * torch.arange(N_MANY)
+    targets = torch.randint(0, 100, (N_MANY,), generator=generator)
+    margins = torch.randn(N_MANY, generator=generator, dtype=torch.float64)
+    predicted = torch.where(margins > 0, targets, (targets + 1) % 100)
+    many = MarginPass(indices, targets, margins, torch.nn.functional.softplus(-margins), predicted, 100)
+    forgotten = torch.sort(indices[torch.randperm(N_MANY, generator=generator)[:1227]]).values
+    return many, forgotten
+
+
+def test_the_flips_of_100_classes_name_the_five_largest_counts() -> None:
+    many, forgotten = hundred_classes()
+    target_of = dict(zip(many.indices.tolist(), many.targets.tolist(), strict=True))
+    counts = Counter(target_of[i] for i in forgotten.tolist())
+    largest = sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:MAX_CLASSES_NAMED]
+    sentence = flip_sentence(forgotten, many)
+    named = [(int(c), int(n)) for c, n in re.findall(r"class (\d+): (\d+)", sentence)]
+    assert named == largest and len(counts) > 90
+    assert sentence.startswith("1,227 samples flipped to wrong since the previous check (")
+    assert sentence.endswith(f", … and {len(counts) - MAX_CLASSES_NAMED} more classes).")
+    assert len(sentence) <= 200
+
+    event = replace(result(), margin_pass=many, forgotten=forgotten, mu=torch.full((N_MANY,), 1 / N_MANY))
+    summary, line = check_texts(event, [1, 3], 2, approximate=False, full_checks_scheduled=True)
+    assert line.endswith("; " + sentence) and summary.endswith(" " + sentence)
+    assert len(line) <= 300 and len(summary) <= 400  # 1,550 and 1,641 when every class was named
 
 
 def test_check_summary_names_the_best_floor_and_the_events() -> None:

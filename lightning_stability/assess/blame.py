@@ -2,7 +2,9 @@
 
 The blame sets of a check are the samples forgotten since their previous check, the ``blame_size`` worst margins,
 the samples of the Condition B witness interval (docs/theory.md §6) and the isolated input cluster of the data
-check (§9), as sample indices (`lightning_stability.records.BlameSets`).
+check (§9), as sample indices (`lightning_stability.records.BlameSets`). Only ``worst`` is cut here, to its
+``blame_size`` smallest margins; the other sets are whole, and the grid and the margin file's cells show the
+``blame_size`` smallest margins of each (`lightning_stability.dynamics.samples.smallest_margins_first`).
 """
 
 from __future__ import annotations

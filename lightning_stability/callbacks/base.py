@@ -1,7 +1,8 @@
 """What every monitor does, in one place: schedule, counters, checkpoint state, stop decision, logging.
 
-* `Monitor` — the base of every callback of the package: validated options, the check counter and the
-  checkpoint state (``state_dict`` / ``load_state_dict`` over the attributes a subclass lists in
+* `Monitor` — the base of every callback of the package: validated options, the check counter, a fresh start
+  for every ``fit`` (`Monitor.start_fit`: the same monitor in a second ``trainer.fit`` checks that fit from its
+  start), the checkpoint state (``state_dict`` / ``load_state_dict`` over the attributes a subclass lists in
   ``checkpoint_state``), training-data discovery, logging at or outside an epoch end, one-line summaries on rank
   zero, and the stop decision reduced across processes with ``trainer.strategy.reduce_boolean_decision``.
 * `EpochMonitor` — a monitor that checks after every ``every_n_epochs``-th training epoch: it validates
@@ -15,6 +16,8 @@ optionally, `EpochMonitor.validate_setup`.
 
 from __future__ import annotations
 
+import os
+import weakref
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from torch.utils.data import Dataset
@@ -58,6 +61,8 @@ class Monitor(CallbackBase):
         self.last_metrics: dict[str, float] = {}
         self.checks_done = 0
         self.stop_reason: str | None = None
+        self._fitted_module: weakref.ref[Any] | None = None  # the LightningModule of the latest fit (not owned)
+        self._process = os.getpid()  # where the monitor was made: a spawned worker is another process
 
     @property
     def name(self) -> str:
@@ -73,6 +78,41 @@ class Monitor(CallbackBase):
         for key in self.checkpoint_state:
             if key in state_dict:
                 setattr(self, key, state_dict[key])
+
+    # ------------------------------------------------------------------ one fit after another
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        if stage == "fit":
+            self.start_fit(trainer, pl_module)
+
+    def start_fit(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Called when a ``fit`` sets up (before a checkpoint's state is restored): a later fit of the same monitor
+        starts afresh (`reset_for_new_fit`), keeping what follows the model when it trains the same
+        LightningModule; in a worker process that ``ddp_spawn`` (or another start method) made, say once that the
+        results stay there."""
+        if self._fitted_module is not None:
+            self.reset_for_new_fit(same_model=self._fitted_module() is pl_module)
+        self._fitted_module = weakref.ref(pl_module)
+        if os.getpid() != self._process and trainer.is_global_zero:
+            self.warn(
+                trainer,
+                "this fit runs in worker processes the strategy started (ddp_spawn, ddp_fork or ddp_notebook), "
+                "so the monitor object you hold is not updated: `last_report`, `checks_done`, `stop_reason` and "
+                "the other results stay in the workers. Read them from the logs and files (the run directory, "
+                "margin files, samples.csv) or a checkpoint's callback state, or train with `strategy=\"ddp\"` "
+                "(docs/guide.md, \"Several processes\").",
+            )
+
+    def __getstate__(self) -> dict[str, Any]:
+        # a spawned worker gets a pickled copy: the weak reference to the last fit's module cannot travel
+        return {**self.__dict__, "_fitted_module": None}
+
+    def reset_for_new_fit(self, same_model: bool) -> None:
+        """Forget the previous fit's checks (counters, stop reason, last values): a new fit has its own epochs,
+        logger steps and stop decision. Subclasses reset their own state and call this."""
+        self.checks_done = 0
+        self.stop_reason = None
+        self.last_metrics = {}
 
     # ------------------------------------------------------------------ pieces for subclasses
 
@@ -157,6 +197,10 @@ class EpochMonitor(Monitor):
         self.every_n_epochs = check_positive_int(type(self).__name__, "every_n_epochs", every_n_epochs)
         self.check_at_start = bool(check_at_start)
         self.last_checked_epoch: int | None = None
+
+    def reset_for_new_fit(self, same_model: bool) -> None:
+        super().reset_for_new_fit(same_model)
+        self.last_checked_epoch = None
 
     def is_check_epoch(self, epoch: int) -> bool:
         """Whether the schedule checks after ``epoch``."""

@@ -3,8 +3,11 @@
 At an instability event the `StabilityMonitor` logs the blame sets (`lightning_stability.records.BlameSets`) as an
 image grid with labels and predictions, or as a table (index, label, prediction, margin, why) when the inputs are
 no pictures: one image composed without matplotlib (`lightning_stability.figures.blame_grid`), handed rendered to
-every logger (`lightning_stability.loggers.log_figure`). The per-check margin file holds the blamed samples' results (`blamed_samples`: index, label,
-prediction, margin, which set), never their inputs. Only global rank zero reads the blamed samples' inputs.
+every logger (`lightning_stability.loggers.log_figure`). A set larger than ``blame_size`` is cut to its
+``blame_size`` smallest margins (the most wrong first, `lightning_stability.dynamics.samples.smallest_margins_first`),
+and its title says so ("16 of 1,227 shown: the 16 smallest margins"). The per-check margin file holds the blamed
+samples' results (`blamed_samples`: index, label, prediction, margin, which set), never their inputs. Only global
+rank zero reads the blamed samples' inputs.
 """
 
 from __future__ import annotations
@@ -18,9 +21,10 @@ import torch
 from torch.utils.data import Dataset
 
 from ..distributions import rank_zero_warn
+from ..dynamics.samples import smallest_margins_first
 from ..figures.blame_grid import BlameCell, as_picture, blame_figure, default_to_image, row_title, short_values
 from ..loggers import log_figure
-from ..records import BLAME_SETS, BlameSets, MarginPass
+from ..records import BLAME_SETS, SMALLEST_MARGINS, BlameSets, MarginPass
 
 if TYPE_CHECKING:
     import pytorch_lightning as pl
@@ -32,15 +36,18 @@ WHY = {"forgotten": "forgotten", "worst": "worst margin", "witness": "B witness"
 
 
 def blamed_samples(blame: BlameSets, margin_pass: MarginPass, size: int) -> dict[str, dict[str, Any]]:
-    """Per blame set (`BLAME_SETS`' keys, all four), its first ``size`` samples as the margin file's ``blame_cells``
-    entry: ``index``, ``target``, ``predicted`` (int64) and ``margin`` (float64) of each, looked up in
-    ``margin_pass`` (``-1`` and NaN for an index it lacks), with ``why`` (the set's title) and ``total`` (the set's
-    size). Fresh tensors of ``size`` entries at most: nothing of the dataset."""
+    """Per blame set (`BLAME_SETS`' keys, all four), its ``size`` samples of smallest margin as the margin file's
+    ``blame_cells`` entry: the set sorted by ``(δ, index)`` and cut to ``size`` (`smallest_margins_first`: the most
+    wrong first; an index ``margin_pass`` lacks last). Per sample ``index``, ``target``, ``predicted`` (int64) and
+    ``margin`` (float64), looked up in ``margin_pass`` (``-1`` and NaN for an index it lacks), with ``why`` (the
+    set's title), ``total`` (the set's size) and ``picked`` (`SMALLEST_MARGINS`: how the cut chose; files of earlier
+    versions lack it, their cells are a set's first ``size`` indices). Fresh tensors of ``size`` entries at most:
+    nothing of the dataset."""
     indices = margin_pass.indices.detach().cpu()
     entries = {}
     for key, title in BLAME_SETS.items():
         members = getattr(blame, key)
-        chosen = members[:size].detach().cpu().to(torch.long).clone()
+        chosen = smallest_margins_first(members, indices, margin_pass.margins, size)
         positions = torch.searchsorted(indices, chosen).clamp(max=max(indices.numel() - 1, 0))
         found = indices[positions] == chosen if indices.numel() else torch.zeros(chosen.shape, dtype=torch.bool)
         entries[key] = {
@@ -50,6 +57,7 @@ def blamed_samples(blame: BlameSets, margin_pass: MarginPass, size: int) -> dict
             "margin": _look_up(margin_pass.margins, positions, found, math.nan, torch.float64),
             "why": title,
             "total": int(members.numel()),
+            "picked": SMALLEST_MARGINS,
         }
     return entries
 
@@ -85,9 +93,9 @@ class BlamePictures:
     def cells(
         self, trainer: pl.Trainer, dataset: Dataset | None, blame: BlameSets, margin_pass: MarginPass
     ) -> list[tuple[str, list[BlameCell]]]:
-        """The rows of ``blame``: per set its `row_title` ("worst margins: 16 of 41 shown" when cut) and its first
-        ``blame_size`` samples, each with its label, prediction and margin (`blamed_samples`) and its picture read
-        from ``dataset`` (rank zero). If any input is no picture, no cell has one (and a short vector its values):
+        """The rows of ``blame``: per set its `row_title` ("forgotten since the previous check: 16 of 1,227 shown: the
+        16 smallest margins" when cut) and its ``blame_size`` samples of smallest margin, smallest first, each with
+        its label, prediction and margin (`blamed_samples`) and its picture read from ``dataset`` (rank zero). If any input is no picture, no cell has one (and a short vector its values):
         the sets are drawn as a table. Empty, with one warning for the run, without a dataset."""
         if dataset is None:
             self._say_once(

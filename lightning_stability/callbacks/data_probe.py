@@ -58,7 +58,13 @@ def reads_differ(trainer: pl.Trainer, pl_module: pl.LightningModule, loader: Any
     same = (
         torch.equal(first_indices, second_indices)
         and torch.equal(first_targets, second_targets)
-        and torch.allclose(first_logits, second_logits, rtol=1e-5, atol=1e-6 * (1 + float(first_logits.abs().max())))
+        and torch.allclose(
+            first_logits,
+            second_logits,
+            rtol=1e-5,
+            atol=1e-6 * (1 + float(first_logits.nan_to_num(0.0, 0.0, 0.0).abs().max())),
+            equal_nan=True,  # diverged weights: NaN both times is deterministic (the check then stops training)
+        )
     )
     stochastic = bool(trainer.strategy.reduce_boolean_decision(not same, all=False))
     return Probe(stochastic, first_indices, first_logits, first_targets)

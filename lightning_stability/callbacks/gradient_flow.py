@@ -86,7 +86,12 @@ class GradientFlowMonitor(Monitor):
     def state_key(self) -> str:
         return self._generate_state_key(every_n_steps=self.every_n_steps, norm_type=self.norm_type)
 
+    def reset_for_new_fit(self, same_model: bool) -> None:
+        super().reset_for_new_fit(same_model)
+        self.last_logged_step = None
+
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        super().setup(trainer, pl_module, stage)
         if stage != "fit":  # the monitor acts during training only
             return
         modules = dict(pl_module.named_modules())

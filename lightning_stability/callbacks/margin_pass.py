@@ -8,7 +8,7 @@ are removed by sample index, so every rank ends with the same vectors, sorted by
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -30,8 +30,10 @@ __all__ = [
     "MarginCollector",
     "MarginPass",
     "MarginRecorder",
+    "as_class_labels",
     "as_class_scores",
     "certified_set_masks",
+    "class_scores",
     "check_forward_output",
     "default_forward",
     "forward_batch",
@@ -47,15 +49,42 @@ ForwardFn = Callable[[torch.nn.Module, Any], tuple[Tensor, Tensor]]
 
 
 def default_forward(pl_module: torch.nn.Module, batch: Any) -> tuple[Tensor, Tensor]:
-    """``(pl_module(x), y)`` for an ``(x, y)`` batch."""
+    """``(class scores of pl_module(x), y)`` for an ``(x, y)`` batch: the model's output itself when it is a
+    tensor, else its ``logits`` key or attribute (the Hugging Face convention, `class_scores`)."""
     if not isinstance(batch, Sequence) or isinstance(batch, str) or len(batch) != 2:
         raise MisconfigurationError(
             f"StabilityMonitor's default forward expects `(x, y)` batches, got {type(batch).__name__}"
             f"{' of length ' + str(len(batch)) if isinstance(batch, Sequence) else ''}. Pass "
-            "`forward_fn=lambda module, batch: (logits, targets)` to the StabilityMonitor."
+            "`forward_fn=lambda module, batch: (logits, targets)` to the StabilityMonitor, e.g. for dict batches "
+            '`forward_fn=lambda module, batch: (module(batch["input"]), batch["label"])`.'
         )
     inputs, targets = batch
-    return pl_module(inputs), targets
+    return class_scores(pl_module(inputs)), targets
+
+
+def class_scores(output: Any) -> Tensor:
+    """The class scores in a model's output: the output itself if it is a tensor, else its ``"logits"`` entry (a
+    dict) or ``.logits`` attribute (Hugging Face's ``ModelOutput`` has both).
+
+    Raises:
+        MisconfigurationError: naming what the model returned and a `forward_fn` that picks the scores.
+    """
+    if isinstance(output, Tensor):
+        return output
+    found = output.get("logits") if isinstance(output, Mapping) else getattr(output, "logits", None)
+    if isinstance(found, Tensor):
+        return found
+    if isinstance(output, Mapping):
+        got, pick = f"a {type(output).__name__} with keys {list(output)[:8]}", '["scores"]'
+    elif isinstance(output, tuple | list):
+        got, pick = f"a {type(output).__name__} of {len(output)} items", "[0]"
+    else:
+        got, pick = f"a {type(output).__name__}", ".scores"
+    raise MisconfigurationError(
+        f"StabilityMonitor's default forward calls `pl_module(x)` on an `(x, y)` batch and got {got}, with no "
+        "`logits` key or attribute holding the class scores. Pass `forward_fn=` returning `(class scores [B, K], "
+        f"labels [B])`, e.g. `forward_fn=lambda module, batch: (module(batch[0]){pick}, batch[1])`."
+    )
 
 
 class MarginCollector(Metric):
@@ -179,6 +208,8 @@ class MarginRecorder:
         logits = torch.cat([batch[1] for batch in batches])
         targets = torch.cat([batch[2].to(device) for batch in batches])
         indices, logits, targets = self._certified_rows(indices, logits, targets)
+        if not indices.numel():  # every row left out (ignored, of weight zero or non-finite): nothing to reduce
+            return
         try:
             margins, losses = margins_and_cross_entropy(logits, targets)
         except ValueError as error:
@@ -343,7 +374,35 @@ def unpack_forward_output(output: Any) -> tuple[Any, Any]:
             "Return the class scores and the labels of the batch, e.g. "
             "`forward_fn=lambda module, batch: (module(batch[0]), batch[1])`."
         )
-    return as_class_scores(output[0]), output[1]
+    return as_class_scores(output[0]), as_class_labels(output[1])
+
+
+def as_class_labels(targets: Any) -> Any:
+    """Labels as class indices: a float or bool tensor whose values are all whole numbers (the 0/1 labels that
+    ``BCEWithLogitsLoss`` needs, ``-100`` included) becomes ``long``; anything else is returned unchanged.
+
+    Raises:
+        MisconfigurationError: for soft labels (floats that are not whole numbers, or a ``[B, K]`` float tensor of
+            class probabilities): a certificate is about hard labels; the message shows a `forward_fn` returning them.
+    """
+    if not isinstance(targets, Tensor):
+        return targets
+    if targets.dim() == 2 and targets.shape[1] == 1:  # [B, 1] labels, as BCEWithLogitsLoss takes them
+        targets = targets.reshape(-1)
+    if not (targets.is_floating_point() or targets.dtype == torch.bool):
+        return targets
+    whole = targets.dim() == 1 and bool((torch.isfinite(targets) & (targets == torch.round(targets))).all())
+    if whole or targets.dtype == torch.bool:
+        return targets.long()
+    soft = targets[torch.isfinite(targets) & (targets != torch.round(targets))]
+    example = f" such as {float(soft[0]):g}" if soft.numel() else ""
+    raise MisconfigurationError(
+        f"StabilityMonitor: the labels are soft (a {targets.dtype} tensor of shape {tuple(targets.shape)} with "
+        f"values{example} that are not class indices: probabilities, label smoothing or mixup targets). The "
+        "certificate is about hard labels: return them from `forward_fn`, e.g. "
+        "`forward_fn=lambda module, batch: (module(batch[0]), (batch[1] > 0.5).long())` for a one-logit binary "
+        "model, or `(module(batch[0]), batch[1].argmax(dim=1))` for [B, K] class probabilities."
+    )
 
 
 def check_forward_output(logits: Any, targets: Any, indices: Tensor, num_classes: int) -> int:

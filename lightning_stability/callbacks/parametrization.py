@@ -190,7 +190,12 @@ class ParametrizationMonitor(EpochMonitor):
     def state_key(self) -> str:
         return self._generate_state_key(every_n_epochs=self.every_n_epochs, num_samples=self.num_samples)
 
+    def reset_for_new_fit(self, same_model: bool) -> None:
+        super().reset_for_new_fit(same_model)
+        self.last_stats = []
+
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        super().setup(trainer, pl_module, stage)
         if stage != "fit":  # the monitor acts during training only
             return
         self.hidden_layers = self._resolve_layers(pl_module)

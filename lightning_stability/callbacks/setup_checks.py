@@ -17,6 +17,7 @@ from .margin_pass import certified_set_masks, label_message
 __all__ = [
     "TIES_NOTED",
     "label_problem",
+    "label_smoothing_note",
     "no_certificate_reason",
     "probability_outputs",
     "same_kind_monitors",
@@ -38,6 +39,27 @@ def label_problem(
     if not bool(bad.any()):
         return None
     return label_message(indices[bad], targets[bad], num_classes, ignore_index)
+
+
+def label_smoothing_note(module: torch.nn.Module) -> str | None:
+    """The note for a ``CrossEntropyLoss(label_smoothing > 0)`` among the module's submodules: training lowers the
+    smoothed loss, not the plain cross entropy the floors speak of (docs/guide.md, "Losses other than cross
+    entropy")."""
+    found = sorted(
+        {
+            float(loss.label_smoothing)
+            for loss in module.modules()
+            if isinstance(loss, torch.nn.CrossEntropyLoss) and loss.label_smoothing > 0
+        }
+    )
+    if not found:
+        return None
+    return (
+        f"the module has CrossEntropyLoss(label_smoothing={', '.join(f'{value:g}' for value in found)}): training "
+        "lowers the smoothed loss, not the plain cross entropy the floors speak of. Every floor still holds as "
+        "long as the plain cross entropy of the certified samples (`stability/loss`, logged at every check) does "
+        "not rise; watch it (docs/guide.md, \"Losses other than cross entropy\")."
+    )
 
 
 def probability_outputs(logits: Tensor) -> str | None:
@@ -109,9 +131,10 @@ def no_certificate_reason(margin_pass: MarginPass, epoch: int, ignore_index: int
     when = "before training" if epoch < 0 else f"after epoch {epoch}"
     if bad.numel():
         first = ", ".join(str(i) for i in bad[:8].tolist()) + (", ..." if bad.numel() > 8 else "")
+        many = "every one of the" if not margin_pass.indices.numel() else "for"
         return (
-            f"the model's class scores are not finite (NaN or inf) for {bad.numel()} sample(s) {when} (samples "
-            f"{first}): no certificate is possible; training stops, as EarlyStopping(check_finite=True) does. A "
+            f"the model's class scores are not finite (NaN or inf) {many} {bad.numel():,} sample(s) {when} "
+            f"(samples {first}): no certificate is possible; training stops, as EarlyStopping(check_finite=True) does. A "
             "diverged model: lower the learning rate, clip gradients or use a higher precision."
         )
     return (

@@ -36,6 +36,7 @@ from .publish import CheckPublisher
 from .run_outputs import RunOutputs
 from .setup_checks import (
     label_problem,
+    label_smoothing_note,
     no_certificate_reason,
     probability_outputs,
     same_kind_monitors,
@@ -101,7 +102,7 @@ class StabilityMonitor(StabilityOptionAttributes, StabilityState, EpochMonitor):
         blame_size: int = 16,
         to_image: Any = None,
         # what to save
-        save_margins: str | Path | bool | None = None,
+        save_margins: bool | str | Path | None = None,
         save_samples: bool | None = None,
         sample_history: bool = False,
         # the certificate and the data
@@ -129,10 +130,16 @@ class StabilityMonitor(StabilityOptionAttributes, StabilityState, EpochMonitor):
         self.outputs = RunOutputs(save_margins, save_samples, bool(check_data))
         self.publisher = CheckPublisher(log_histogram, log_figure, BlamePictures(blame_size, to_image))
         self.draw = SubsetDraw(subset_size or 0, full_every_n_epochs, subset_seed)
-        self.history = InstabilityHistory()
-        self.stop_rule = Patience(patience, stop_on_instability)
         self.statistics = SampleStatistics(keep_history=bool(sample_history))
         self.cost = CheckCost(log_cost)
+        self._start_run()
+
+    def _start_run(self) -> None:
+        """The state of one fit's checks, empty: at construction and when a later fit starts afresh."""
+        self.history = InstabilityHistory()
+        self.stop_rule = Patience(self.patience, self.stop_on_instability)
+        self.draw = SubsetDraw(self.subset_size or 0, self.full_every_n_epochs, self.draw.seed)
+        self.cost = CheckCost(self.cost.enabled)
         self.approximate = False
         self.data_report: theory.DataClusterReport | None = None
         self.last_report: theory.StabilityReport | None = None
@@ -208,7 +215,20 @@ class StabilityMonitor(StabilityOptionAttributes, StabilityState, EpochMonitor):
             refusal = same_kind_monitors(getattr(trainer, "callbacks", []), self)
             if refusal is not None:
                 raise self.error(refusal)
+        super().setup(trainer, pl_module, stage)
+        if stage == "fit":
             self.outputs.setup(trainer)
+
+    def reset_for_new_fit(self, same_model: bool) -> None:
+        """A later ``fit`` is a run of its own (its epochs, logger steps, files and stop decision): the checks,
+        events, stop rule, subset draw, data check and every ``last_*`` value start afresh. The per-sample
+        statistics (``aum``, forgetting events, …) follow the model: kept when the fit trains the same
+        LightningModule object (notebook style: fit, lower the learning rate, fit again), started afresh for another
+        one (docs/guide.md, "A second fit")."""
+        super().reset_for_new_fit(same_model)
+        self._start_run()
+        if not same_model:
+            self.statistics = SampleStatistics(keep_history=self.statistics.keep_history)
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         # before Lightning logs the model's hyperparameters: TensorBoard's HParams keeps a run's first summary
@@ -269,9 +289,9 @@ class StabilityMonitor(StabilityOptionAttributes, StabilityState, EpochMonitor):
         labels = label_problem(probe.indices, probe.logits, probe.targets, self.ignore_index, self.source.excluded)
         if labels is not None:
             raise MisconfigurationError(labels)
-        probabilities = probability_outputs(probe.logits)
-        if probabilities is not None:
-            self.warn(trainer, probabilities)
+        for note in (probability_outputs(probe.logits), label_smoothing_note(pl_module)):
+            if note is not None:
+                self.warn(trainer, note)
         self.approximate = probe.stochastic
         if not probe.stochastic:
             return
@@ -292,9 +312,8 @@ class StabilityMonitor(StabilityOptionAttributes, StabilityState, EpochMonitor):
         if exact:  # collect
             margin_pass = self.source.run(trainer, pl_module)
         else:
-            weights = self.resolved_weights
-            full = weights if isinstance(weights, Tensor) else None
-            indices, _ = self.draw.draw(self.source.num_samples(trainer), full)
+            mu = self.source.draw_weights(self.resolved_weights)
+            indices, _ = self.draw.draw(self.source.num_samples(trainer), mu)
             margin_pass = self.source.run(trainer, pl_module, indices)
             counts = self.draw.counts_of(margin_pass.indices)
         passed = self.cost.clock()
@@ -390,7 +409,14 @@ class StabilityMonitor(StabilityOptionAttributes, StabilityState, EpochMonitor):
             self.history.count,
             self.approximate,
             self.full_every_n_epochs is not None,
-            scope=scope_sentence(result.margin_pass.ignored, self.weights_source, self.ignore_index),
+            scope=" ".join(
+                part
+                for part in (
+                    self.source.support_sentence(),
+                    scope_sentence(result.margin_pass.ignored, self.weights_source, self.ignore_index),
+                )
+                if part
+            ),
         )
         dataset = self.source.samples_by_index(trainer)
         margins_dir = self.outputs.margins_dir(trainer)

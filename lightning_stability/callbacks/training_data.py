@@ -18,7 +18,17 @@ from typing import TYPE_CHECKING, Any, cast
 import numpy as np
 import torch
 from torch import Tensor, nn
-from torch.utils.data import DataLoader, Dataset, IterableDataset, WeightedRandomSampler
+from torch.utils.data import (
+    BatchSampler,
+    DataLoader,
+    Dataset,
+    DistributedSampler,
+    IterableDataset,
+    RandomSampler,
+    SequentialSampler,
+    SubsetRandomSampler,
+    WeightedRandomSampler,
+)
 
 from ..distributions import MisconfigurationError
 from ..lightning_internals import user_sampler
@@ -27,11 +37,14 @@ if TYPE_CHECKING:
     import pytorch_lightning as pl
 
 __all__ = [
+    "SamplerSupport",
     "TrainingData",
     "device_transfer",
     "find_training_data",
     "fixed_subset",
     "load_batches",
+    "training_sampler",
+    "training_sampler_support",
     "training_sampler_weights",
     "untouched_training",
 ]
@@ -82,19 +95,88 @@ def find_training_data(
     return TrainingData(dataset, collate_fn, batch_size)
 
 
+def training_sampler(trainer: pl.Trainer) -> Any:
+    """The sampler that decides which samples the training loader draws: the batch sampler's ``sampler`` when
+    the batch sampler is torch's `BatchSampler` (the usual case), the loader's ``sampler`` without automatic
+    batching, a custom batch sampler itself otherwise; the user's own behind Lightning's
+    ``DistributedSamplerWrapper``. ``None`` if ``trainer.train_dataloader`` is not one DataLoader."""
+    loader = trainer.train_dataloader
+    if not isinstance(loader, DataLoader):
+        return None
+    batch_sampler = loader.batch_sampler
+    if batch_sampler is None:
+        return user_sampler(loader.sampler)
+    if isinstance(batch_sampler, BatchSampler):
+        return user_sampler(batch_sampler.sampler)
+    return batch_sampler
+
+
 def training_sampler_weights(trainer: pl.Trainer) -> Tensor | None:
     """The per-sample weights of the training loader's ``WeightedRandomSampler`` (also behind Lightning's DDP
     wrapper), as float64, or ``None`` if it samples otherwise. Training lowers the sampler-weighted loss
     ``Σ w_k ℓ_k / Σ w_k`` (in expectation over the draws), so that is the loss the theorems' premise is about."""
-    loader = trainer.train_dataloader
-    sampler = getattr(loader, "sampler", None) if isinstance(loader, DataLoader) else None
-    batch_sampler = getattr(loader, "batch_sampler", None)
-    if not isinstance(user_sampler(sampler), WeightedRandomSampler):
-        sampler = getattr(batch_sampler, "sampler", None)  # a BatchSampler over the weighted sampler
-    sampler = user_sampler(sampler)
+    sampler = training_sampler(trainer)
     if not isinstance(sampler, WeightedRandomSampler):
         return None
     return torch.as_tensor(sampler.weights).detach().to(torch.float64).reshape(-1).cpu()
+
+
+@dataclass(frozen=True)
+class SamplerSupport:
+    """Which samples of the training dataset the training sampler draws from (docs/guide.md, "Which samples").
+
+    Attributes:
+        indices: the sampler's dataset indices, ascending and each once, or ``None``: every sample of the dataset.
+        counts: how often each of ``indices`` comes per epoch when the sampler lists some more than once
+            (``None``: once each), the weights ``μ`` of the loss training lowers.
+        unknown: the class name of a sampler whose support cannot be known (a custom ``Sampler``): the monitor
+            refuses it at fit start unless ``dataset=`` or ``weights=`` says what to certify.
+    """
+
+    indices: Tensor | None = None
+    counts: Tensor | None = None
+    unknown: str | None = None
+
+
+_INDEX_LISTS = (list, tuple, range, Tensor, np.ndarray)
+"""Samplers that are plain index lists: a DataLoader iterates ``sampler=train_idx`` as the indices themselves."""
+
+
+def training_sampler_support(trainer: pl.Trainer, length: int, owner: str) -> SamplerSupport:
+    """The support of the training sampler over a dataset of ``length`` samples (`SamplerSupport`).
+
+    * ``SequentialSampler``, ``RandomSampler``: positions ``0 … len(data_source) − 1`` — every sample when
+      ``data_source`` is the dataset (the DataLoader's default), else the first ``len(data_source)``;
+    * ``DistributedSampler`` (Lightning's replacement of the default sampler under DDP), ``WeightedRandomSampler``
+      (its weights are ``μ``, `training_sampler_weights`): every sample;
+    * ``SubsetRandomSampler`` and an index list passed as ``sampler=``: their indices (the usual train/validation
+      split of one dataset);
+    * anything else: unknown.
+
+    Raises:
+        MisconfigurationError: naming ``owner``, if the sampler lists an index outside the dataset.
+    """
+    sampler = training_sampler(trainer)
+    if sampler is None or isinstance(sampler, DistributedSampler | WeightedRandomSampler):
+        return SamplerSupport()
+    if isinstance(sampler, SequentialSampler | RandomSampler):
+        size = len(cast(Sized, sampler.data_source))
+        return SamplerSupport() if size >= length else SamplerSupport(torch.arange(size))
+    if isinstance(sampler, SubsetRandomSampler):
+        listed = torch.as_tensor(list(sampler.indices), dtype=torch.long).reshape(-1)
+    elif isinstance(sampler, _INDEX_LISTS):
+        listed = torch.as_tensor(np.asarray(sampler), dtype=torch.long).reshape(-1)
+    else:
+        return SamplerSupport(unknown=type(sampler).__name__)
+    if listed.numel() and (int(listed.min()) < 0 or int(listed.max()) >= length):
+        raise MisconfigurationError(
+            f"{owner}: the training sampler lists sample {int(listed.min()) if int(listed.min()) < 0 else int(listed.max())}"
+            f" but the training dataset has {length} samples (indices 0 … {length - 1})."
+        )
+    indices, counts = torch.unique(listed, sorted=True, return_counts=True)
+    if indices.numel() == length and bool((counts == 1).all()):
+        return SamplerSupport()
+    return SamplerSupport(indices, None if bool((counts == 1).all()) else counts.to(torch.float64))
 
 
 def fixed_subset(length: int, num_samples: int, seed: int) -> Tensor:

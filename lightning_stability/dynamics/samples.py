@@ -16,18 +16,20 @@ Every check of the `StabilityMonitor` computes, for each training sample ``k`` i
 Only the samples present in an update are touched, and each keeps its own count of checks, so a pass over a subset
 of the samples updates exactly those. The blame sets (S4): the samples forgotten since their previous check
 (returned by `SampleStatistics.update`) and the ``k`` worst margins (`worst_margin_samples`); the Condition B
-witness samples come from `lightning_stability.theory.condition_b_constant`.
+witness samples come from `lightning_stability.theory.condition_b_constant`. A set shown cut to ``k`` samples keeps
+its ``k`` smallest margins (`smallest_margins_first`).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, fields
 from typing import Any
 
 import torch
 from torch import Tensor
 
-__all__ = ["SAMPLE_COLUMNS", "SampleDynamics", "SampleStatistics", "worst_margin_samples"]
+__all__ = ["SAMPLE_COLUMNS", "SampleDynamics", "SampleStatistics", "smallest_margins_first", "worst_margin_samples"]
 
 SAMPLE_COLUMNS = (
     "index",
@@ -290,3 +292,19 @@ def worst_margin_samples(indices: Tensor, margins: Tensor, k: int) -> Tensor:
         raise ValueError(f"`k` must be >= 0, got {k}.")
     order = torch.sort(margins.reshape(-1), stable=True).indices[:k]
     return indices.reshape(-1)[order]
+
+
+def smallest_margins_first(members: Tensor, indices: Tensor, margins: Tensor, k: int) -> Tensor:
+    """The ``k`` sample indices of ``members`` (a blame set) with the smallest margins, smallest first: ``members``
+    sorted by ``(δ, index)`` and cut to ``k``; a member without a margin (not in ``indices``, the sorted sample
+    indices whose margins are ``margins``) comes after every member with one, by index."""
+    if k < 0:
+        raise ValueError(f"`k` must be >= 0, got {k}.")
+    members = torch.sort(members.detach().reshape(-1).cpu().to(torch.long)).values
+    indices = indices.detach().reshape(-1).cpu()
+    values = torch.full(members.shape, math.nan, dtype=torch.float64)
+    if indices.numel() and members.numel():
+        positions = torch.searchsorted(indices, members).clamp(max=indices.numel() - 1)
+        found = indices[positions] == members
+        values = torch.where(found, margins.detach().reshape(-1).cpu().to(torch.float64)[positions], values)
+    return worst_margin_samples(members, values, k)  # a stable sort puts NaN last

@@ -6,12 +6,13 @@ margins, Condition B witness, data cluster), drawn straight into pixels — no m
 * `blame_layout` — where every picture and string of it goes (what `draw` paints), for tests and callers;
 * `as_picture` — what a sample's input looks like in a cell, or ``None`` if it is no picture;
 * `short_values` — the values of a short vector input, printed in the table's input column;
-* `row_title` — a set's title, saying "16 of 41 shown" when it is cut;
+* `row_title` — a set's title, saying "16 of 1,227 shown: the 16 smallest margins" when it is cut;
 * `default_to_image` — the input of a dataset item.
 
 Sized for TensorBoard's image card (about 350 px wide, where a wider image is scaled down and its text with
 it): each picture is resized (nearest) to a `CELL_PX` square, a set wraps into lines of `COLUMNS` cells, so a
-grid is at most ``COLUMNS·pitch + 2·PAD`` ≈ 348 px wide and its 10-px text is shown 1:1. Text is drawn with
+grid is at most ``COLUMNS·pitch + 2·PAD`` ≈ 348 px wide (a longer title or set title wraps) and its 10-px text is
+shown 1:1. Text is drawn with
 Pillow's built-in font (``PIL.ImageFont.load_default``), which has no "→": captions say ``label -> prediction``.
 """
 
@@ -78,7 +79,7 @@ class BlameCell:
 
 @dataclass(frozen=True)
 class Text:
-    """A string at ``(x, y)`` (its top left), of a kind: ``title``, ``row`` (a set's title), ``caption`` (a
+    """A string at ``(x, y)`` (its top left), of a kind: ``title``, ``row`` (a line of a set's title), ``caption`` (a
     cell's index or ``label -> prediction``), ``header`` (a table column) or ``cell`` (a table entry)."""
 
     x: int
@@ -155,10 +156,15 @@ def short_values(value: Any) -> tuple[float, ...]:
     return tuple(float(v) for v in data.reshape(-1).tolist())
 
 
-def row_title(title: str, shown: int, total: int) -> str:
-    """``"worst margins: 16 of 41 shown"`` for a set cut to ``shown`` of its ``total`` samples, else
-    ``"worst margins (3)"``."""
-    return f"{title}: {shown} of {total} shown" if shown < total else f"{title} ({total})"
+def row_title(title: str, shown: int, total: int, smallest_margins: bool = True) -> str:
+    """``"forgotten since the previous check: 16 of 1,227 shown: the 16 smallest margins"`` for a set cut to its
+    ``shown`` smallest margins of its ``total`` samples (``smallest_margins=False``, a cut of unknown choice, as in
+    margin files of earlier versions: ``"…: 16 of 1,227 shown"``), else ``"worst margins (3)"``; numbers with a
+    thousands separator."""
+    if shown >= total:
+        return f"{title} ({total:,})"
+    cut = f"{title}: {shown:,} of {total:,} shown"
+    return f"{cut}: the {shown:,} smallest margins" if smallest_margins else cut
 
 
 # ---------------------------------------------------------------------------------------------------- pixels
@@ -209,7 +215,21 @@ def _wrapped(text: str, width: int) -> list[str]:
 
 def _title_width(title: str) -> int:
     """The title on one line if it fits the card (``COLUMNS`` cells wide), else that width (it wraps)."""
-    return max(200, min(_width(title), COLUMNS * (CELL_PX + 2 + GAP * 2)))
+    return max(200, _row_width(title))
+
+
+def _row_width(name: str) -> int:
+    """A set's title on one line if it fits the card (``COLUMNS`` cells wide), else that width (it wraps)."""
+    return min(_width(name), COLUMNS * (CELL_PX + 2 + GAP * 2))
+
+
+def _row_name(layout: BlameLayout, name: str, y: int, line: int) -> int:
+    """Place a set's title at ``y``, wrapped to the layout's width (one ``row`` string per line); returns the
+    ``y`` below it."""
+    for text in _wrapped(name, layout.width - 2 * PAD):
+        layout.texts.append(Text(PAD, y, text, "row"))
+        y += line
+    return y
 
 
 def _number(value: int) -> str:
@@ -221,7 +241,7 @@ def _grid_layout(rows: list[tuple[str, Sequence[BlameCell]]], title: str) -> Bla
     captions = [(f"#{c.index}", f"{_number(c.target)} -> {_number(c.predicted)}") for _, cs in rows for c in cs]
     pitch = max([CELL_PX + 2 + GAP * 2, *(_width(text) + GAP for pair in captions for text in pair)])
     columns = min(COLUMNS, max(len(cells) for _, cells in rows))
-    width = max(columns * pitch, *(_width(name) for name, _ in rows), _title_width(title)) + 2 * PAD
+    width = max(columns * pitch, *(_row_width(name) for name, _ in rows), _title_width(title)) + 2 * PAD
     layout = BlameLayout(width, 0)
     y = PAD
     for text in _wrapped(title, width - 2 * PAD):
@@ -229,8 +249,7 @@ def _grid_layout(rows: list[tuple[str, Sequence[BlameCell]]], title: str) -> Bla
         y += line
     for name, cells in rows:
         y += GAP
-        layout.texts.append(Text(PAD, y, name, "row"))
-        y += line + 1
+        y = _row_name(layout, name, y, line) + 1
         for start in range(0, len(cells), columns):
             for column, cell in enumerate(cells[start : start + columns]):
                 assert cell.picture is not None
@@ -273,7 +292,7 @@ def _table_layout(rows: list[tuple[str, Sequence[BlameCell]]], title: str) -> Bl
     ]
     widths = [max(_width(entry[k]) for entry in [header, *table]) for k in range(len(header))]
     lefts = [PAD + sum(widths[:k]) + 3 * GAP * k for k in range(len(header))]
-    width = max(lefts[-1] + widths[-1] - PAD, *(_width(name) for name, _ in rows), _title_width(title)) + 2 * PAD
+    width = max(lefts[-1] + widths[-1] - PAD, *(_row_width(name) for name, _ in rows), _title_width(title)) + 2 * PAD
     layout = BlameLayout(width, 0, table=table)
     y = PAD
     for text in _wrapped(title, width - 2 * PAD):
@@ -287,8 +306,7 @@ def _table_layout(rows: list[tuple[str, Sequence[BlameCell]]], title: str) -> Bl
     entries = iter(zip(table, (cell for _, cells in rows for cell in cells), strict=True))
     for name, cells in rows:
         y += GAP
-        layout.texts.append(Text(PAD, y, name, "row"))
-        y += line
+        y = _row_name(layout, name, y, line)
         for entry, cell in (next(entries) for _ in cells):
             colour = RED if cell.target != cell.predicted else BLACK
             for k, (left, text) in enumerate(zip(lefts, entry, strict=True)):

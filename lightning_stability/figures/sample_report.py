@@ -4,7 +4,8 @@
 * `make_sample_report` — its data map (`lightning_stability.figures.data_map`) and the blame table of its last
   instability event;
 * `blamed_rows`, `blame_table_figure` — that table: one row per blamed sample of a margin file (index, label,
-  prediction, margin, why blamed). Margin files hold results, not inputs, so the offline report shows no pictures
+  prediction, margin, why blamed), each cut set its ``blame_size`` smallest margins, smallest first, as the file
+  holds them. Margin files hold results, not inputs, so the offline report shows no pictures
   (the live ``stability/blame`` grid, drawn from the dataset at the check, does); the ``pictures`` that files of
   earlier versions hold are ignored.
 
@@ -24,7 +25,8 @@ import torch
 from ..check_events import instability_events
 from ..dynamics.samples import SampleDynamics, SampleStatistics
 from ..files import load_margin_files, load_samples_csv
-from ..records import BLAME_SETS
+from ..records import BLAME_SETS, SMALLEST_MARGINS
+from .blame_grid import row_title
 from .data_map import data_map_figure
 
 if TYPE_CHECKING:
@@ -95,10 +97,13 @@ def _margin_of(check: dict[str, Any], index: int) -> float:
 
 
 def blamed_rows(check: dict[str, Any]) -> tuple[list[BlamedSample], list[str]]:
-    """The blame table of one margin file's check: its ``blame_cells`` as rows, in `BLAME_SETS`' order, and a note
-    ``"<title>: 16 of 41 shown"`` per set the file cut to ``blame_size``. Files of earlier versions (cells with
-    ``pictures``, without ``margin``/``why``/``total``) are read too: their pictures are ignored, their margins
-    looked up in the check's ``margins``."""
+    """The blame table of one margin file's check: its ``blame_cells`` as rows, in `BLAME_SETS`' order and in the
+    file's order within a set (smallest margin first), and a note per set the file cut to ``blame_size``
+    (`lightning_stability.figures.blame_grid.row_title`: ``"<title>: 16 of 1,227 shown: the 16 smallest
+    margins"``). Files of earlier versions are read too: cells without ``picked`` (`SMALLEST_MARGINS`) were a set's
+    first indices, so their note says only ``"<title>: 16 of 1,227 shown"`` (but for ``worst``, whose first
+    indices are its smallest margins); cells with ``pictures`` and without ``margin``/``why``/``total`` have their
+    pictures ignored and their margins looked up in the check's ``margins``."""
     rows: list[BlamedSample] = []
     notes: list[str] = []
     for key, title in BLAME_SETS.items():
@@ -113,7 +118,8 @@ def blamed_rows(check: dict[str, Any]) -> tuple[list[BlamedSample], list[str]]:
         blame = check.get("blame", {}).get(key)
         total = int(cells["total"]) if "total" in cells else (blame.numel() if blame is not None else len(index))
         if total > len(index):
-            notes.append(f"{why}: {len(index)} of {total} shown")
+            smallest = cells.get("picked") == SMALLEST_MARGINS or key == "worst"  # worst: always smallest first
+            notes.append(row_title(why, len(index), total, smallest_margins=smallest))
     return rows, notes
 
 

@@ -168,6 +168,7 @@ def test_margin_file_holds_the_blamed_samples_results_not_the_dataset(
         "margin": [-1.0],
         "why": "worst margins",
         "total": 2,
+        "picked": "smallest margins",
     }
     assert cells["data_cluster"]["index"].tolist() == [2] and cells["witness"]["index"].numel() == 0
 
@@ -183,16 +184,17 @@ WIDE = MarginPass(  # 50 samples, all blamed as worst margins
     num_classes=3,
 )
 WIDE_BLAME = BlameSets(torch.arange(5), torch.arange(41), torch.tensor([], dtype=torch.long), torch.tensor([7]))
+CUT_WORST = "worst margins: 16 of 41 shown: the 16 smallest margins"
 
 
 def test_a_cut_set_says_how_many_of_how_many_are_shown() -> None:
     pictures = BlamePictures(blame_size=16, to_image=None)
     rows = pictures.cells(trainer(), TensorDataset(torch.rand(50, 1, 28, 28), WIDE.targets), WIDE_BLAME, WIDE)
     titles = [name for name, _ in rows]
-    assert titles[1] == "worst margins: 16 of 41 shown" and titles[0] == "forgotten since the previous check (5)"
+    assert titles[1] == CUT_WORST and titles[0] == "forgotten since the previous check (5)"
     assert [len(cells) for _, cells in rows] == [5, 16, 0, 1]
     layout = blame_layout(rows, "t")
-    assert "worst margins: 16 of 41 shown" in layout.strings("row") and len(layout.pictures) == 22
+    assert CUT_WORST in layout.strings("row") and len(layout.pictures) == 22
     assert layout.strings("caption")[:2] == ["#0", "0 -> 1"]
 
 
@@ -205,7 +207,7 @@ def test_inputs_that_are_no_pictures_are_tabled(inputs: torch.Tensor) -> None:
     pictures = BlamePictures(blame_size=16, to_image=None)
     rows = pictures.cells(trainer(), TensorDataset(inputs, WIDE.targets), WIDE_BLAME, WIDE)
     layout = blame_layout(rows, "t")
-    assert layout.pictures == [] and layout.strings("row")[1] == "worst margins: 16 of 41 shown"
+    assert layout.pictures == [] and layout.strings("row")[1] == CUT_WORST
     expected = [
         (str(k), str(k % 3), str((k + 1) % 3), f"{float(WIDE.margins[k]):.3g}", why)
         for k, why in [

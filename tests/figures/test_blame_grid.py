@@ -25,6 +25,7 @@ from lightning_stability.figures.blame_grid import (
     row_title,
     short_values,
 )
+from lightning_stability.records import BLAME_SETS
 
 
 @pytest.mark.parametrize(
@@ -80,9 +81,28 @@ def test_default_to_image_picks_the_input() -> None:
     assert default_to_image(3) is None
 
 
-def test_row_title_says_how_many_are_shown_of_a_cut_set() -> None:
-    assert row_title("worst margins", 16, 41) == "worst margins: 16 of 41 shown"
-    assert row_title("worst margins", 3, 3) == "worst margins (3)"
+def test_row_title_says_how_many_are_shown_of_a_cut_set_and_which() -> None:
+    assert row_title("forgotten since the previous check", 16, 1227) == (
+        "forgotten since the previous check: 16 of 1,227 shown: the 16 smallest margins"
+    )
+    assert row_title("worst margins", 1500, 41000) == "worst margins: 1,500 of 41,000 shown: the 1,500 smallest margins"
+    # a cut of unknown choice (margin files of earlier versions) claims nothing about it
+    assert row_title("forgotten", 16, 1227, smallest_margins=False) == "forgotten: 16 of 1,227 shown"
+    assert row_title("worst margins", 3, 3) == "worst margins (3)" and row_title("x", 1500, 1500) == "x (1,500)"
+
+
+@pytest.mark.parametrize("pictures", [True, False], ids=["grid", "table"])
+def test_a_long_set_title_wraps_within_tensorboards_card(pictures: bool) -> None:
+    title = row_title(BLAME_SETS["data_cluster"], 16, 1227)  # about 356 px on one line
+    cells = [BlameCell(i, 0, 1, torch.rand(28, 28) if pictures else None, -0.5, "data cluster") for i in range(16)]
+    layout = blame_layout([(title, cells), ("worst margins (1)", cells[:1])], "t")
+    lines = layout.strings("row")
+    assert len(lines) == 3 and " ".join(lines[:2]) == title and lines[2] == "worst margins (1)"
+    assert layout.width <= 350
+    below = [y for _, y, _ in layout.pictures] if pictures else [t.y for t in layout.texts if t.kind == "cell"]
+    second_line = [t.y for t in layout.texts if t.kind == "row"][1]
+    assert min(below) > second_line  # the cells start under the whole title
+    assert blame_figure([(title, cells)], "t").rgb.shape[1] <= 350
 
 
 def grid_rows(sets: int = 3, size: int = 16) -> list[tuple[str, list[BlameCell]]]:

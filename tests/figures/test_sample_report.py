@@ -25,6 +25,7 @@ from lightning_stability.records import BlameSets, MarginPass
 pytest.importorskip("matplotlib")
 
 LOG2, LOG4 = math.log(2.0), math.log(4.0)
+CUT_WORST = "worst margins: 2 of 3 shown: the 2 smallest margins"
 
 
 def report(accuracy: float, loss: float) -> theory.StabilityReport:
@@ -35,7 +36,7 @@ def report(accuracy: float, loss: float) -> theory.StabilityReport:
 
 BLAME = BlameSets(
     forgotten=torch.tensor([1]),
-    worst=torch.tensor([1, 0, 2]),
+    worst=torch.tensor([1, 2, 0]),  # smallest margin first
     witness=torch.zeros(0, dtype=torch.long),
     data_cluster=torch.zeros(0, dtype=torch.long),
 )
@@ -66,7 +67,7 @@ def write_check(
     if blame == "new":
         extra = {"blame": BLAME.as_dict(), "blame_cells": blamed_samples(BLAME, margin_pass, 2)}
     elif blame == "old":
-        cells = {"forgotten": old_cells([1]), "worst": old_cells([1, 0]), "witness": old_cells([])}
+        cells = {"forgotten": old_cells([1]), "worst": old_cells([1, 2]), "witness": old_cells([])}
         extra = {"blame": BLAME.as_dict(), "blame_cells": cells}
     save_margin_file(directory, epoch, 10 * (epoch + 1), margin_pass, report(accuracy, loss), extra)
 
@@ -153,10 +154,10 @@ def test_the_blame_table_is_of_the_last_instability_event(tmp_path: Path, drawn:
         ["index", "label", "prediction", "margin", "why blamed"],
         ["#1", "0", "1", "-1", "forgotten since the previous check"],
         ["#1", "0", "1", "-1", "worst margins"],
-        ["#0", "0", "0", "1", "worst margins"],
+        ["#2", "0", "0", "0.5", "worst margins"],
     ]
-    assert notes == ["worst margins: 2 of 3 shown"]
-    assert [t.get_text() for t in figure.texts] == ["epoch 1: samples to blame", "worst margins: 2 of 3 shown"]
+    assert notes == [CUT_WORST]
+    assert [t.get_text() for t in figure.texts] == ["epoch 1: samples to blame", CUT_WORST]
     (table,) = figure.axes[0].tables
     assert table[1, 2].get_text().get_color() == "red" and table[3, 2].get_text().get_color() == "black"
     width, height = png_size(written[1])
@@ -169,7 +170,7 @@ def test_an_old_margin_file_with_pictures_gives_the_same_table(tmp_path: Path, d
     make_sample_report(make_run(tmp_path / "new", blame_at=(1,)), tmp_path / "new.png")
     make_sample_report(make_run(tmp_path / "old", blame_at=(1,), blame="old"), tmp_path / "old.png")
     (new_rows, new_notes, _, new_figure), (old_rows, old_notes, _, old_figure) = drawn["blame"]
-    assert old_rows == new_rows and old_notes == new_notes == ["worst margins: 2 of 3 shown"]
+    assert old_rows == new_rows and old_notes == new_notes == [CUT_WORST]  # worst: smallest first in both
     assert table_text(old_figure) == table_text(new_figure)
     assert all(isinstance(row, BlamedSample) for row in old_rows)
 
@@ -195,3 +196,52 @@ def test_without_blame_cells_only_the_data_map_is_written(tmp_path: Path, drawn:
     written = make_sample_report(make_run(tmp_path / "run", blame_at=()), tmp_path / "report.png")
     assert written == [tmp_path / "report_data_map.png"] and written[0].is_file()
     assert drawn["blame"] == [] and not (tmp_path / "report_blame.png").exists()
+
+
+def hundred_class_check(directory: Path, old: bool) -> tuple[MarginPass, torch.Tensor]:
+    """A margin file of 5,000 samples of 100 random classes (margins rounded to 0.1: many equal) whose 1,227
+    forgotten samples are cut to 16 cells: as the monitor writes them now, or (``old``) as earlier versions did,
+    the set's first 16 indices and no ``picked``."""
+    generator = torch.Generator().manual_seed(1)
+    n = 5000
+    indices = 2 * torch.arange(n)
+    targets = torch.randint(0, 100, (n,), generator=generator)
+    margins = (torch.randn(n, generator=generator, dtype=torch.float64) * 10).round() / 10
+    many = MarginPass(indices, targets, margins, torch.nn.functional.softplus(-margins), targets, 100)
+    forgotten = torch.sort(indices[torch.randperm(n, generator=generator)[:1227]]).values
+    empty = torch.zeros(0, dtype=torch.long)
+    blame = BlameSets(forgotten, empty, empty, empty)
+    cells = blamed_samples(blame, many, 16)
+    if old:
+        positions = torch.searchsorted(indices, forgotten[:16])
+        cells["forgotten"] = {
+            "index": forgotten[:16],
+            "target": targets[positions],
+            "predicted": targets[positions],
+            "margin": margins[positions],
+            "why": "forgotten since the previous check",
+            "total": 1227,
+        }
+    extra = {"blame": blame.as_dict(), "blame_cells": cells}
+    save_margin_file(directory, 0, 10, many, report(0.5, 0.5), extra)
+    return many, forgotten
+
+
+def test_the_report_of_a_100_class_event_tables_the_16_smallest_margins(tmp_path: Path, drawn: dict) -> None:
+    many, forgotten = hundred_class_check(tmp_path / "run", old=False)
+    make_sample_report(tmp_path / "run", tmp_path / "report.png")
+    ((rows, notes, _, figure),) = drawn["blame"]
+    margin_of = dict(zip(many.indices.tolist(), many.margins.tolist(), strict=True))
+    expected = sorted(forgotten.tolist(), key=lambda i: (margin_of[i], i))[:16]
+    assert [row.index for row in rows] == expected and expected != forgotten[:16].tolist()
+    assert [row.margin for row in rows] == [margin_of[i] for i in expected]
+    assert notes == ["forgotten since the previous check: 16 of 1,227 shown: the 16 smallest margins"]
+    assert figure.texts[-1].get_text() == notes[0]
+
+
+def test_an_old_file_cut_by_index_claims_no_smallest_margins(tmp_path: Path, drawn: dict) -> None:
+    _, forgotten = hundred_class_check(tmp_path / "run", old=True)
+    make_sample_report(tmp_path / "run", tmp_path / "report.png")
+    ((rows, notes, _, _),) = drawn["blame"]
+    assert [row.index for row in rows] == forgotten[:16].tolist()  # the file's cells, as they are
+    assert notes == ["forgotten since the previous check: 16 of 1,227 shown"]
