@@ -41,7 +41,8 @@ STABILITY_DOC = r"""Certify, at the end of training epochs, whether the training
     Args:
         dataset: **Which samples.** The samples to certify (e.g. the training set with evaluation transforms);
             default: the dataset behind ``trainer.train_dataloader``, re-wrapped in a sequential loader with its
-            ``collate_fn``.
+            ``collate_fn``, restricted to the samples its sampler draws from (a ``SubsetRandomSampler`` or an
+            index list: the train part of a split; docs/guide.md).
         dataloader: a finite loader over the samples to certify, iterated as given (samples are identified by
             their position in it); not with DDP, where ``dataset`` lets the monitor shard the data.
         weights: sample weights ``μ``: ``"uniform"``, ``"balanced"`` (each class gets the same total mass) or a
@@ -118,11 +119,15 @@ STABILITY_DOC = r"""Certify, at the end of training epochs, whether the training
         data_report: the data check's `lightning_stability.theory.DataClusterReport` (``check_data=``).
 
     Raises:
-        MisconfigurationError: on invalid options (here), and when training starts if the training data cannot
-            be found or is not map-style, or ``forward_fn`` does not return ``(logits [B, K], targets [B])`` on the
-            first batch — before the first epoch.
-        ValueError: at a check, if the model's outputs are not finite or the labels are out of range, naming the
-            samples; if ``weights`` has fewer entries than the dataset.
+        MisconfigurationError: on invalid options (here); and when training starts, before the first step: if the
+            training data cannot be found or is not map-style, the training sampler's samples cannot be known
+            (a custom sampler: pass ``dataset=`` or ``weights=``), ``weights`` has not one entry per sample, the
+            first batch has labels outside the classes or soft labels, or the model's output holds no class
+            scores (``forward_fn`` does not return ``(logits [B, K], targets [B])``); at setup, if the Trainer
+            has a second monitor of this class.
+
+    Non-finite class scores at a check (a diverged model) raise nothing: the monitor warns, keeps the reason in
+    ``stop_reason`` and stops training as ``EarlyStopping(check_finite=True)`` does, keeping every file.
 
     Example:
 
