@@ -216,10 +216,9 @@ def _lightning_cli(distribution: str = "pytorch_lightning") -> Any:
 
 
 def _internal_class_paths() -> frozenset[str]:
-    """The class paths of the package's internal callback bases, which are no callbacks to configure: jsonargparse
-    lists every imported subclass of ``Callback`` that is not abstract and has no ``._`` in its path, and these
-    are neither (abstract bases would be refused where they are instantiated, which they still are, by tests and
-    by subclasses' users)."""
+    """The class paths of the package's internal callback bases, which are no callbacks to configure. jsonargparse
+    lists every imported subclass of ``Callback`` except abstract ones and those with ``._`` in their path; these
+    bases are neither (``Monitor`` has no method a subclass must implement), so the help leaves them out itself."""
     from .callbacks.base import EpochMonitor, Monitor
     from .distributions import CallbackBase
 
@@ -231,19 +230,9 @@ def _help_formatter() -> type:
     subclasses (``--trainer.callbacks``: ``known subclasses: a, b, c)``)."""
     from jsonargparse import DefaultHelpFormatter
 
-    hidden = _internal_class_paths()
-    marker = "known subclasses: "
+    from .lightning_internals import help_formatter_hiding
 
-    class HelpFormatter(DefaultHelpFormatter):
-        def _get_help_string(self, action: argparse.Action) -> str:
-            text = super()._get_help_string(action)
-            head, found, listed = text.partition(marker)
-            if not found or not listed.endswith(")"):
-                return text
-            kept = [path for path in listed[:-1].split(", ") if path not in hidden]
-            return f"{head}{marker}{', '.join(kept)})"
-
-    return HelpFormatter
+    return help_formatter_hiding(DefaultHelpFormatter, _internal_class_paths())
 
 
 def _add_report_options(parser: argparse.ArgumentParser) -> None:

@@ -1,6 +1,6 @@
 """Every access of the package to a private attribute of Lightning or torch, one small function each.
 
-Lightning (both distributions, ``lightning`` and ``pytorch_lightning``) and torch keep some of what the monitors
+Lightning (both distributions, ``lightning`` and ``pytorch_lightning``), its command line's argparse and torch keep some of what the monitors
 need in private attributes: the step at which Lightning logs epoch-end values, ModelCheckpoint's and
 EarlyStopping's resolved schedules, TensorBoard's file writer. No other module of the package touches a name
 with a leading underscore of an object it does not own; each function here names the version its access was
@@ -29,6 +29,7 @@ __all__ = [
     "checkpoint_saves_at_train_epoch_end",
     "checkpoint_train_time_interval",
     "early_stopping_checks_on_train_epoch_end",
+    "help_formatter_hiding",
     "tensorboard_file_writer",
     "user_sampler",
 ]
@@ -150,3 +151,26 @@ def autograd_function_class(node: Any) -> Any:
     for torch's own operations: ``BackwardCFunction._forward_cls``. Read from torch 2.13
     (``torch/autograd/function.py``)."""
     return getattr(node, "_forward_cls", None)
+
+
+# ---------------------------------------------------------------------------------------------------- LightningCLI
+
+
+def help_formatter_hiding(formatter: type, hidden: frozenset[str]) -> type:
+    """A subclass of ``formatter`` (jsonargparse's ``DefaultHelpFormatter``, which LightningCLI's parser uses) whose
+    help texts leave the class paths ``hidden`` out of their ``known subclasses: a, b, c)`` lists. It overrides
+    ``HelpFormatter._get_help_string(action)``, the hook argparse calls for every option's help text and where
+    jsonargparse appends the list (argparse has no public one). Read from Python 3.11's ``argparse`` and
+    jsonargparse 4.x (``_formatters.py``)."""
+    marker = "known subclasses: "
+
+    class HidingHelpFormatter(formatter):
+        def _get_help_string(self, action: Any) -> str:
+            text: str = super()._get_help_string(action)
+            head, found, listed = text.partition(marker)
+            if not found or not listed.endswith(")"):
+                return text
+            kept = [path for path in listed[:-1].split(", ") if path not in hidden]
+            return f"{head}{marker}{', '.join(kept)})"
+
+    return HidingHelpFormatter

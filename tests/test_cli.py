@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from importlib.metadata import version
 
 import pytest
@@ -10,7 +12,7 @@ import pytest
 import lightning_stability
 from lightning_stability.cli import choose_distribution, main
 
-from .helpers import SMALL_GRID
+from .helpers import REPO_ROOT, SMALL_GRID
 
 SUBCOMMANDS = ["fit", "validate", "test", "predict", "report", "samples", "check-data"]
 
@@ -149,3 +151,44 @@ def test_fit_refuses_classes_of_the_other_distribution_in_one_line(tmp_path, cap
     assert err.count("\n") == 1 and err.startswith("lightning-stability fit: error: ") and wanted in err
     assert "pytorch_lightning" in err and "Traceback" not in err
     assert not (tmp_path / "lightning_logs").exists()
+
+
+def test_fit_help_lists_the_package_monitors_but_not_their_bases(capsys, monkeypatch) -> None:
+    monkeypatch.setattr("sys.argv", ["lightning-stability"])  # LightningCLI warns if given args and sys.argv both
+    code, out, _ = run(["fit", "--help"], capsys)
+    assert code == 0
+    # "--trainer.callbacks ... (type: ..., known subclasses: a, b, ...)", wrapped anywhere, even inside a path
+    listed = re.search(r"--trainer\.callbacks\+ CALLBACKS\s.*?known subclasses: ([^)]*)\)", out, flags=re.DOTALL)
+    assert listed is not None
+    paths = "".join(listed.group(1).split()).split(",")
+    assert "pytorch_lightning.callbacks.EarlyStopping" in paths
+    assert sorted(path for path in paths if path.startswith("lightning_stability.")) == [
+        "lightning_stability.GradientFlowMonitor",
+        "lightning_stability.ParametrizationMonitor",
+        "lightning_stability.SharpnessMonitor",
+        "lightning_stability.StabilityMonitor",
+    ]
+    assert "CallbackBase" not in out and "EpochMonitor" not in out
+
+
+# ---------------------------------------------------------------------------------------------------- startup
+
+
+def test_the_command_and_its_light_subcommands_import_neither_torch_nor_lightning() -> None:
+    """`lightning-stability --help` (and report, samples, check-data) answer without importing torch or Lightning,
+    which takes seconds: the package's names are imported on first use (lightning_stability/__init__.py)."""
+    script = """
+import contextlib, io, sys
+from lightning_stability.cli import main
+for argv in (["--help"], ["--version"], ["report", "--help"], ["samples", "--help"], ["check-data", "--help"]):
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):
+        main(argv)
+heavy = sorted({"torch", "pytorch_lightning", "lightning", "jsonargparse", "matplotlib"} & set(sys.modules))
+assert not heavy, heavy
+import lightning_stability
+from lightning_stability import StabilityMonitor
+assert "torch" in sys.modules and lightning_stability.StabilityMonitor is StabilityMonitor
+assert lightning_stability.theory.__name__ == "lightning_stability.theory"
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO_ROOT, check=False)
+    assert result.returncode == 0, result.stderr

@@ -32,6 +32,7 @@ from lightning_stability.lightning_internals import (
     checkpoint_saves_at_train_epoch_end,
     checkpoint_train_time_interval,
     early_stopping_checks_on_train_epoch_end,
+    help_formatter_hiding,
     tensorboard_file_writer,
     user_sampler,
 )
@@ -421,6 +422,21 @@ def test_user_sampler(pl: ModuleType) -> None:
     sequential = torch.utils.data.SequentialSampler(range(3))
     assert user_sampler(sequential) is sequential
     assert user_sampler(None) is None
+
+
+def test_help_formatter_hiding() -> None:
+    """jsonargparse's help formatter still has argparse's ``_get_help_string`` hook and appends its "known
+    subclasses" list there: the subclass drops exactly the hidden class paths from it."""
+    import argparse
+
+    from jsonargparse import DefaultHelpFormatter
+
+    assert callable(getattr(DefaultHelpFormatter, "_get_help_string", None))
+    formatter = help_formatter_hiding(DefaultHelpFormatter, frozenset({"pkg.Base"}))(prog="x")
+    action = argparse.Action(["--c"], "c", help="callbacks (known subclasses: pkg.Base, pkg.Real, other.Thing)")
+    assert formatter._get_help_string(action).endswith("(known subclasses: pkg.Real, other.Thing)")
+    plain = argparse.Action(["--d"], "d", help="no list here")
+    assert formatter._get_help_string(plain).startswith("no list here")
 
 
 def test_autograd_function_class() -> None:

@@ -99,8 +99,8 @@ class Monitor(CallbackBase):
                 "this fit runs in worker processes the strategy started (ddp_spawn, ddp_fork or ddp_notebook), "
                 "so the monitor object you hold is not updated: `last_report`, `checks_done`, `stop_reason` and "
                 "the other results stay in the workers. Read them from the logs and files (the run directory, "
-                "margin files, samples.csv) or a checkpoint's callback state, or train with `strategy=\"ddp\"` "
-                "(docs/guide.md, \"Several processes\").",
+                'margin files, samples.csv) or a checkpoint\'s callback state, or train with `strategy="ddp"` '
+                '(docs/guide.md, "Several processes").',
             )
 
     def __getstate__(self) -> dict[str, Any]:

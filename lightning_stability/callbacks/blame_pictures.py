@@ -95,8 +95,9 @@ class BlamePictures:
     ) -> list[tuple[str, list[BlameCell]]]:
         """The rows of ``blame``: per set its `row_title` ("forgotten since the previous check: 16 of 1,227 shown: the
         16 smallest margins" when cut) and its ``blame_size`` samples of smallest margin, smallest first, each with
-        its label, prediction and margin (`blamed_samples`) and its picture read from ``dataset`` (rank zero). If any input is no picture, no cell has one (and a short vector its values):
-        the sets are drawn as a table. Empty, with one warning for the run, without a dataset."""
+        its label, prediction and margin (`blamed_samples`) and its picture read from ``dataset`` (rank zero). If
+        any input is no picture, no cell has one (and a short vector its values): the sets are drawn as a table.
+        Empty, with one warning for the run, without a dataset."""
         if dataset is None:
             self._say_once(
                 trainer,

@@ -137,8 +137,7 @@ class MarginSource:
         if self.support is None:
             return ""
         return (
-            f"{self.support.numel():,} of {self.dataset_size:,} samples of the dataset: the training sampler's "
-            "indices."
+            f"{self.support.numel():,} of {self.dataset_size:,} samples of the dataset: the training sampler's indices."
         )
 
     def training_data(self, trainer: pl.Trainer) -> TrainingData:

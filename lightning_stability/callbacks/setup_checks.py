@@ -58,7 +58,7 @@ def label_smoothing_note(module: torch.nn.Module) -> str | None:
         f"the module has CrossEntropyLoss(label_smoothing={', '.join(f'{value:g}' for value in found)}): training "
         "lowers the smoothed loss, not the plain cross entropy the floors speak of. Every floor still holds as "
         "long as the plain cross entropy of the certified samples (`stability/loss`, logged at every check) does "
-        "not rise; watch it (docs/guide.md, \"Losses other than cross entropy\")."
+        'not rise; watch it (docs/guide.md, "Losses other than cross entropy").'
     )
 
 

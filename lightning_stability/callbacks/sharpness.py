@@ -44,15 +44,60 @@ LossFn = Callable[[nn.Module, Any], Tensor]
 """``loss_fn(pl_module, batch) -> the mean loss of the batch`` (a scalar that autograd can differentiate twice)."""
 
 
+BINARY_LOSS_EXAMPLE = (
+    "loss_fn=lambda module, batch: torch.nn.functional.binary_cross_entropy_with_logits("
+    "module(batch[0]).reshape(-1), batch[1].reshape(-1).float())"
+)
+"""A ``loss_fn=`` for a one-logit model with labels of any value in ``[0, 1]`` (soft labels included)."""
+
+MULTICLASS_LOSS_EXAMPLE = "loss_fn=lambda module, batch: torch.nn.functional.cross_entropy(module(batch[0]), batch[1])"
+"""A ``loss_fn=`` for a model of ``C`` class scores and integer class labels, spelled out."""
+
+
 def cross_entropy_loss(pl_module: nn.Module, batch: Any) -> Tensor:
-    """The default loss: ``cross_entropy(pl_module(x), y)`` (mean over the batch) for an ``(x, y)`` batch."""
+    """The default loss of an ``(x, y)`` batch, the mean over its ``B`` samples of the cross entropy of the logits
+    ``z = pl_module(x)``:
+
+    * one logit per sample (``z`` of shape ``[B]`` or ``[B, 1]``, as for ``BCEWithLogitsLoss``; ``[]`` for one
+      sample whose ``[1]`` a model squeezed): the binary cross entropy ``(1/B) Σ_k [softplus(z_k) − y_k z_k]``
+      (`torch.nn.functional.binary_cross_entropy_with_logits`), the labels ``y`` — ``B`` of them, each 0 or 1, of
+      any dtype (bool, integer, or integer-valued float) — cast to the logits' dtype;
+    * else ``cross_entropy(z, y)`` (``z`` of shape ``[B, C]``, ``y`` the class indices or probabilities).
+
+    Raises:
+        MisconfigurationError: if the batch is no ``(x, y)`` pair, or a one-logit batch's labels are not ``B``
+            values in ``{0, 1}`` (soft labels need a ``loss_fn=``; the message gives one).
+    """
     if not isinstance(batch, list | tuple) or len(batch) != 2:
         raise MisconfigurationError(
             "SharpnessMonitor's default loss expects `(x, y)` batches, got "
             f"{type(batch).__name__}. Pass `loss_fn=lambda module, batch: <mean training loss of the batch>`."
         )
     inputs, targets = batch
-    return nn.functional.cross_entropy(pl_module(inputs), targets)
+    logits = pl_module(inputs)
+    if isinstance(logits, Tensor) and (logits.dim() <= 1 or (logits.dim() == 2 and logits.shape[1] == 1)):
+        return _binary_cross_entropy(logits, targets)
+    return nn.functional.cross_entropy(logits, targets)
+
+
+def _binary_cross_entropy(logits: Tensor, targets: Any) -> Tensor:
+    """`binary_cross_entropy_with_logits` of one logit per sample against labels 0/1 (checked, then cast)."""
+    labels = torch.as_tensor(targets, device=logits.device).reshape(-1)
+    if labels.numel() != logits.numel():
+        raise MisconfigurationError(
+            f"SharpnessMonitor's default loss: the model's output of shape {tuple(logits.shape)} reads as one logit "
+            f"per sample, {logits.numel()} of them, but the batch has {labels.numel()} labels (a model of class "
+            "scores must keep the batch dimension, [B, C]; a one-logit model needs one label 0 or 1 per sample). "
+            f"Pass the loss you train with, e.g. `{BINARY_LOSS_EXAMPLE}`."
+        )
+    if not bool(((labels == 0) | (labels == 1)).all()):
+        found = ", ".join(f"{value:g}" for value in labels[(labels != 0) & (labels != 1)][:3].tolist())
+        raise MisconfigurationError(
+            "SharpnessMonitor's default loss: the model gives one logit per sample, so it computes binary cross "
+            f"entropy with labels 0 or 1, but the batch has labels such as {found}. Pass the loss you train with, "
+            f"e.g. for labels in [0, 1] `{BINARY_LOSS_EXAMPLE}`."
+        )
+    return nn.functional.binary_cross_entropy_with_logits(logits.reshape(-1), labels.to(logits.dtype))
 
 
 class SharpnessMonitor(EpochMonitor):
@@ -87,7 +132,8 @@ class SharpnessMonitor(EpochMonitor):
         dataset: the samples to draw from; default: the dataset behind ``trainer.train_dataloader``.
         batch_size: chunk size of the loss; default ``num_samples`` (one chunk whose gradient graph is kept across
             products). Smaller chunks bound memory but recompute each chunk's gradient per product.
-        loss_fn: ``loss_fn(pl_module, batch) -> mean loss`` of a batch; default `cross_entropy_loss`.
+        loss_fn: ``loss_fn(pl_module, batch) -> mean loss`` of a batch; default `cross_entropy_loss` (cross
+            entropy of ``(x, y)`` batches; binary cross entropy with labels 0/1 for a model of one logit).
         method: ``"power"`` (power iteration with a shift when the dominant eigenvalue is negative) or
             ``"lanczos"`` (fewer products, keeps up to ``max_iter`` parameter-sized vectors).
         tol: relative convergence tolerance of the eigenvalue.
@@ -98,8 +144,9 @@ class SharpnessMonitor(EpochMonitor):
 
     Raises:
         MisconfigurationError: on invalid options (here), and when training starts if the training data cannot
-            be found or is not map-style, the model has no trainable parameters, ``loss_fn`` does not give a
-            differentiable scalar on one sample, or one Hessian-vector product on that sample fails (an operation
+            be found or is not map-style, the model has no trainable parameters, the default loss fails on one
+            sample (the message names ``loss_fn=`` with an example), ``loss_fn`` does not give a differentiable
+            scalar on one sample, or one Hessian-vector product on that sample fails (an operation
             without double backward, e.g. ``torch.cdist``) or would be wrong (a custom ``autograd.Function``
             marked ``@once_differentiable``) — before the first epoch. Attention
             (``scaled_dot_product_attention``, ``nn.TransformerEncoder``) works: products run with its math
@@ -163,6 +210,14 @@ class SharpnessMonitor(EpochMonitor):
 
     checkpoint_state = (*EpochMonitor.checkpoint_state, "unstable_count", "consecutive_unstable", "indices")
 
+    def reset_for_new_fit(self, same_model: bool) -> None:
+        """A later ``fit`` starts its counts afresh; the evaluation subset is drawn again (the data may differ)."""
+        super().reset_for_new_fit(same_model)
+        self.last_estimate = None
+        self.unstable_count = 0
+        self.stop_rule = Patience(self.patience, self.stop_on_unstable)
+        self.indices = None
+
     @property
     def consecutive_unstable(self) -> int:
         """Consecutive checks with ``η λ_max / 2 > 1`` up to the last one (the stop rule's count)."""
@@ -222,20 +277,40 @@ class SharpnessMonitor(EpochMonitor):
 
     def validate_setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         """Before training, on one sample of the subset: ``loss_fn`` must give a scalar that depends on the
-        trainable parameters, and one Hessian-vector product (a double backward through the model) must run —
-        raises with the fix otherwise, so a model that cannot be differentiated twice fails before any epoch
-        rather than at the first check. Eval mode, RNG and ``.grad`` are left as they were (`untouched_training`,
+        trainable parameters (any error of the default loss becomes a `MisconfigurationError` naming ``loss_fn=``
+        with an example, `_default_loss`), and one Hessian-vector product (a double backward through the model)
+        must run — raises with the fix otherwise, so a model that cannot be differentiated twice fails before any
+        epoch rather than at the first check. Eval mode, RNG and ``.grad`` are left as they were (`untouched_training`,
         a seeded generator for the vector, `torch.autograd.grad` only)."""
         data = self.training_data(trainer, self.dataset)
         indices = self._subset(data)[:1]
         params = self._parameters(pl_module)
         with untouched_training(pl_module), torch.inference_mode(False), torch.enable_grad():
             ((_, batch),) = load_batches(trainer, pl_module, data, indices, 1, self.seed)
-            loss = self.loss_fn(pl_module, batch)
+            if self.loss_fn is cross_entropy_loss:
+                loss = self._default_loss(pl_module, batch)
+            else:
+                loss = self.loss_fn(pl_module, batch)
             self._check_loss(loss)
             self._refuse_once_differentiable(loss)
             if torch.isfinite(loss.detach()).item():  # a non-finite loss is reported by the check, with its epoch
                 self._probe_double_backward(pl_module, params, batch)
+
+    def _default_loss(self, pl_module: pl.LightningModule, batch: Any) -> Tensor:
+        """`cross_entropy_loss` on ``batch``, its errors turned into a `MisconfigurationError` that says what the
+        default loss computes and names ``loss_fn=`` with an example (its own such errors pass unchanged)."""
+        try:
+            return cross_entropy_loss(pl_module, batch)
+        except (MisconfigurationError, torch.cuda.OutOfMemoryError):
+            raise
+        except Exception as error:
+            failure = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise self.error(
+                "the default loss (cross entropy of the model's class scores against `(x, y)` batches' labels; "
+                "binary cross entropy with labels 0 or 1 for a model of one logit) fails on one training sample: "
+                f"{type(error).__name__}: {failure}. Pass the loss you train with as `loss_fn=`, e.g. "
+                f"`{MULTICLASS_LOSS_EXAMPLE}` or, for one logit, `{BINARY_LOSS_EXAMPLE}`."
+            ) from error
 
     def _check_loss(self, loss: Any) -> None:
         if not isinstance(loss, Tensor) or loss.numel() != 1:

@@ -160,7 +160,7 @@ def training_sampler_support(trainer: pl.Trainer, length: int, owner: str) -> Sa
     if sampler is None or isinstance(sampler, DistributedSampler | WeightedRandomSampler):
         return SamplerSupport()
     if isinstance(sampler, SequentialSampler | RandomSampler):
-        size = len(cast(Sized, sampler.data_source))
+        size = len(sampler.data_source)
         return SamplerSupport() if size >= length else SamplerSupport(torch.arange(size))
     if isinstance(sampler, SubsetRandomSampler):
         listed = torch.as_tensor(list(sampler.indices), dtype=torch.long).reshape(-1)

@@ -19,6 +19,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.data import Dataset
 
 from lightning_stability import SharpnessMonitor
+from lightning_stability.callbacks.sharpness import BINARY_LOSS_EXAMPLE, cross_entropy_loss
 
 from .. import helpers
 from ..helpers import (
@@ -175,6 +176,109 @@ def test_an_iterable_training_set_needs_dataset() -> None:
     monitor = SharpnessMonitor(num_samples=20, dataset=make_dataset(40))
     helpers.fit([monitor], MLP(), stream, max_epochs=1)
     assert monitor.checks_done == 1
+
+
+# ---------------------------------------------------------------------------------------------------- one logit
+
+
+class OneLogit(pl.LightningModule):
+    """``nn.Linear(4, 1)`` trained with ``BCEWithLogitsLoss``: logits ``[B, 1]``, or ``[B]`` with ``squeeze``."""
+
+    def __init__(self, squeeze: bool = False) -> None:
+        super().__init__()
+        self.linear = nn.Linear(4, 1)
+        self.squeeze = squeeze
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        logits = self.linear(x)
+        return logits.squeeze(-1) if self.squeeze else logits
+
+    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
+        x, y = batch
+        return nn.BCEWithLogitsLoss()(self(x).reshape(-1), y.float())
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.SGD(self.parameters(), lr=0.5)
+
+
+def binary_data(labels: torch.Tensor | None = None, n: int = 64) -> torch.utils.data.TensorDataset:
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(n, 4, generator=generator)
+    y = (x[:, 0] + 0.5 * torch.randn(n, generator=generator) > 0).float() if labels is None else labels
+    return torch.utils.data.TensorDataset(x, y)
+
+
+@pytest.mark.parametrize(
+    ("squeeze", "dtype"),
+    [(False, torch.float32), (True, torch.long), (False, torch.bool)],
+    ids=["[B,1]", "[B]", "bool"],
+)
+def test_a_one_logit_model_gets_binary_cross_entropy(squeeze: bool, dtype: torch.dtype) -> None:
+    pl.seed_everything(0)
+    model, data = OneLogit(squeeze), binary_data()
+    monitor = SharpnessMonitor(num_samples=48, tol=1e-6, max_iter=200)
+    labels = data.tensors[1].to(dtype)
+    trainer = pl.Trainer(**trainer_kwargs(callbacks=[monitor], max_epochs=1))
+    trainer.fit(model, make_loader(torch.utils.data.TensorDataset(data.tensors[0], labels), batch_size=16))
+    assert monitor.checks_done == 1
+    x, y = data.tensors[0][monitor.indices].double(), data.tensors[1][monitor.indices].double()
+    features = torch.cat([x, torch.ones(len(x), 1, dtype=torch.float64)], dim=1)  # [x, 1]: weight and bias
+    theta = torch.cat([model.linear.weight.detach().reshape(-1), model.linear.bias.detach()]).double()
+    z = features @ theta
+    # by hand: L = mean(softplus(z) − y z); its Hessian in (w, b) is mean(σ(z)(1 − σ(z)) [x, 1][x, 1]ᵀ)
+    loss = nn.functional.softplus(z).sub(y * z).mean()
+    assert cross_entropy_loss(model, (data.tensors[0][monitor.indices], labels[monitor.indices])).item() == (
+        pytest.approx(loss.item(), rel=1e-5)
+    )
+    curvature = torch.sigmoid(z) * (1 - torch.sigmoid(z))
+    hessian = (features * curvature[:, None]).T @ features / len(z)
+    expected = float(torch.linalg.eigvalsh(hessian)[-1])
+    assert monitor.last_metrics["stability/sharpness/lambda_max"] == pytest.approx(expected, rel=1e-4)
+    assert monitor.last_metrics["stability/sharpness/lr_lambda_over_2"] == pytest.approx(0.5 * expected / 2, rel=1e-4)
+
+
+def test_one_logit_labels_not_0_or_1_are_refused_before_training() -> None:
+    pl.seed_everything(0)
+    monitor = SharpnessMonitor(num_samples=16)
+    trainer = pl.Trainer(**trainer_kwargs(callbacks=[monitor], max_epochs=1))
+    soft = binary_data(torch.full((64,), 0.3))  # BCEWithLogitsLoss trains on them; the default loss must not guess
+    message = r"binary cross entropy with labels 0 or 1, but the batch has labels such as 0\.3\. Pass .*`loss_fn="
+    with pytest.raises(MisconfigurationException, match=message) as raised:
+        trainer.fit(OneLogit(), make_loader(soft, batch_size=16))
+    assert trainer.global_step == 0 and monitor.checks_done == 0
+    # ... and the loss the message suggests, as written in it, works
+    assert BINARY_LOSS_EXAMPLE in str(raised.value)
+    suggested = eval(BINARY_LOSS_EXAMPLE.removeprefix("loss_fn="), {"torch": torch})
+    monitor = SharpnessMonitor(num_samples=16, loss_fn=suggested)
+    pl.Trainer(**trainer_kwargs(callbacks=[monitor], max_epochs=1)).fit(OneLogit(), make_loader(soft, batch_size=16))
+    assert monitor.checks_done == 1 and monitor.last_metrics["stability/sharpness/lambda_max"] > 0
+
+
+class TwoLogits(OneLogit):
+    """Two class scores, trained on float 0/1 labels of the first: labels the cross entropy cannot read."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = nn.Linear(4, 2)
+
+    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
+        x, y = batch
+        return nn.BCEWithLogitsLoss()(self(x)[:, 0], y)
+
+
+def test_any_error_of_the_default_loss_names_loss_fn_before_training() -> None:
+    pl.seed_everything(0)
+    monitor = SharpnessMonitor(num_samples=16)
+    trainer = pl.Trainer(**trainer_kwargs(callbacks=[monitor], max_epochs=1))
+    message = (
+        r"^SharpnessMonitor: the default loss \(cross entropy .*\) fails on one training sample: RuntimeError: .*"
+        r"Pass the loss you train with as `loss_fn=`, e\.g\. `loss_fn=lambda module, batch: torch\.nn\.functional"
+        r"\.cross_entropy\(module\(batch\[0\]\), batch\[1\]\)`"
+    )
+    with pytest.raises(MisconfigurationException, match=message) as raised:
+        trainer.fit(TwoLogits(), make_loader(binary_data(), batch_size=16))
+    assert isinstance(raised.value.__cause__, RuntimeError)
+    assert trainer.global_step == 0 and monitor.checks_done == 0
 
 
 # ---------------------------------------------------------------------------------------------------- attention, dict batches
