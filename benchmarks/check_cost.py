@@ -34,12 +34,8 @@ from typing import Any
 import torch
 from torch.utils.data import TensorDataset
 
-from lightning_stability.callbacks.margin_pass import (
-    MarginCollector,
-    default_forward,
-    margin_dataloader,
-    run_margin_pass,
-)
+from lightning_stability.callbacks.margin_loader import margin_dataloader
+from lightning_stability.callbacks.margin_pass import MarginCollector, default_forward, run_margin_pass
 
 CLOCK: Callable[[], float] = time.perf_counter
 """The clock of `check_cost` and `fit_overhead`: wall time, or the process's CPU time (``--clock cpu``)."""
@@ -294,7 +290,8 @@ def fit_overhead(repeats: int, quick: bool, device_name: str = "cpu") -> list[st
 _MEMORY_SNIPPET = """
 import json, resource, sys, torch
 from torch.utils.data import TensorDataset
-from lightning_stability.callbacks.margin_pass import MarginCollector, default_forward, margin_dataloader, run_margin_pass
+from lightning_stability.callbacks.margin_loader import margin_dataloader
+from lightning_stability.callbacks.margin_pass import MarginCollector, default_forward, run_margin_pass
 size = int(sys.argv[1])
 torch.manual_seed(0)
 data = TensorDataset(torch.randn(size, 8), torch.randint(0, 10, (size,)))

@@ -176,7 +176,7 @@ def fixed_part(repeats: int, size: int = 20_000, epochs: int = 3) -> list[str]:
     from check_cost import bare_inference, tiled_digits
 
     from lightning_stability import StabilityMonitor
-    from lightning_stability.callbacks.margin_pass import margin_dataloader
+    from lightning_stability.callbacks.margin_loader import margin_dataloader
     from lightning_stability.example import AbsMLP
 
     dataset = tiled_digits(size)

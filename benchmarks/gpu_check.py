@@ -277,7 +277,7 @@ def fit_with_monitor(
 def section_margin_pass(device: str, out_dir: Path, deadline: float) -> dict[str, Any]:
     import torch
 
-    from lightning_stability.callbacks.margin_pass import margin_dataloader
+    from lightning_stability.callbacks.margin_loader import margin_dataloader
 
     size = sizes(device)
     dataset = random_images(size["samples"])
@@ -365,7 +365,7 @@ def section_subset_check(device: str, out_dir: Path, deadline: float) -> dict[st
 def section_memory(device: str, out_dir: Path, deadline: float) -> dict[str, Any]:
     import torch
 
-    from lightning_stability.callbacks.margin_pass import margin_dataloader
+    from lightning_stability.callbacks.margin_loader import margin_dataloader
 
     size = sizes(device)
     torch.manual_seed(0)

@@ -18,12 +18,8 @@ import torch
 from torch.utils.data import TensorDataset
 
 from lightning_stability import theory
-from lightning_stability.callbacks.margin_pass import (
-    MarginCollector,
-    default_forward,
-    margin_dataloader,
-    run_margin_pass,
-)
+from lightning_stability.callbacks.margin_loader import margin_dataloader
+from lightning_stability.callbacks.margin_pass import MarginCollector, default_forward, run_margin_pass
 from lightning_stability.example import AbsMLP, MNISTDataModule
 
 

@@ -39,11 +39,11 @@ from check_cost import check_cost, fit_overhead, memory, use_clock  # noqa: E402
 from margin_pass import bare_pass  # noqa: E402
 
 from lightning_stability import theory  # noqa: E402
+from lightning_stability.callbacks.margin_loader import margin_dataloader  # noqa: E402
 from lightning_stability.callbacks.margin_pass import (  # noqa: E402
     MarginCollector,
     MarginRecorder,
     default_forward,
-    margin_dataloader,
     run_margin_pass,
 )
 

@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader, Dataset, default_collate
 from . import theory
 from .distributions import MisconfigurationError, rank_zero_info
 from .files import save_data_check
-from .loggers import log_metrics_now
+from .scalars import log_metrics_now
 
 if TYPE_CHECKING:
     import pytorch_lightning as pl

@@ -167,10 +167,11 @@ def help_formatter_hiding(formatter: type, hidden: frozenset[str]) -> type:
     class HidingHelpFormatter(formatter):
         def _get_help_string(self, action: Any) -> str:
             text: str = super()._get_help_string(action)
-            head, found, listed = text.partition(marker)
-            if not found or not listed.endswith(")"):
+            head, found, rest = text.partition(marker)
+            listed, closed, tail = rest.partition(")")
+            if not found or not closed:
                 return text
-            kept = [path for path in listed[:-1].split(", ") if path not in hidden]
-            return f"{head}{marker}{', '.join(kept)})"
+            kept = [path for path in listed.split(", ") if path not in hidden]
+            return f"{head}{marker}{', '.join(kept)}){tail}"
 
     return HidingHelpFormatter

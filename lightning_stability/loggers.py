@@ -32,7 +32,6 @@ from torch import Tensor
 from .distributions import rank_zero_warn
 from .figures.render import RenderedFigure, render
 from .lightning_internals import tensorboard_file_writer
-from .scalars import check_log_step, log_epoch_metrics, log_metrics_now  # their home before; imported from here
 
 if TYPE_CHECKING:
     import pytorch_lightning as pl
@@ -41,15 +40,12 @@ if TYPE_CHECKING:
 __all__ = [
     "LoggerAdapter",
     "adapter_for",
-    "check_log_step",
     "declare_final",
     "log_constants",
-    "log_epoch_metrics",
     "log_figure",
     "log_final",
     "log_histogram",
     "log_layout",
-    "log_metrics_now",
     "log_text",
 ]
 

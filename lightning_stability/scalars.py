@@ -15,7 +15,7 @@ from .lightning_internals import batches_that_stepped
 if TYPE_CHECKING:
     import pytorch_lightning as pl
 
-__all__ = ["check_log_step", "log_epoch_metrics", "log_metrics_now"]
+__all__ = ["check_log_step", "log_check_scalars", "log_epoch_metrics", "log_metrics_now"]
 
 
 def check_log_step(trainer: pl.Trainer) -> int:
@@ -68,3 +68,23 @@ def log_metrics_now(
         metrics = {**metrics, "epoch": epoch}
     for logger in trainer.loggers:
         logger.log_metrics(metrics, step=trainer.global_step if step is None else step)
+
+
+def log_check_scalars(
+    trainer: pl.Trainer,
+    pl_module: pl.LightningModule,
+    metrics: dict[str, float],
+    *,
+    step: int | None,
+    epoch: int | None,
+    in_epoch_end: bool,
+    logger_only: tuple[str, ...] = (),
+) -> None:
+    """A check's scalars: to every logger at ``step`` in one call (`log_metrics_now`, one row of a CSV log); at an
+    epoch end also, except the names under ``logger_only``, into ``trainer.callback_metrics``
+    (`log_epoch_metrics`), where EarlyStopping and ModelCheckpoint read them."""
+    log_metrics_now(trainer, metrics, step=step, epoch=None if epoch is None else max(epoch, 0))
+    if in_epoch_end:
+        log_epoch_metrics(
+            pl_module, {name: value for name, value in metrics.items() if not name.startswith(logger_only)}
+        )

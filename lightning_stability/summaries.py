@@ -131,7 +131,9 @@ def check_texts(
     scope: str = "",
 ) -> tuple[str, str]:
     """A check's text summary (Markdown, for the loggers' text views) and its console line; ``scope``
-    (`scope_sentence`) ends both."""
+    (`scope_sentence`) ends both. An exact check (`lightning_stability.assess.ExactCheck`) reads `check_summary`
+    and, at an event, `flip_sentence`; a subset check (`lightning_stability.assess.SubsetCheck`) its
+    `subset_summary`, as both texts."""
     summary, line = _check_texts(result, instability_epochs, instability_count, approximate, full_checks_scheduled)
     if scope:
         summary, line = f"{summary} {scope}", f"{line}; {scope}"
@@ -147,7 +149,6 @@ def _check_texts(
 ) -> tuple[str, str]:
     report, epoch = result.report, result.epoch
     if not result.exact:
-        assert result.estimate is not None
         text = subset_summary(result.estimate, report, epoch, result.comparison.event, full_checks_scheduled)
         return text, text
     summary = check_summary(report, epoch, instability_epochs, result.comparison.loss_rose)
@@ -167,11 +168,11 @@ def _check_texts(
 
 
 def instability_reason(result: CheckResult, consecutive: int, patience: int, tol: float) -> str:
-    """The warning (and stop reason) of an instability event."""
+    """The warning (and stop reason) of an instability event: an exact check's loss and accuracy before and after,
+    or a subset check's draws."""
     comparison = result.comparison
     counted = f"{consecutive} consecutive event(s), patience {patience}"
     if not result.exact:
-        assert result.estimate is not None
         return (
             f"instability on the subset at epoch {result.epoch}: the loss of the {result.estimate.draws} drawn "
             f"samples fell while their accuracy fell; {counted}"

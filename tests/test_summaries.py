@@ -9,7 +9,7 @@ from dataclasses import replace
 import torch
 
 from lightning_stability import theory
-from lightning_stability.assess import CheckResult, Comparison
+from lightning_stability.assess import CheckResult, Comparison, ExactCheck, SubsetCheck
 from lightning_stability.records import MarginPass
 from lightning_stability.summaries import (
     MAX_CLASSES_NAMED,
@@ -52,20 +52,35 @@ ESTIMATE = theory.SubsetEstimate(
 )
 
 
-def result(exact: bool = True, event: bool = True, loss_rose: bool = False) -> CheckResult:
-    return CheckResult(
+def exact_result(event: bool = True, loss_rose: bool = False) -> ExactCheck:
+    return ExactCheck(
         epoch=3,
-        exact=exact,
         margin_pass=PASS,
         weights=None,
         mu=torch.full((5,), 0.2, dtype=torch.float64),
         loss=0.2,
         report=report(),
-        estimate=None if exact else ESTIMATE,
         comparison=Comparison(event=event, loss_rose=loss_rose, previous_loss=0.25, previous_accuracy=0.9375),
         instability_count=2,
         forgotten=torch.tensor([8, 2, 4]),
         blame=None,
+        metrics={},
+    )
+
+
+def result(exact: bool = True, event: bool = True, loss_rose: bool = False) -> CheckResult:
+    """An exact check of `PASS`, or a subset check of the same pass with `ESTIMATE`."""
+    if exact:
+        return exact_result(event, loss_rose)
+    return SubsetCheck(
+        epoch=3,
+        margin_pass=PASS,
+        mu=torch.full((5,), 0.2, dtype=torch.float64),
+        loss=0.2,
+        report=report(),
+        estimate=ESTIMATE,
+        comparison=Comparison(event=event, loss_rose=loss_rose, previous_loss=0.25, previous_accuracy=0.9375),
+        instability_count=2,
         metrics={},
     )
 
@@ -122,7 +137,7 @@ def test_the_flips_of_100_classes_name_the_five_largest_counts() -> None:
     assert sentence.endswith(f", … and {len(counts) - MAX_CLASSES_NAMED} more classes).")
     assert len(sentence) <= 200
 
-    event = replace(result(), margin_pass=many, forgotten=forgotten, mu=torch.full((N_MANY,), 1 / N_MANY))
+    event = replace(exact_result(), margin_pass=many, forgotten=forgotten, mu=torch.full((N_MANY,), 1 / N_MANY))
     summary, line = check_texts(event, [1, 3], 2, approximate=False, full_checks_scheduled=True)
     assert line.endswith("; " + sentence) and summary.endswith(" " + sentence)
     assert len(line) <= 300 and len(summary) <= 400  # 1,550 and 1,641 when every class was named

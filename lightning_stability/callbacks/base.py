@@ -23,14 +23,14 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from torch.utils.data import Dataset
 
 from ..distributions import CallbackBase, MisconfigurationError, rank_zero_info, rank_zero_warn
-from ..scalars import check_log_step, log_epoch_metrics, log_metrics_now
+from ..scalars import check_log_step, log_check_scalars
 from .metric_readers import check_metric_readers
 from .training_data import TrainingData, find_training_data
 
 if TYPE_CHECKING:
     import pytorch_lightning as pl
 
-__all__ = ["EpochMonitor", "Monitor", "check_positive_int"]
+__all__ = ["EpochMonitor", "Monitor", "check_positive_int", "same_on_every_rank"]
 
 
 def check_positive_int(owner: str, name: str, value: Any) -> int:
@@ -38,6 +38,14 @@ def check_positive_int(owner: str, name: str, value: Any) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
         raise MisconfigurationError(f"{owner}: `{name}` must be a positive integer, got {value!r}.")
     return value
+
+
+def same_on_every_rank(trainer: pl.Trainer, metrics: dict[str, float]) -> dict[str, float]:
+    """Rank zero's ``metrics`` on every rank: each rank computed the same values from the same samples and weights;
+    the broadcast makes them bit-identical, so every rank logs and decides alike."""
+    if trainer.world_size == 1:
+        return metrics
+    return trainer.strategy.broadcast(metrics, src=0)
 
 
 class Monitor(CallbackBase):
@@ -145,23 +153,22 @@ class Monitor(CallbackBase):
         epoch: int | None = None,
         step: int | None = None,
     ) -> None:
-        """Send ``metrics`` to the loggers at ``step`` in one call per logger (one row of a CSV log); at an epoch
-        end also put those not under ``logger_only_prefixes`` into ``trainer.callback_metrics`` with
-        ``pl_module.log(logger=False)``, where EarlyStopping and ModelCheckpoint read them. ``step`` is the
-        check's own step (`log_step`)."""
-        log_metrics_now(trainer, metrics, step=step, epoch=None if epoch is None else max(epoch, 0))
-        if in_epoch_end:
-            log_epoch_metrics(
-                pl_module,
-                {name: value for name, value in metrics.items() if not name.startswith(self.logger_only_prefixes)},
-            )
+        """Send ``metrics`` to the loggers at ``step`` (the check's own step, `log_step`) in one call per logger;
+        at an epoch end also put those not under ``logger_only_prefixes`` into ``trainer.callback_metrics``
+        (`lightning_stability.scalars.log_check_scalars`)."""
+        log_check_scalars(
+            trainer,
+            pl_module,
+            metrics,
+            step=step,
+            epoch=epoch,
+            in_epoch_end=in_epoch_end,
+            logger_only=self.logger_only_prefixes,
+        )
 
     def same_on_every_rank(self, trainer: pl.Trainer, metrics: dict[str, float]) -> dict[str, float]:
-        """Rank zero's ``metrics`` on every rank: each rank computed the same values from the same samples and
-        weights; the broadcast makes them bit-identical, so every rank logs and decides alike."""
-        if trainer.world_size == 1:
-            return metrics
-        return trainer.strategy.broadcast(metrics, src=0)
+        """Rank zero's ``metrics`` on every rank (`same_on_every_rank`)."""
+        return same_on_every_rank(trainer, metrics)
 
     def finish_check(self, metrics: dict[str, float]) -> None:
         """Count a finished check and keep its metrics (``last_metrics``)."""
@@ -225,10 +232,6 @@ class EpochMonitor(Monitor):
         """Count a finished check of ``epoch`` and keep its metrics."""
         super().finish_check(metrics)
         self.last_checked_epoch = epoch
-
-    def owns_metric(self, name: str) -> bool:
-        """Whether ``name`` is one of the metrics this monitor logs (``metric_prefixes``)."""
-        return name.startswith(self.metric_prefixes)
 
     def metric_period(self, name: str) -> int | None:
         """``p`` if the metric ``name`` is logged after exactly the epochs ``p − 1, 2p − 1, …`` (``None`` if it

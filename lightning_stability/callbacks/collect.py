@@ -19,7 +19,9 @@ from torch.utils.data import DataLoader, Dataset
 
 from ..distributions import MisconfigurationError
 from ..records import MarginPass
-from .margin_pass import ForwardFn, MarginCollector, margin_dataloader, positioned_loader, run_margin_pass
+from ..summaries import scope_sentence
+from .margin_loader import margin_dataloader, positioned_loader
+from .margin_pass import ForwardFn, MarginCollector, run_margin_pass
 from .training_data import (
     TrainingData,
     device_transfer,
@@ -130,6 +132,13 @@ class MarginSource:
         inside = torch.zeros(self.dataset_size, dtype=torch.float64)
         inside[self.support] = 1.0
         return inside * weights if isinstance(weights, Tensor) else inside
+
+    def scope(self, ignored: int, weights_source: str) -> str:
+        """What the certified set is, where that differs from "every sample, uniform": the sampler's indices
+        (`support_sentence`), samples left out and weights taken from the training sampler
+        (`lightning_stability.summaries.scope_sentence`)."""
+        parts = (self.support_sentence(), scope_sentence(ignored, weights_source, self.ignore_index))
+        return " ".join(part for part in parts if part)
 
     def support_sentence(self) -> str:
         """What the certified set is when the training sampler draws from part of the dataset, e.g. ``"1,200 of

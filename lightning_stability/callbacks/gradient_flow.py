@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 from torch.optim import Optimizer
 
@@ -81,6 +81,8 @@ class GradientFlowMonitor(Monitor):
         self.last_logged_step: int | None = None
 
     checkpoint_state = (*Monitor.checkpoint_state, "last_logged_step")
+    # the names it logs (straight to the loggers, never to `trainer.callback_metrics`), see `metric_readers`
+    metric_prefixes: ClassVar[tuple[str, ...]] = ("stability/gradient_flow/",)
 
     @property
     def state_key(self) -> str:

@@ -19,16 +19,12 @@ from torchmetrics import Metric
 from ..distributions import MisconfigurationError
 from ..records import MarginPass
 from ..theory import margins_and_cross_entropy
-from .margin_loader import IndexedCollate, IndexedDataset, margin_dataloader, positioned_loader
 from .training_data import untouched_training
 
 __all__ = [
     "CHUNK_SCORES",
     "ForwardFn",
-    "IndexedCollate",
-    "IndexedDataset",
     "MarginCollector",
-    "MarginPass",
     "MarginRecorder",
     "as_class_labels",
     "as_class_scores",
@@ -38,8 +34,6 @@ __all__ = [
     "default_forward",
     "forward_batch",
     "label_message",
-    "margin_dataloader",
-    "positioned_loader",
     "run_margin_pass",
     "unpack_forward_output",
 ]
@@ -304,7 +298,7 @@ def run_margin_pass(
 
     Args:
         module: the model; ``forward_fn(module, batch)`` must return ``(logits [B, K], targets [B])``.
-        loader: yields ``(indices, batch)`` (see `margin_dataloader`).
+        loader: yields ``(indices, batch)`` (see `margin_loader.margin_dataloader`).
         forward_fn: maps a batch to logits and targets.
         collector: the (reset) metric that gathers the vectors across ranks.
         move_to_device: moves a batch to the model's device (e.g. ``trainer.strategy.batch_to_device``).

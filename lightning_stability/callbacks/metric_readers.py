@@ -5,7 +5,8 @@ values at the end of the training epochs it checks, so a reader that runs at any
 check's value (a checkpoint ranked by the score of an epoch it does not hold, a patience that counts unchecked
 epochs), or fails with "metric not available" where no check has run yet. At fit start, `check_metric_readers`
 finds every EarlyStopping and ModelCheckpoint (of either Lightning distribution) whose ``monitor`` is one of the
-monitor's metrics and refuses one that reads a metric sent to the loggers only (``logger_only_prefixes``), and
+monitor's metrics (`metric_owner`: the monitor with the longest prefix of the name), refuses one that reads a
+metric sent to the loggers only (``logger_only_prefixes``), and
 
 * **aligns a ModelCheckpoint** that saves per epoch but at validation end (Lightning's default when validation
   does not run exactly once per epoch) or after epochs the monitor does not check: it then saves at
@@ -23,7 +24,8 @@ The recipes are in docs/guide.md ("Stopping and checkpointing on the monitor's m
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any, Protocol
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from ..distributions import MisconfigurationError, lightning_classes, rank_zero_warn
 from ..lightning_internals import (
@@ -38,12 +40,71 @@ from ..lightning_internals import (
 if TYPE_CHECKING:
     import pytorch_lightning as pl
 
-__all__ = ["MetricSource", "check_metric_readers"]
+__all__ = ["MetricSource", "PrefixOwner", "check_metric_readers", "metric_owner"]
 
 RECIPES = 'docs/guide.md, "Stopping and checkpointing on the monitor\'s metrics"'
 
 
-class MetricSource(Protocol):
+class PrefixOwner(Protocol):
+    """Whatever declares the prefixes of the metric names it logs: a monitor, or a monitor class (`metric_owner`)."""
+
+    @property
+    def metric_prefixes(self) -> tuple[str, ...]:
+        """The prefixes of the names the monitor logs (each monitor class declares its own)."""
+        ...
+
+
+Owner = TypeVar("Owner", bound=PrefixOwner)
+
+
+def metric_owner(name: str, monitors: Iterable[Owner]) -> Owner | None:
+    """The monitor of ``monitors`` that logs the metric ``name``: the one whose ``metric_prefixes`` holds the
+    longest prefix of ``name``; ``None`` if no monitor's prefix starts it.
+
+    The package's monitors share prefixes only by nesting — the StabilityMonitor's ``stability/`` holds the
+    SharpnessMonitor's ``stability/sharpness/``, the ParametrizationMonitor's ``stability/parametrization/`` and
+    the GradientFlowMonitor's ``stability/gradient_flow/`` — so the longest prefix decides, whatever the order.
+    Two monitors tie only if they declare the same prefix (two monitors of one class); the first in ``monitors``
+    then owns the name.
+
+    Example:
+
+        >>> from types import SimpleNamespace
+        >>> stability = SimpleNamespace(metric_prefixes=("stability/", "stability_events/"))
+        >>> sharpness = SimpleNamespace(metric_prefixes=("stability/sharpness/",))
+        >>> metric_owner("stability/sharpness/lambda_max", [stability, sharpness]) is sharpness
+        True
+        >>> metric_owner("stability/accuracy", [stability, sharpness]) is stability
+        True
+        >>> metric_owner("val_loss", [stability, sharpness]) is None
+        True
+    """
+    owner, longest = None, -1
+    for monitor in monitors:
+        for prefix in monitor.metric_prefixes:
+            if len(prefix) > longest and name.startswith(prefix):
+                owner, longest = monitor, len(prefix)
+    return owner
+
+
+def _package_monitor_classes() -> list[PrefixOwner]:
+    """The package's monitor classes that declare ``metric_prefixes``: they stand in for monitors absent from the
+    Trainer, so that a name under an absent monitor's prefix (``stability/sharpness/…`` without a
+    SharpnessMonitor) is nobody's here rather than the StabilityMonitor's. Importing any module of
+    `lightning_stability.callbacks` imports them all (the package's ``__init__``)."""
+    from .base import Monitor  # here, not at the top: `base` imports this module
+
+    found: list[Any] = []
+    pending: list[type] = [Monitor]
+    while pending:
+        cls = pending.pop(0)
+        pending.extend(cls.__subclasses__())
+        if cls.__module__.startswith("lightning_stability.") and vars(cls).get("metric_prefixes") and cls not in found:
+            found.append(cls)
+    return found
+
+
+class MetricSource(PrefixOwner, Protocol):
     """What `check_metric_readers` asks of a monitor (an `EpochMonitor` is one)."""
 
     @property
@@ -54,10 +115,6 @@ class MetricSource(Protocol):
     @property
     def logger_only_prefixes(self) -> tuple[str, ...]:
         """The prefixes of the metrics sent to the loggers only, never to ``trainer.callback_metrics``."""
-        ...
-
-    def owns_metric(self, name: str) -> bool:
-        """Whether the monitor logs the metric ``name``."""
         ...
 
     def metric_period(self, name: str) -> int | None:
@@ -74,14 +131,20 @@ def check_metric_readers(trainer: pl.Trainer, monitor: MetricSource) -> None:
     schedule, and raise a `MisconfigurationError` for an EarlyStopping or ModelCheckpoint that would read such a
     metric when it does not hold the value of a check just made (see the module doc).
 
+    ``monitor``'s metrics are the names it owns (`metric_owner`) among the Trainer's callbacks that declare
+    ``metric_prefixes``, ``monitor`` first (it owns the names of a prefix it shares with another monitor of its
+    class), and the package's monitor classes in place of the monitors the Trainer lacks.
+
     Call from ``on_train_start``: EarlyStopping resolves ``check_on_train_epoch_end`` in its ``setup``, and
     ModelCheckpoint's rule of where it saves needs the validation dataloaders loaded (see
     `lightning_stability.lightning_internals.checkpoint_saves_at_train_epoch_end`)."""
     callbacks = list(getattr(trainer, "callbacks", []))  # set by the Trainer's callback connector (untyped)
     position = next(index for index, callback in enumerate(callbacks) if callback is monitor)
+    others = [callback for callback in callbacks if callback is not monitor and hasattr(callback, "metric_prefixes")]
+    monitors: list[PrefixOwner] = [monitor, *others, *_package_monitor_classes()]
     for index, callback in enumerate(callbacks):
         metric = getattr(callback, "monitor", None)
-        if not isinstance(metric, str) or not monitor.owns_metric(metric):
+        if not isinstance(metric, str) or metric_owner(metric, monitors) is not monitor:
             continue
         described = f"{type(callback).__name__}(monitor={metric!r})"
         if metric.startswith(monitor.logger_only_prefixes):

@@ -1,70 +1,167 @@
-"""Publish: what one check shows beyond its scalars, rendered once and handed to every logger and the file writer
-(docs/design.md): the text summary, the margin histogram, the envelope figure, the blame grid of an instability
-event and the per-check margin file (rank zero writes; see `lightning_stability.loggers`)."""
+"""Publish: everything the `StabilityMonitor` shows, in one place (docs/design.md). Per check, in one pass: the
+scalars (every logger, and ``trainer.callback_metrics`` at an epoch end), the run's constants, the text summary, the
+run-so-far picture, the margin histogram, the envelope figure, the blame grid of an instability event, the
+per-check margin file and, last, what the check cost — the monitor hands over one `Publication` and gets the cost
+and the console line back. Per run: the hyperparameters before training, the dashboard layout, ``samples.csv`` and
+the final values at fit end. Every figure is drawn once for every logger (`lightning_stability.figures.render`) from
+values the check computed; rank zero writes the files.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from torch.utils.data import Dataset
 
-from ..assess import CheckResult
+from ..assess import CheckResult, ExactCheck, InstabilityHistory
+from ..assess.envelopes import envelope_curves
+from ..assess.names import DASHBOARD, FINAL
+from ..dynamics.samples import SampleStatistics
 from ..figures.envelope import envelope_figure
 from ..figures.headline import CheckPoint, headline_picture
-from ..files import save_margin_file
-from ..loggers import log_figure, log_histogram, log_text
+from ..files import save_margin_file, save_samples_csv
+from ..loggers import declare_final, log_constants, log_figure, log_final, log_histogram, log_layout, log_text
+from ..scalars import log_check_scalars
+from ..summaries import check_texts
+from ..theory import StabilityReport
+from .base import same_on_every_rank
 from .blame_pictures import BlamePictures
+from .check_cost import CheckCost
 
 if TYPE_CHECKING:
     import pytorch_lightning as pl
 
-__all__ = ["CheckPublisher"]
+__all__ = ["SAMPLES_FILE", "CheckPublisher", "Publication"]
+
+SAMPLES_FILE = "samples.csv"
+
+
+@dataclass(frozen=True)
+class Publication:
+    """What one check publishes, as the monitor hands it over.
+
+    Attributes:
+        result: the assessed check; ``metrics``: its scalars, the same on every rank.
+        history: the instability history, this check included (the run-so-far picture, the events so far).
+        step: its logger step; ``in_epoch_end``: whether it runs in ``on_train_epoch_end`` (then its scalars also
+            go into ``trainer.callback_metrics``).
+        constants: the run's constants, logged once per kind of check (``None``: already logged).
+        dataset: the samples by index, for the blame grid's pictures (``None`` with ``dataloader=``).
+        margins_dir: where the margin file goes (``None``: no file).
+        approximate: the training data is random (every text says so); ``full_checks``: the statistical mode
+            has full checks scheduled; ``scope``: what the certified set is, where it is not every sample.
+        clock: when the check started, when its pass ended and when its assessment ended (`CheckCost.clock`).
+    """
+
+    result: CheckResult
+    metrics: dict[str, float]
+    history: InstabilityHistory
+    step: int
+    in_epoch_end: bool
+    constants: dict[str, Any] | None
+    dataset: Dataset | None
+    margins_dir: Path | None
+    approximate: bool
+    full_checks: bool
+    scope: str
+    clock: tuple[float, float, float]
 
 
 class CheckPublisher:
-    """The non-scalar output of a `StabilityMonitor`'s checks.
+    """The output of a `StabilityMonitor`'s checks.
 
     Args:
         histogram: log ``stability/margins`` as a histogram at every exact check.
         figure: log the envelope figure ``stability/envelopes`` at every exact check.
         pictures: the blame grid's and margin files' pictures of the blamed samples.
+        logger_only: the prefixes of the scalars that go to the loggers only, not into ``callback_metrics``.
     """
 
-    def __init__(self, histogram: bool, figure: bool, pictures: BlamePictures) -> None:
-        self.histogram, self.figure, self.pictures = histogram, figure, pictures
+    def __init__(
+        self, histogram: bool, figure: bool, pictures: BlamePictures, logger_only: tuple[str, ...] = ()
+    ) -> None:
+        self.histogram, self.figure, self.pictures, self.logger_only = histogram, figure, pictures, logger_only
 
-    def publish(
+    def declare_run(self, trainer: pl.Trainer, hyperparameters: dict[str, Any]) -> None:
+        """Before training (``on_fit_start``, before Lightning logs the model's hyperparameters: TensorBoard's
+        HParams keeps a run's first summary): the hyperparameters and the names of the final values."""
+        declare_final(trainer, hyperparameters, list(FINAL))
+
+    def start_run(self, trainer: pl.Trainer) -> None:
+        """When training starts: the dashboard layout, on the loggers that have one."""
+        log_layout(trainer, DASHBOARD)
+
+    def finish_run(
         self,
         trainer: pl.Trainer,
-        result: CheckResult,
-        summary: str,
-        step: int,
-        dataset: Dataset | None,
-        margins_dir: Path | None,
-        series: Sequence[tuple[int, float, float, float, float, bool]] = (),
-    ) -> None:
-        """Log ``summary`` as ``stability/summary`` and, for an exact check, the run-so-far picture of ``series``
-        (every exact check's epoch, accuracy, floors and event), the histogram, the figure, the blame grid (at an
-        instability event) and the margin file (into ``margins_dir``, if given)."""
+        statistics: SampleStatistics,
+        samples_dir: Path | None,
+        report: StabilityReport | None,
+        constants: dict[str, Any],
+        instability_count: int,
+    ) -> Path | None:
+        """At fit end: ``samples.csv`` into ``samples_dir`` (rank zero, after a check) and the run's constants with
+        its final values (the last exact check's accuracy and floors, the events); returns the file written."""
+        path = None
+        if samples_dir is not None and trainer.is_global_zero and statistics.checks:
+            path = save_samples_csv(Path(samples_dir) / SAMPLES_FILE, statistics.result())
+        if report is not None:
+            values = (report.accuracy, report.loss_floor, report.theorem_a.floor, report.theorem_b.floor)
+            log_final(trainer, constants, dict(zip(FINAL, (*values, float(instability_count)), strict=True)))
+        return path
+
+    def publish(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, publication: Publication, cost: CheckCost
+    ) -> tuple[dict[str, float], str]:
+        """Log and write everything of ``publication`` (see the module doc), then its cost (``stability_cost/…``,
+        the same on every rank, logged to the loggers only); returns the cost (``{}`` when not logged) and the
+        check's console line."""
+        result, step, history = publication.result, publication.step, publication.history
+        log_check_scalars(
+            trainer,
+            pl_module,
+            publication.metrics,
+            step=step,
+            epoch=result.epoch,
+            in_epoch_end=publication.in_epoch_end,
+            logger_only=self.logger_only,
+        )
+        if publication.constants is not None:
+            log_constants(trainer, publication.constants)
+        summary, line = check_texts(
+            result, history.epochs, history.count, publication.approximate, publication.full_checks, publication.scope
+        )
         log_text(trainer, "stability/summary", summary, step)
-        if not result.exact:
-            return
-        if series:
-            points = [CheckPoint(int(c[0]), (c[1], c[2], c[3], c[4]), bool(c[5])) for c in series]
+        if result.exact:
+            self._exact_check(trainer, publication, result)
+        started, passed, assessed = publication.clock
+        spent = cost.metrics(started, passed, assessed, cost.clock())  # after everything it counts
+        if spent:
+            spent = same_on_every_rank(trainer, spent)
+            log_check_scalars(trainer, pl_module, spent, step=step, epoch=result.epoch, in_epoch_end=False)
+        return spent, line
+
+    def _exact_check(self, trainer: pl.Trainer, publication: Publication, result: ExactCheck) -> None:
+        """The pictures and the margin file of an exact check."""
+        step = publication.step
+        if publication.history.checks:
+            points = [CheckPoint(int(c[0]), (c[1], c[2], c[3], c[4]), bool(c[5])) for c in publication.history.checks]
             log_figure(trainer, "stability/accuracy_and_floors", lambda: headline_picture(points), step)
         margin_pass, report = result.margin_pass, result.report
         if self.histogram:
             log_histogram(trainer, "stability/margins", margin_pass.margins, step)
         if self.figure:
             margins, mu, epoch = margin_pass.margins.cpu(), result.mu.cpu(), result.epoch
-            log_figure(trainer, "stability/envelopes", lambda: envelope_figure(report, margins, mu, epoch), step)
+            drawn = lambda: envelope_figure(envelope_curves(report), margins, mu, epoch)  # noqa: E731 (drawn if shown)
+            log_figure(trainer, "stability/envelopes", drawn, step)
         blame = result.blame
         rows = None
         if result.comparison.event and blame is not None:
-            rows = self.pictures.log_grid(trainer, dataset, blame, margin_pass, result.epoch, step)
-        if margins_dir is not None and blame is not None and trainer.is_global_zero:
-            blamed = self.pictures.file_entries(trainer, dataset, blame, margin_pass, rows)
+            rows = self.pictures.log_grid(trainer, publication.dataset, blame, margin_pass, result.epoch, step)
+        if publication.margins_dir is not None and blame is not None and trainer.is_global_zero:
+            blamed = self.pictures.file_entries(trainer, publication.dataset, blame, margin_pass, rows)
             event = {"instability": float(result.comparison.event)}  # the monitor's own verdict, with its tol
-            save_margin_file(margins_dir, result.epoch, step, margin_pass, report, extra={**blamed, **event})
+            extra = {**blamed, **event}
+            save_margin_file(publication.margins_dir, result.epoch, step, margin_pass, report, extra=extra)

@@ -6,27 +6,111 @@ is an error or a warning and says it once.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor
 
+from ..distributions import MisconfigurationError
 from ..records import MarginPass
+from .collect import MarginSource
+from .data_probe import PROBE_SIZE, Probe, reads_differ, stochastic_data_message
 from .margin_pass import certified_set_masks, label_message
 
+if TYPE_CHECKING:
+    import pytorch_lightning as pl
+
 __all__ = [
+    "APPROXIMATE_NOTE",
     "TIES_NOTED",
+    "SetupFindings",
+    "check_setup",
+    "inspect_first_batch",
     "label_problem",
     "label_smoothing_note",
     "no_certificate_reason",
     "probability_outputs",
     "same_kind_monitors",
     "schedule_never_checks",
+    "smoke_test_note",
     "ties_note",
 ]
 
 TIES_NOTED = 5
 """More margins than this exactly 0 in one check get a note: ties count as errors."""
+
+
+APPROXIMATE_NOTE = (
+    "the training samples differ between two passes (random augmentation?): every check certifies one random draw "
+    "of the data, so its numbers are APPROXIMATE and an instability event may be noise."
+)
+
+
+@dataclass(frozen=True)
+class SetupFindings:
+    """What `check_setup` found: the weights ``μ`` and where they come from, whether the training data is random,
+    the notes to warn once, and the error to raise after them (``None``: none)."""
+
+    weights: str | Tensor
+    weights_source: str
+    approximate: bool
+    notes: list[str]
+    error: str | None
+
+
+def check_setup(
+    trainer: pl.Trainer,
+    pl_module: pl.LightningModule,
+    source: MarginSource,
+    weights: str | Tensor | None,
+    stochastic_data: str,
+    fit_notes: list[str | None],
+) -> SetupFindings:
+    """Before training: resolve the certified samples and their weights (`MarginSource.resolve_weights`), inspect
+    the first batch (`inspect_first_batch`) and, for random training data, say so — an error unless
+    ``stochastic_data="approximate"`` accepts it (`lightning_stability.callbacks.data_probe`).
+
+    Raises:
+        MisconfigurationError: from `MarginSource.resolve_weights` and `inspect_first_batch`.
+    """
+    resolved, origin = source.resolve_weights(trainer, weights)
+    probe, notes = inspect_first_batch(trainer, pl_module, source, fit_notes)
+    error = None
+    if probe.stochastic and stochastic_data != "approximate":
+        error = stochastic_data_message(probe.indices.numel(), source.dataloader is not None)
+    elif probe.stochastic:
+        notes.append(APPROXIMATE_NOTE)
+    return SetupFindings(resolved, origin, probe.stochastic, notes, error)
+
+
+def inspect_first_batch(
+    trainer: pl.Trainer, pl_module: pl.LightningModule, source: MarginSource, fit_notes: list[str | None]
+) -> tuple[Probe, list[str]]:
+    """Read the certified samples' first batch twice (`lightning_stability.callbacks.data_probe.reads_differ`) and
+    say what is wrong with the setup before training: the notes to warn once (``fit_notes`` first, then
+    `probability_outputs` and `label_smoothing_note`) with the probe, which tells random data from fixed.
+
+    Raises:
+        MisconfigurationError: for labels of the first batch outside the classes (`label_problem`).
+    """
+    loader = source.loader(trainer, batch_size=PROBE_SIZE)
+    probe = reads_differ(trainer, pl_module, loader, source.forward_fn)
+    labels = label_problem(probe.indices, probe.logits, probe.targets, source.ignore_index, source.excluded)
+    if labels is not None:
+        raise MisconfigurationError(labels)
+    notes = [*fit_notes, probability_outputs(probe.logits), label_smoothing_note(pl_module)]
+    return probe, [note for note in notes if note is not None]
+
+
+def smoke_test_note(fast_dev_run: int | bool) -> str | None:
+    """The note for ``fast_dev_run``: every pass covers its first batches only; no files are written."""
+    if not fast_dev_run:
+        return None
+    return (
+        f"fast_dev_run: every margin pass covers only the first {int(fast_dev_run)} batch(es), so the numbers are "
+        "not the whole training set's; no files are written."
+    )
 
 
 def label_problem(

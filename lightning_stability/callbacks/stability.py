@@ -1,15 +1,8 @@
-"""StabilityMonitor: certify the training accuracy's stability at epoch end (docs/theory.md §1–§8).
-
-A check flows one way (docs/design.md): **collect** the margin pass (`MarginSource`), **assess** it
-(`lightning_stability.assess.assess_check`, pure), **publish** the scalars, text, pictures and files, **decide**
-whether to stop (`lightning_stability.assess.Patience`, reduced across processes). The state across checks lives
-in objects that own their ``state_dict``: the instability history, the stop rule, the subset draw, the per-sample
-statistics and the cost clock.
-"""
+"""StabilityMonitor: certify the training accuracy's stability at epoch end (docs/theory.md §1–§8). A check flows
+collect → assess → publish → decide (docs/design.md); the parts that hold a fit's state own their ``state_dict``."""
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -17,34 +10,36 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
 from .. import theory
-from ..assess import CheckResult, CheckSettings, InstabilityHistory, Patience, assess_check, sample_weights
-from ..assess.names import DASHBOARD, FINAL, run_constants, subset_constants
+from ..assess import (
+    CheckResult,
+    CheckSettings,
+    InstabilityHistory,
+    Patience,
+    assess_exact,
+    assess_subset,
+    sample_weights,
+)
+from ..assess.names import run_constants, subset_constants
 from ..data_check import check_data_settings, run_data_check
-from ..distributions import MisconfigurationError
 from ..dynamics.samples import SampleDynamics, SampleStatistics
-from ..files import save_samples_csv
-from ..loggers import declare_final, log_constants, log_final, log_layout
 from ..records import MarginPass
-from ..summaries import check_texts, instability_reason, scope_sentence
+from ..summaries import instability_reason
 from .base import EpochMonitor
 from .blame_pictures import BlamePictures
 from .check_cost import CheckCost
 from .collect import MarginSource
-from .data_probe import PROBE_SIZE, reads_differ, stochastic_data_message
 from .margin_pass import ForwardFn, default_forward
-from .publish import CheckPublisher
+from .publish import CheckPublisher, Publication
 from .run_outputs import RunOutputs
 from .setup_checks import (
-    label_problem,
-    label_smoothing_note,
+    check_setup,
     no_certificate_reason,
-    probability_outputs,
     same_kind_monitors,
     schedule_never_checks,
+    smoke_test_note,
     ties_note,
 )
-from .stability_options import STABILITY_DOC, StabilityOptionAttributes, validate_stability_options
-from .stability_state import STABILITY_STATE, StabilityState
+from .stability_options import upgraded_state, validate_stability_options
 from .subset_draw import SubsetDraw
 
 if TYPE_CHECKING:
@@ -54,16 +49,90 @@ __all__ = ["StabilityMonitor"]
 
 Weights = Literal["uniform", "balanced"] | Tensor | None
 
-DYNAMICS_PREFIXES = ("stability/sharpness/", "stability/parametrization/", "stability/gradient_flow/")
-"""The dynamics monitors' names, which share the ``stability/`` prefix."""
 
-SAMPLES_FILE = "samples.csv"
+class StabilityMonitor(EpochMonitor):
+    r"""Certify, at the end of training epochs, whether the training accuracy reached is stable.
 
+    Every ``every_n_epochs`` epochs (and once when training starts) the monitor runs an exact margin pass over the
+    **whole training set** (eval mode, ``torch.inference_mode()``, the trainer's precision, a fixed order; under DDP
+    each rank a shard, gathered), calls `lightning_stability.theory.certify` and logs under ``stability/`` the
+    accuracy, the loss, the Theorem 0/A/B accuracy floors and the instability flags of docs/theory.md §8. An
+    *instability event* is a check whose training loss fell while its accuracy fell by more than ``tol``.
 
-class StabilityMonitor(StabilityOptionAttributes, StabilityState, EpochMonitor):
-    __doc__ = STABILITY_DOC
+    Args:
+        dataset: **Which samples.** The samples to certify (e.g. the training set with evaluation transforms);
+            default: the training loader's dataset, restricted to the samples its sampler draws from (a
+            ``SubsetRandomSampler`` or an index list: the train part of a split; docs/guide.md).
+        dataloader: a finite loader over the samples to certify, iterated as given (not with DDP).
+        weights: ``μ``: ``"uniform"``, ``"balanced"`` (each class the same mass) or one non-negative weight per
+            dataset sample (weight zero: left out); ``None``: the training loader's ``WeightedRandomSampler``
+            weights if it has one (the loss training lowers), else uniform.
+        ignore_index: the label of samples outside the certified set (default −100, as ``cross_entropy``);
+            ``None``: every label must be a class.
+        forward_fn: ``forward_fn(pl_module, batch) -> (logits [B, K], targets [B])``; default ``(pl_module(x), y)``
+            for ``(x, y)`` batches, reading a ``logits`` key or attribute of the output.
+        batch_size: batch size of the margin pass; default ``max(256, 4 × the training batch size)``.
+        num_workers: workers of the margin loader.
+        stochastic_data: random training samples (augmentation): ``"error"`` stops before training and says to pass
+            ``dataset=`` with evaluation transforms; ``"approximate"`` certifies one draw per check, so labelled.
+        every_n_epochs: **When.** Check after every n-th training epoch.
+        check_at_start: also check once when training starts (the reference for the first epoch).
+        tol: **Events.** The accuracy drop tolerated before a loss decrease counts as an instability event.
+        stop_on_instability: stop training after ``patience`` consecutive instability events.
+        patience: the consecutive instability events that stop training.
+        verbose: **What to log.** Print a one-line summary of every check (rank zero).
+        quantiles: margin quantiles to log.
+        log_histogram: log ``stability/margins`` as a histogram at every check.
+        log_figure: log the empirical ``F`` against the Theorem A and B envelopes (needs matplotlib).
+        log_cost: log what each check costs under ``stability_cost/`` (docs/cost.md).
+        blame_size: the worst-margin samples each check blames; at an event, ``stability/blame`` shows them
+            (docs/samples.md).
+        to_image: ``to_image(dataset[i]) -> tensor``, a sample's picture in the blame grids; default the input of
+            an ``(x, y)`` item.
+        save_margins: **What to save.** A directory (``True``: ``<run directory>/margins``) for one ``.pt`` file
+            per check (results, read by ``lightning-stability report``).
+        save_samples: write ``samples.csv`` (docs/samples.md) at fit end; ``None`` follows ``save_margins``.
+        sample_history: keep every check's per-sample margins in memory (``O(N × checks)``).
+        grid: **The certificate and the data.** Overrides of `lightning_stability.theory.CertificateGrid`.
+        check_data: once at fit start, look for small isolated clusters in the training inputs (docs/theory.md
+            §9); ``True`` uses the defaults, a dict passes settings.
+        subset_size: **The statistical mode** (docs/cost.md): draw this many indices once, from ``μ``, and evaluate
+            only them at the checks that are not full ones, logging estimates with confidence bounds under
+            ``stability_estimate/`` (docs/theory.md §11); ``None``: every check is exact.
+        confidence: ``1 − α`` of those bounds.
+        full_every_n_epochs: in the statistical mode, the exact full check after every m-th epoch; ``None``: never.
+        subset_seed: seed of the statistical mode's draw.
 
-    checkpoint_state = (*EpochMonitor.checkpoint_state, *STABILITY_STATE)
+    Attributes:
+        every option: readable and settable under its own name, as given; the parts are built from the options
+            when a fit starts.
+        last_report: the last exact check's `lightning_stability.theory.StabilityReport` (``None`` before one).
+        last_estimate: the last subset check's `lightning_stability.theory.SubsetEstimate`.
+        last_pass: the last check's margin pass (`lightning_stability.records.MarginPass`).
+        last_metrics: every value the last check logged, by logged name (its cost apart: ``last_cost``).
+        stop_reason: why the monitor stopped training (``None`` if it did not).
+        checks_done: the checks of this fit so far; ``instability_count``, ``instability_epochs``: its events.
+        weights_source: where ``μ`` comes from: ``"uniform"``, ``"balanced"``, ``"tensor"``, ``"sampler"`` (a
+            ``WeightedRandomSampler``) or ``"sampler indices"`` (an index list with repeats).
+        data_report: the data check's `lightning_stability.theory.DataClusterReport` (``check_data=``).
+
+    Raises:
+        MisconfigurationError: on invalid options; at setup, for a second monitor of this class; when training
+            starts, before the first step: training data not found or not map-style, a sampler whose samples
+            cannot be known (pass ``dataset=`` or ``weights=``), ``weights`` of the wrong length, labels outside
+            the classes or soft, or an output without class scores (pass ``forward_fn=``).
+
+    Non-finite class scores at a check (a diverged model) raise nothing: the monitor warns, keeps the reason in
+    ``stop_reason`` and stops training as ``EarlyStopping(check_finite=True)`` does, keeping every file.
+
+    Example:
+
+        >>> from pytorch_lightning import Trainer
+        >>> from lightning_stability import StabilityMonitor
+        >>> monitor = StabilityMonitor(every_n_epochs=1, stop_on_instability=True, patience=2)
+        >>> trainer = Trainer(callbacks=[monitor], max_epochs=3)  # doctest: +SKIP
+    """
+
     metric_prefixes = (
         "stability/",
         "stability_events/",
@@ -77,7 +146,6 @@ class StabilityMonitor(StabilityOptionAttributes, StabilityState, EpochMonitor):
     def __init__(
         self,
         *,
-        # which samples
         dataset: Dataset | None = None,
         dataloader: DataLoader | None = None,
         weights: Weights = None,
@@ -86,14 +154,11 @@ class StabilityMonitor(StabilityOptionAttributes, StabilityState, EpochMonitor):
         batch_size: int | None = None,
         num_workers: int = 0,
         stochastic_data: Literal["error", "approximate"] = "error",
-        # when
         every_n_epochs: int = 1,
         check_at_start: bool = True,
-        # what counts as an event, and stopping on it
         tol: float = 0.0,
         stop_on_instability: bool = False,
         patience: int = 1,
-        # what to log
         verbose: bool = False,
         quantiles: tuple[float, ...] = (0.01, 0.05, 0.5),
         log_histogram: bool = True,
@@ -101,14 +166,11 @@ class StabilityMonitor(StabilityOptionAttributes, StabilityState, EpochMonitor):
         log_cost: bool = True,
         blame_size: int = 16,
         to_image: Any = None,
-        # what to save
         save_margins: bool | str | Path | None = None,
         save_samples: bool | None = None,
         sample_history: bool = False,
-        # the certificate and the data
         grid: dict[str, Any] | None = None,
         check_data: bool | dict[str, Any] = False,
-        # the statistical mode
         subset_size: int | None = None,
         confidence: float = 0.95,
         full_every_n_epochs: int | None = None,
@@ -117,29 +179,34 @@ class StabilityMonitor(StabilityOptionAttributes, StabilityState, EpochMonitor):
         super().__init__(every_n_epochs=every_n_epochs, check_at_start=check_at_start, verbose=verbose)
         validate_stability_options(**{k: v for k, v in locals().items() if k not in ("self", "__class__")})
         check_data_settings(check_data)
-        self.dataset, self.dataloader, self.weights = dataset, dataloader, weights
-        self.tol, self.patience, self.stop_on_instability = float(tol), patience, stop_on_instability
-        self.stochastic_data, self.check_data = stochastic_data, check_data
-        self.subset_size, self.full_every_n_epochs = subset_size, full_every_n_epochs
-        self.settings = CheckSettings(float(tol), dict(grid or {}), tuple(quantiles), confidence, blame_size)
-        self.source = MarginSource(
-            dataset, dataloader, batch_size, num_workers, forward_fn or default_forward, ignore_index
-        )
-        self.resolved_weights: str | Tensor = "uniform"
-        self.weights_source = "uniform"
-        self.outputs = RunOutputs(save_margins, save_samples, bool(check_data))
-        self.publisher = CheckPublisher(log_histogram, log_figure, BlamePictures(blame_size, to_image))
-        self.draw = SubsetDraw(subset_size or 0, full_every_n_epochs, subset_seed)
+        self.dataset, self.dataloader, self.weights, self.ignore_index = dataset, dataloader, weights, ignore_index
+        self.forward_fn, self.batch_size, self.num_workers = forward_fn, batch_size, num_workers
+        self.stochastic_data = stochastic_data
+        self.tol, self.stop_on_instability, self.patience = float(tol), stop_on_instability, patience
+        self.quantiles, self.log_histogram, self.log_figure = tuple(quantiles), log_histogram, log_figure
+        self.log_cost, self.blame_size, self.to_image = log_cost, blame_size, to_image
+        self.save_margins, self.save_samples, self.sample_history = save_margins, save_samples, sample_history
+        self.grid, self.check_data = dict(grid or {}), check_data
+        self.subset_size, self.confidence = subset_size, confidence
+        self.full_every_n_epochs, self.subset_seed = full_every_n_epochs, subset_seed
         self.statistics = SampleStatistics(keep_history=bool(sample_history))
-        self.cost = CheckCost(log_cost)
-        self._start_run()
+        self._build_parts()
 
-    def _start_run(self) -> None:
-        """The state of one fit's checks, empty: at construction and when a later fit starts afresh."""
+    def _build_parts(self) -> None:
+        """The parts, built from the options, and a fit's state, empty (at construction and when a fit starts)."""
+        forward_fn = self.forward_fn or default_forward
+        self.source = MarginSource(
+            self.dataset, self.dataloader, self.batch_size, self.num_workers, forward_fn, self.ignore_index
+        )
+        self.outputs = RunOutputs(self.save_margins, self.save_samples, bool(self.check_data))
+        pictures = BlamePictures(self.blame_size, self.to_image)
+        self.publisher = CheckPublisher(self.log_histogram, self.log_figure, pictures, self.logger_only_prefixes)
+        self.draw = SubsetDraw(self.subset_size or 0, self.full_every_n_epochs, self.subset_seed)
         self.history = InstabilityHistory()
         self.stop_rule = Patience(self.patience, self.stop_on_instability)
-        self.draw = SubsetDraw(self.subset_size or 0, self.full_every_n_epochs, self.draw.seed)
-        self.cost = CheckCost(self.cost.enabled)
+        self.cost = CheckCost(self.log_cost)
+        self.resolved_weights: str | Tensor = "uniform"
+        self.weights_source = "uniform"
         self.approximate = False
         self.data_report: theory.DataClusterReport | None = None
         self.last_report: theory.StabilityReport | None = None
@@ -166,84 +233,92 @@ class StabilityMonitor(StabilityOptionAttributes, StabilityState, EpochMonitor):
         first learned check, cartography confidence/variability, correctness, predicted class; ``.to_pandas()``."""
         return self.statistics.result()
 
-    def owns_metric(self, name: str) -> bool:
-        """``stability/…`` and ``stability_diagnostics/…``, except the dynamics monitors' ``stability/<kind>/…``."""
-        return super().owns_metric(name) and not name.startswith(DYNAMICS_PREFIXES)
+    @property
+    def instability_count(self) -> int:
+        """The exact checks' instability events so far."""
+        return self.history.count
+
+    @property
+    def consecutive_instabilities(self) -> int:
+        """Consecutive instability events (exact and subset ones) up to the last check: the stop rule's count."""
+        return self.stop_rule.consecutive
+
+    @property
+    def instability_epochs(self) -> list[int]:
+        """The epochs of those events."""
+        return list(self.history.epochs)
+
+    @property
+    def check_series(self) -> list[tuple[int, float, float, float, float, bool]]:
+        """Every exact check's epoch, accuracy, three floors and event flag (the run-so-far picture)."""
+        return list(self.history.checks)
 
     def metric_period(self, name: str) -> int | None:
-        """In the statistical mode the exact values (``stability/…``) are logged after every
-        ``lcm(every_n_epochs, full_every_n_epochs)``-th epoch only (never without ``full_every_n_epochs``), the
-        estimates (``stability_estimate/…``) after the other checked epochs (a fixed period only without full
-        checks); the cost after every check."""
-        if self.subset_size is None or name.startswith("stability_cost/"):
-            return self.every_n_epochs
-        full = self.full_every_n_epochs
-        if name.startswith("stability_estimate/"):
-            return self.every_n_epochs if full is None else None
-        return None if full is None else math.lcm(self.every_n_epochs, full)
+        """``p`` if ``name`` is logged after exactly the epochs ``p − 1, 2p − 1, …`` (`SubsetDraw.metric_period`)."""
+        return self.every_n_epochs if self.subset_size is None else self.draw.metric_period(name, self.every_n_epochs)
 
     def metric_schedule(self, name: str) -> str:
-        if self.subset_size is None:
-            return super().metric_schedule(name)
-        return (
-            f"subset_size={self.subset_size}, every_n_epochs={self.every_n_epochs}, "
-            f"full_every_n_epochs={self.full_every_n_epochs}: exact values after the full checks only, estimates "
-            "after the other checks"
-        )
+        return super().metric_schedule(name) if self.subset_size is None else self.draw.schedule(self.every_n_epochs)
 
     # ------------------------------------------------------------------ checkpoint state
 
     @property
     def state_key(self) -> str:
-        return self._generate_state_key(every_n_epochs=self.every_n_epochs, tol=self.tol, weights=self._weights_key)
+        # weights=None keys as "uniform", earlier versions' default, so their checkpoints still restore
+        weights = self.weights if isinstance(self.weights, str) else "uniform" if self.weights is None else "tensor"
+        return self._generate_state_key(every_n_epochs=self.every_n_epochs, tol=self.tol, weights=weights)
 
-    @property
-    def _weights_key(self) -> str:
-        if self.weights is None:
-            return "uniform"  # the key of earlier versions' default, so their checkpoints still restore
-        return self.weights if isinstance(self.weights, str) else "tensor"
+    def state_dict(self) -> dict[str, Any]:
+        """The schedule's counters and every part's own ``state_dict``."""
+        return {
+            "checks_done": self.checks_done,
+            "stop_reason": self.stop_reason,
+            "last_checked_epoch": self.last_checked_epoch,
+            "history": self.history.state_dict(),
+            "stop_rule": self.stop_rule.state_dict(),
+            "statistics": self.statistics.state_dict(),
+            "draw": self.draw.state_dict(),
+        }
 
-    def _constants(self, report: theory.StabilityReport) -> dict[str, Any]:
-        return run_constants(report, self.every_n_epochs, self.weights_source, self.tol, self.approximate)
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Restore a `state_dict`, or a checkpoint of release 0.1.0 (`upgraded_state` maps its keys)."""
+        state = upgraded_state(state_dict)
+        self.checks_done, self.stop_reason = int(state["checks_done"]), state["stop_reason"]
+        self.last_checked_epoch = state["last_checked_epoch"]
+        self.history.load_state_dict(state["history"])
+        self.stop_rule.load_state_dict(state["stop_rule"])
+        self.draw.load_state_dict(state["draw"])
+        if state["statistics"] is not None:
+            self.statistics.load_state_dict(state["statistics"])
 
     # ------------------------------------------------------------------ hooks
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        """Choose this run's output directory (files of one run never mix with another's) and check that every
-        directory the monitor will write to is writable — before training."""
+        """Build the parts from the options; choose this run's output directory and check it is writable."""
         if stage == "fit":
             refusal = same_kind_monitors(getattr(trainer, "callbacks", []), self)
             if refusal is not None:
                 raise self.error(refusal)
         super().setup(trainer, pl_module, stage)
         if stage == "fit":
+            self._build_parts()
             self.outputs.setup(trainer)
 
     def reset_for_new_fit(self, same_model: bool) -> None:
-        """A later ``fit`` is a run of its own (its epochs, logger steps, files and stop decision): the checks,
-        events, stop rule, subset draw, data check and every ``last_*`` value start afresh. The per-sample
-        statistics (``aum``, forgetting events, …) follow the model: kept when the fit trains the same
-        LightningModule object (notebook style: fit, lower the learning rate, fit again), started afresh for another
-        one (docs/guide.md, "A second fit")."""
+        """A later ``fit`` is a run of its own: `setup` builds the parts anew; the per-sample statistics follow the
+        model, kept for the same LightningModule object, else started afresh (docs/guide.md, "A second fit")."""
         super().reset_for_new_fit(same_model)
-        self._start_run()
         if not same_model:
-            self.statistics = SampleStatistics(keep_history=self.statistics.keep_history)
+            self.statistics = SampleStatistics(keep_history=bool(self.sample_history))
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        # before Lightning logs the model's hyperparameters: TensorBoard's HParams keeps a run's first summary
-        params: dict[str, Any] = dict(dict(getattr(pl_module, "hparams_initial", {}) or {}))
-        params.update(
-            {
-                "stability/every_n_epochs": self.every_n_epochs,
-                "stability/tol": self.tol,
-                "stability/weights": self._weights_key if self.weights is not None else "sampler or uniform",
-            }
-        )
-        declare_final(trainer, params, list(FINAL))
+        weights = "sampler or uniform" if self.weights is None else self.weights
+        ours: dict[str, Any] = {"stability/every_n_epochs": self.every_n_epochs, "stability/tol": self.tol}
+        ours["stability/weights"] = weights if isinstance(weights, str) else "tensor"
+        self.publisher.declare_run(trainer, {**dict(getattr(pl_module, "hparams_initial", {}) or {}), **ours})
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        log_layout(trainer, DASHBOARD)
+        self.publisher.start_run(trainer)
         self._constants_logged = set()
         if self.check_data and self.data_report is None and trainer.current_epoch == 0:
             data = self.source.training_data(trainer)
@@ -260,62 +335,39 @@ class StabilityMonitor(StabilityOptionAttributes, StabilityState, EpochMonitor):
         checked = -1 if self.last_checked_epoch is None else self.last_checked_epoch
         if finished > checked and not self._no_certificate:  # the final weights are always checked
             self.run_check(trainer, pl_module, finished, in_epoch_end=False)
-        directory = self.outputs.samples_dir(trainer)
-        if directory is not None and trainer.is_global_zero and self.checks_done:
-            path = save_samples_csv(Path(directory) / SAMPLES_FILE, self.statistics.result())
+        samples_dir, report = self.outputs.samples_dir(trainer), self.last_report
+        constants = {} if report is None else self._constants(report)
+        path = self.publisher.finish_run(trainer, self.statistics, samples_dir, report, constants, self.history.count)
+        if path is not None:
             self.info(trainer, f"per-sample dynamics: {path}")
-        report = self.last_report
-        if report is not None:
-            values = (report.accuracy, report.loss_floor, report.theorem_a.floor, report.theorem_b.floor)
-            final = dict(zip(FINAL, (*values, float(self.history.count)), strict=True))
-            log_final(trainer, self._constants(report), final)
 
     def validate_setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        """Check ``weights`` against the dataset's length, and stop before training if the training data is random
-        (two reads of one batch differ, `lightning_stability.callbacks.data_probe`) unless
-        ``stochastic_data="approximate"`` accepts it (then every summary says so)."""
-        self.resolved_weights, self.weights_source = self.source.resolve_weights(trainer, self.weights)
-        if self.outputs.smoke_test:
-            self.warn(
-                trainer,
-                f"fast_dev_run: every margin pass covers only the first {int(getattr(trainer, 'fast_dev_run', 1))} batch(es), so "
-                "the numbers are not the whole training set's; no files are written.",
-            )
-        never = schedule_never_checks(trainer.max_epochs, self.every_n_epochs, self.check_at_start)
-        if never is not None:
-            self.warn(trainer, never)
-        loader = self.source.loader(trainer, batch_size=PROBE_SIZE)
-        probe = reads_differ(trainer, pl_module, loader, self.source.forward_fn)
-        labels = label_problem(probe.indices, probe.logits, probe.targets, self.ignore_index, self.source.excluded)
-        if labels is not None:
-            raise MisconfigurationError(labels)
-        for note in (probability_outputs(probe.logits), label_smoothing_note(pl_module)):
-            if note is not None:
-                self.warn(trainer, note)
-        self.approximate = probe.stochastic
-        if not probe.stochastic:
-            return
-        if self.stochastic_data != "approximate":
-            raise self.error(stochastic_data_message(probe.indices.numel(), self.dataloader is not None))
-        self.warn(
-            trainer,
-            "the training samples differ between two passes (random augmentation?): every check certifies one "
-            "random draw of the data, so its numbers are APPROXIMATE and an instability event may be noise.",
+        """Resolve the certified samples and their weights and inspect the first batch before training
+        (`lightning_stability.callbacks.setup_checks.check_setup`): warn its notes once, raise its error."""
+        fit_notes = [
+            smoke_test_note(self.outputs.smoke_test and getattr(trainer, "fast_dev_run", 1)),
+            schedule_never_checks(trainer.max_epochs, self.every_n_epochs, self.check_at_start),
+        ]
+        found = check_setup(trainer, pl_module, self.source, self.weights, self.stochastic_data, fit_notes)
+        self.resolved_weights, self.weights_source, self.approximate = (
+            found.weights,
+            found.weights_source,
+            found.approximate,
         )
+        for note in found.notes:
+            self.warn(trainer, note)
+        if found.error is not None:
+            raise self.error(found.error)
 
     # ------------------------------------------------------------------ the check: collect → assess → publish → decide
 
     def run_check(self, trainer: pl.Trainer, pl_module: pl.LightningModule, epoch: int, in_epoch_end: bool) -> None:
         exact = self.subset_size is None or self.draw.is_full(epoch)
         started = self.cost.clock()
-        counts = None
-        if exact:  # collect
-            margin_pass = self.source.run(trainer, pl_module)
-        else:
-            mu = self.source.draw_weights(self.resolved_weights)
-            indices, _ = self.draw.draw(self.source.num_samples(trainer), mu)
-            margin_pass = self.source.run(trainer, pl_module, indices)
-            counts = self.draw.counts_of(margin_pass.indices)
+        drawn = None
+        if not exact:
+            drawn, _ = self.draw.draw(self.source.num_samples(trainer), self.source.draw_weights(self.resolved_weights))
+        margin_pass = self.source.run(trainer, pl_module, drawn)  # collect
         passed = self.cost.clock()
         if margin_pass.non_finite.numel() or not margin_pass.indices.numel():
             self._stop_without_certificate(trainer, margin_pass, epoch)
@@ -323,33 +375,28 @@ class StabilityMonitor(StabilityOptionAttributes, StabilityState, EpochMonitor):
         forgotten = self.statistics.update(  # assess
             margin_pass.indices, margin_pass.targets, margin_pass.margins, margin_pass.losses, margin_pass.predicted
         )
-        result = assess_check(
-            margin_pass,
-            sample_weights(self.resolved_weights, margin_pass, self.dataloader is not None) if exact else None,
-            self.settings,
-            epoch=epoch,
-            exact=exact,
-            previous=self.history.previous if exact else self.history.subset_previous,
-            instability_count=self.history.count if exact else self.history.subset_count,
-            checks_done=self.checks_done,
-            forgotten=forgotten,
-            draw_counts=counts,
-            blame=self.outputs.margins_dir(trainer) is not None,
-            data_cluster=None if self.data_report is None else self.data_report.witness_indices,
-        )
+        settings = CheckSettings(self.tol, self.grid, self.quantiles, self.confidence, self.blame_size)
+        history = self.history
+        result: CheckResult
+        if exact:
+            weights = sample_weights(self.resolved_weights, margin_pass, self.dataloader is not None)
+            cluster = None if self.data_report is None else self.data_report.witness_indices
+            blame = self.outputs.margins_dir(trainer) is not None
+            result = assess_exact(margin_pass, weights, settings, epoch=epoch, previous=history.previous,
+                                  instability_count=history.count, checks_done=self.checks_done,
+                                  forgotten=forgotten, blame=blame, data_cluster=cluster)  # fmt: skip
+        else:
+            counts = self.draw.counts_of(margin_pass.indices)
+            result = assess_subset(margin_pass, counts, settings, epoch=epoch, previous=history.subset_previous,
+                                   instability_count=history.subset_count)  # fmt: skip
         assessed = self.cost.clock()
         stop = self.stop_rule.update(result.comparison.event)
         reason = self._record(trainer, result)
-        step = self._publish(trainer, pl_module, result, in_epoch_end)
-        cost = self.cost.metrics(started, passed, assessed, self.cost.clock())  # after everything it counts
-        if cost:
-            self.last_cost = self.same_on_every_rank(trainer, cost)
-            self.log_metrics(trainer, pl_module, self.last_cost, in_epoch_end=False, epoch=epoch, step=step)
+        self._publish(trainer, pl_module, result, in_epoch_end, (started, passed, assessed))
         self.decide_stop(trainer, stop, reason)  # decide
 
     def _stop_without_certificate(self, trainer: pl.Trainer, margin_pass: MarginPass, epoch: int) -> None:
-        """Non-finite class scores (or nothing left to certify): no certificate, training stops as with
-        ``EarlyStopping(check_finite=True)``; the files written so far stay, ``samples.csv`` is written at fit end."""
+        """No certificate (non-finite scores, or nothing to certify): stop as ``EarlyStopping(check_finite=True)``."""
         reason = no_certificate_reason(margin_pass, epoch, self.ignore_index)
         self.warn(trainer, reason)
         self._no_certificate = True
@@ -357,26 +404,25 @@ class StabilityMonitor(StabilityOptionAttributes, StabilityState, EpochMonitor):
 
     def _record(self, trainer: pl.Trainer, result: CheckResult) -> str | None:
         """Take the check into the history; warn what changed. Returns the stop reason of an event."""
-        comparison, accuracy = result.comparison, result.report.accuracy
         if result.exact:
-            if comparison.samples_changed:
+            if result.comparison.samples_changed:
                 self.warn(trainer, "the certified samples changed since the previous check; flip masses skipped.")
-            report = result.report
-            floors = (report.loss_floor, report.theorem_a.floor, report.theorem_b.floor)
-            self.history.record_exact(result.epoch, comparison, result.margin_pass, result.loss, accuracy, floors)
+            self.history.record_exact(result)
             checked = result.margin_pass
             ties = None if self._ties_noted else ties_note(checked.margins, checked.targets, checked.predicted)
             if ties is not None:
                 self._ties_noted = True
                 self.warn(trainer, ties)
         else:
-            assert result.estimate is not None
-            self.history.record_subset(comparison, result.loss, result.estimate.accuracy)
-        if not comparison.event:
+            self.history.record_subset(result)
+        if not result.comparison.event:
             return None
         reason = instability_reason(result, self.stop_rule.consecutive, self.patience, self.tol)
         self.warn(trainer, reason)
         return reason
+
+    def _constants(self, report: theory.StabilityReport) -> dict[str, Any]:
+        return run_constants(report, self.every_n_epochs, self.weights_source, self.tol, self.approximate)
 
     def _publish(
         self,
@@ -384,42 +430,32 @@ class StabilityMonitor(StabilityOptionAttributes, StabilityState, EpochMonitor):
         pl_module: pl.LightningModule,
         result: CheckResult,
         in_epoch_end: bool,
-    ) -> int:
-        """Log, show and save the check; returns its logger step."""
+        clock: tuple[float, float, float],
+    ) -> None:
+        """Count the check, keep its results, and hand it to the publish step in one `Publication`."""
         metrics = result.metrics if result.exact else self.same_on_every_rank(trainer, result.metrics)
         self.finish_check(metrics, result.epoch)
         self.last_pass = result.margin_pass
         if result.exact:
             self.last_report = result.report
+            constants = self._constants(result.report)
         else:
             self.last_estimate = result.estimate
-        step = self.log_step(trainer)
-        self.log_metrics(trainer, pl_module, metrics, in_epoch_end=in_epoch_end, epoch=result.epoch, step=step)
-        if result.exact not in self._constants_logged:
-            log_constants(
-                trainer,
-                self._constants(result.report)
-                if result.exact
-                else subset_constants(result.estimate, self.full_every_n_epochs),
-            )
-            self._constants_logged.add(result.exact)
-        summary, line = check_texts(
-            result,
-            self.history.epochs,
-            self.history.count,
-            self.approximate,
-            self.full_every_n_epochs is not None,
-            scope=" ".join(
-                part
-                for part in (
-                    self.source.support_sentence(),
-                    scope_sentence(result.margin_pass.ignored, self.weights_source, self.ignore_index),
-                )
-                if part
-            ),
+            constants = subset_constants(result.estimate, self.full_every_n_epochs)
+        publication = Publication(
+            result=result,
+            metrics=metrics,
+            history=self.history,
+            step=self.log_step(trainer),
+            in_epoch_end=in_epoch_end,
+            constants=None if result.exact in self._constants_logged else constants,
+            dataset=self.source.samples_by_index(trainer),
+            margins_dir=self.outputs.margins_dir(trainer),
+            approximate=self.approximate,
+            full_checks=self.full_every_n_epochs is not None,
+            scope=self.source.scope(result.margin_pass.ignored, self.weights_source),
+            clock=clock,
         )
-        dataset = self.source.samples_by_index(trainer)
-        margins_dir = self.outputs.margins_dir(trainer)
-        self.publisher.publish(trainer, result, summary, step, dataset, margins_dir, self.history.checks)
+        self._constants_logged.add(result.exact)
+        self.last_cost, line = self.publisher.publish(trainer, pl_module, publication, self.cost)
         self.info(trainer, line)
-        return step

@@ -9,6 +9,7 @@ the cost of a full pass. What such a check logs under ``stability_estimate/`` (d
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -57,6 +58,25 @@ class SubsetDraw:
             )
         self.indices, self.counts = theory.draw_subset(mu, self.size, self.seed)
         return self.indices, self.counts
+
+    def metric_period(self, name: str, every_n_epochs: int) -> int | None:
+        """``p`` if the metric ``name`` is logged after exactly the epochs ``p − 1, 2p − 1, …`` in the statistical
+        mode: the exact values (``stability/…``) after every ``lcm(every_n_epochs, full_every_n_epochs)``-th epoch
+        (never without ``full_every_n_epochs``), the estimates (``stability_estimate/…``) after the other checked
+        epochs (a fixed period only without full checks), the cost after every check."""
+        full = self.full_every_n_epochs
+        if name.startswith("stability_cost/"):
+            return every_n_epochs
+        if name.startswith("stability_estimate/"):
+            return every_n_epochs if full is None else None
+        return None if full is None else math.lcm(every_n_epochs, full)
+
+    def schedule(self, every_n_epochs: int) -> str:
+        """In words, when the statistical mode logs what (for error messages)."""
+        return (
+            f"subset_size={self.size}, every_n_epochs={every_n_epochs}, full_every_n_epochs="
+            f"{self.full_every_n_epochs}: exact values after the full checks only, estimates after the other checks"
+        )
 
     def counts_of(self, indices: Tensor) -> Tensor:
         """The draw counts of the samples ``indices`` (a pass over the drawn samples, sorted by index)."""

@@ -1,10 +1,20 @@
-"""The one assess function for exact and subset checks (lightning_stability/assess/check.py)."""
+"""The two assess functions, `assess_exact` and `assess_subset` (lightning_stability/assess/check.py)."""
+
+import dataclasses
 
 import pytest
 import torch
 
 from lightning_stability import theory
-from lightning_stability.assess import CheckSettings, assess_check, sample_weights
+from lightning_stability.assess import (
+    CheckSettings,
+    ExactCheck,
+    PreviousCheck,
+    SubsetCheck,
+    assess_exact,
+    assess_subset,
+    sample_weights,
+)
 from lightning_stability.records import MarginPass
 
 SETTINGS = CheckSettings(tol=0.0, grid={}, quantiles=(0.05, 0.5), confidence=0.9, blame_size=3)
@@ -25,12 +35,11 @@ def random_pass(n: int = 200, seed: int = 0) -> MarginPass:
 
 def test_exact_check_is_certify_on_the_pass_with_its_loss() -> None:
     margin_pass = random_pass()
-    result = assess_check(
+    result = assess_exact(
         margin_pass,
         None,
         SETTINGS,
         epoch=2,
-        exact=True,
         previous=None,
         instability_count=0,
         checks_done=4,
@@ -47,17 +56,19 @@ def test_exact_check_is_certify_on_the_pass_with_its_loss() -> None:
     )
     assert "stability_diagnostics/check_epoch" in result.metrics and "stability/num_samples" not in result.metrics
     assert result.blame is None  # no event, not asked for
+    assert isinstance(result, ExactCheck) and result.exact
+    assert result.accuracy == expected.accuracy
+    assert result.floors == (expected.loss_floor, expected.theorem_a.floor, expected.theorem_b.floor)
 
 
 def test_an_exact_event_counts_and_picks_the_blame_sets() -> None:
     margin_pass = random_pass()
-    previous = {"loss": 10.0, "accuracy": 1.0, "indices": margin_pass.indices, "margins": margin_pass.margins + 5}
-    result = assess_check(
+    previous = PreviousCheck(10.0, 1.0, margin_pass.indices, margin_pass.margins + 5)
+    result = assess_exact(
         margin_pass,
         None,
         SETTINGS,
         epoch=5,
-        exact=True,
         previous=previous,
         instability_count=2,
         checks_done=6,
@@ -69,20 +80,29 @@ def test_an_exact_event_counts_and_picks_the_blame_sets() -> None:
     assert torch.equal(result.blame.forgotten, torch.tensor([4, 8]))
 
 
-def test_subset_check_weighs_by_draw_counts_and_logs_estimates() -> None:
-    margin_pass = random_pass(50)
-    counts = torch.randint(1, 4, (50,), generator=torch.Generator().manual_seed(1))
-    result = assess_check(
+def test_an_exact_check_as_the_previous_one_keeps_copies_of_its_pass() -> None:
+    margin_pass = random_pass(20)
+    result = assess_exact(
         margin_pass,
         None,
         SETTINGS,
-        epoch=1,
-        exact=False,
-        previous={"loss": 0.0, "accuracy": 0.0},
+        epoch=0,
+        previous=None,
         instability_count=0,
-        checks_done=1,
+        checks_done=0,
         forgotten=torch.zeros(0, dtype=torch.long),
-        draw_counts=counts,
+    )
+    previous = result.as_previous()
+    assert previous == PreviousCheck(result.loss, result.report.accuracy, margin_pass.indices, margin_pass.margins)
+    assert previous.indices is not margin_pass.indices and previous.margins is not margin_pass.margins
+    assert list(previous.as_dict()) == ["indices", "margins", "loss", "accuracy"]
+
+
+def test_subset_check_weighs_by_draw_counts_and_logs_estimates() -> None:
+    margin_pass = random_pass(50)
+    counts = torch.randint(1, 4, (50,), generator=torch.Generator().manual_seed(1))
+    result = assess_subset(
+        margin_pass, counts, SETTINGS, epoch=1, previous=PreviousCheck(0.0, 0.0), instability_count=0
     )
     estimate = theory.subset_estimate(margin_pass.margins, counts, confidence=0.9, levels=(0.05, 0.5))
     assert result.estimate == estimate and not result.exact
@@ -91,18 +111,21 @@ def test_subset_check_weighs_by_draw_counts_and_logs_estimates() -> None:
     assert result.metrics["stability_estimate/loss"] == pytest.approx(
         float((counts * margin_pass.losses).sum() / counts.sum()), rel=1e-14
     )
+    assert isinstance(result, SubsetCheck) and result.accuracy == estimate.accuracy
+    assert torch.allclose(result.mu, counts.double() / counts.sum(), rtol=1e-15, atol=0)
+    assert result.as_previous() == PreviousCheck(result.loss, estimate.accuracy)
+    assert result.as_previous().as_dict() == {"loss": result.loss, "accuracy": estimate.accuracy}
     with pytest.raises(ValueError, match="draw counts"):
-        assess_check(
-            margin_pass,
-            None,
-            SETTINGS,
-            epoch=1,
-            exact=False,
-            previous=None,
-            instability_count=0,
-            checks_done=0,
-            forgotten=torch.zeros(0, dtype=torch.long),
-        )
+        assess_subset(margin_pass, counts[1:], SETTINGS, epoch=1, previous=None, instability_count=0)
+
+
+def test_the_results_carry_only_their_own_fields_and_say_which_they_are() -> None:
+    assert ExactCheck.exact is True and SubsetCheck.exact is False
+    exact = {field.name for field in dataclasses.fields(ExactCheck)}
+    subset = {field.name for field in dataclasses.fields(SubsetCheck)}
+    assert "exact" not in exact | subset  # a class constant, not a field
+    assert exact - subset == {"weights", "forgotten", "blame"}
+    assert subset - exact == {"estimate"}
 
 
 def test_sample_weights_of_the_options() -> None:

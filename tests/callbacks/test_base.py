@@ -87,7 +87,7 @@ def same(a: Any, b: Any) -> bool:
     return type(a) is type(b) and a == b
 
 
-@pytest.mark.parametrize("monitor", MONITORS, ids=lambda cls: cls.__name__)
+@pytest.mark.parametrize("monitor", [m for m in MONITORS if m is not StabilityMonitor], ids=lambda cls: cls.__name__)
 def test_load_state_dict_restores_every_checkpoint_attribute(monitor: type) -> None:
     keys = monitor.checkpoint_state
     assert {"checks_done", "stop_reason"} <= set(keys)
@@ -114,6 +114,74 @@ def test_load_state_dict_restores_every_checkpoint_attribute(monitor: type) -> N
     partial.load_state_dict({"checks_done": 3})
     assert partial.checks_done == 3
     assert all(same(getattr(partial, key), getattr(monitor(), key)) for key in keys if key != "checks_done")
+
+
+STABILITY_LEGACY_KEYS = (
+    "checks_done",
+    "stop_reason",
+    "last_checked_epoch",
+    "instability_count",
+    "consecutive_instabilities",
+    "instability_epochs",
+    "check_series",
+    "previous",
+    "sample_state",
+    "subset_state",
+)
+
+
+def stability_values(monitor: StabilityMonitor) -> dict[str, Any]:
+    """The StabilityMonitor's checkpoint values under release 0.1.0's flat keys, read from its parts."""
+    history, draw = monitor.history, monitor.draw
+    subset = history.subset_previous
+    return {
+        "checks_done": monitor.checks_done,
+        "stop_reason": monitor.stop_reason,
+        "last_checked_epoch": monitor.last_checked_epoch,
+        "instability_count": history.count,
+        "consecutive_instabilities": monitor.stop_rule.consecutive,
+        "instability_epochs": history.epochs,
+        "check_series": history.checks,
+        "previous": None if history.previous is None else history.previous.as_dict(),
+        "sample_state": monitor.statistics.state_dict(),
+        "subset_state": None
+        if draw.indices is None
+        else {
+            "indices": draw.indices,
+            "counts": draw.counts,
+            "previous": None if subset is None else subset.as_dict(),
+            "instability_count": history.subset_count,
+        },
+    }
+
+
+def test_the_stability_monitor_restores_every_value_of_a_checkpoint() -> None:
+    """The StabilityMonitor composes its state of its parts' (callbacks/stability.py): a checkpoint holding every
+    value of `SAVED_VALUES` under release 0.1.0's keys restores each, survives a save as plain data, and a partial
+    one keeps the defaults of the rest."""
+    saved = {key: SAVED_VALUES[key] for key in STABILITY_LEGACY_KEYS}
+    restored = StabilityMonitor()
+    defaults = stability_values(StabilityMonitor())
+    assert not any(same(defaults[key], saved[key]) for key in saved), "the defaults must differ"
+    restored.load_state_dict(saved)
+    for key, value in stability_values(restored).items():
+        expected = [tuple(c) for c in saved[key]] if key == "check_series" else saved[key]
+        assert same(value, expected) if key != "check_series" else value == expected, key
+    state = restored.state_dict()
+    buffer = io.BytesIO()
+    torch.save(state, buffer)  # as in a checkpoint file: plain data only
+    buffer.seek(0)
+    again = StabilityMonitor()
+    again.load_state_dict(torch.load(buffer, weights_only=True))
+    assert same(again.state_dict()["statistics"], state["statistics"])
+    assert stability_values(again)["instability_epochs"] == [3, 7, 8]
+
+    partial = StabilityMonitor()
+    partial.load_state_dict({"checks_done": 3})
+    assert partial.checks_done == 3
+    assert all(same(v, defaults[k]) for k, v in stability_values(partial).items() if k not in ("checks_done",)), (
+        "a partial checkpoint keeps the defaults"
+    )
 
 
 def test_state_dict_round_trip() -> None:

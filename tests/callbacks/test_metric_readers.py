@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 import warnings
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import pytorch_lightning as pl
@@ -21,7 +22,8 @@ from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
 from torch import nn
 from torch.utils.data import DataLoader
 
-from lightning_stability import ParametrizationMonitor, SharpnessMonitor, StabilityMonitor
+from lightning_stability import GradientFlowMonitor, ParametrizationMonitor, SharpnessMonitor, StabilityMonitor
+from lightning_stability.callbacks.metric_readers import check_metric_readers, metric_owner
 from lightning_stability.distributions import MisconfigurationError
 
 from .test_stability_instability import GROUP_SIZES, NUM_CLASSES, SCRIPT, dataset
@@ -336,18 +338,56 @@ def test_a_reader_of_a_metric_sent_to_the_loggers_only_is_refused(metric: str) -
         assert "loggers only" in message and "StabilityMonitor.last_metrics" in message
 
 
-def test_each_monitor_claims_only_its_own_metrics() -> None:
-    stability, sharpness, parametrization = StabilityMonitor(), SharpnessMonitor(), ParametrizationMonitor()
+def test_each_metric_has_the_monitor_of_its_longest_prefix_as_owner() -> None:
+    """`metric_owner`: the dynamics monitors' names lie under the StabilityMonitor's ``stability/``; the longest
+    prefix decides, in whatever order the monitors come. The names are ones the monitors log."""
+    stability, sharpness = StabilityMonitor(), SharpnessMonitor()
+    parametrization, gradient_flow = ParametrizationMonitor(), GradientFlowMonitor()
+    monitors = [stability, sharpness, parametrization, gradient_flow]
     names = {
+        "stability/accuracy": stability,
         "stability/theorem_a/floor": stability,
         "stability_events/stable_checks": stability,
         "stability_diagnostics/loss_upper": stability,
+        "stability_estimate/accuracy_lower": stability,
+        "stability/sharpness/lr_lambda_over_2": sharpness,
         "stability/sharpness/lambda_max": sharpness,
         "stability/parametrization/layer0/dead_fraction": parametrization,
+        "stability/gradient_flow/first_last_ratio": gradient_flow,
+        "stability/gradient_flow/norm/layer1": gradient_flow,
+        "val_loss": None,
     }
     for name, owner in names.items():
-        assert [m for m in (stability, sharpness, parametrization) if m.owns_metric(name)] == [owner], name
-    assert not any(m.owns_metric("val_loss") for m in (stability, sharpness, parametrization))
+        assert metric_owner(name, monitors) is owner, name
+        assert metric_owner(name, monitors[::-1]) is owner, name
+    # without the dynamics monitors, the StabilityMonitor's prefix is the only one that starts these names
+    assert metric_owner("stability/accuracy", [stability]) is stability
+    assert metric_owner("stability/sharpness/lambda_max", [stability]) is stability
+    assert metric_owner("val_loss", [stability]) is None and metric_owner("stability/accuracy", []) is None
+    # a tie needs two monitors declaring the same prefix (two of one class): the first owns the name
+    other = StabilityMonitor(every_n_epochs=2)
+    assert metric_owner("stability/accuracy", [other, stability]) is other
+
+
+def test_every_monitor_class_declares_its_own_prefixes_none_shared() -> None:
+    classes = (StabilityMonitor, SharpnessMonitor, ParametrizationMonitor, GradientFlowMonitor)
+    declared = [prefix for cls in classes for prefix in vars(cls)["metric_prefixes"]]
+    assert len(declared) == len(set(declared)) and all(prefix.endswith("/") for prefix in declared)
+
+
+@pytest.mark.parametrize(
+    "metric", ["stability/sharpness/lr_lambda_over_2", "stability/parametrization/layer0/dead_fraction"]
+)
+def test_a_dynamics_monitors_metric_is_not_the_stability_monitors_even_without_that_monitor(metric: str) -> None:
+    """A reader of ``stability/sharpness/…`` (at validation end, which the StabilityMonitor refuses for its own
+    metrics) is the SharpnessMonitor's business, also when the Trainer has none: the StabilityMonitor lets it be."""
+    stability = StabilityMonitor()
+    mine = EarlyStopping("stability/accuracy", mode="max", check_on_train_epoch_end=False)
+    with pytest.raises(MisconfigurationError, match="runs at validation end"):
+        check_metric_readers(SimpleNamespace(callbacks=[stability, mine]), stability)  # type: ignore[arg-type]
+    for others in ([], [GradientFlowMonitor()]):
+        reader = EarlyStopping(metric, mode="max", check_on_train_epoch_end=False)
+        check_metric_readers(SimpleNamespace(callbacks=[stability, *others, reader]), stability)  # type: ignore[arg-type]
 
 
 def test_a_sharpness_metric_read_between_its_checks_is_refused() -> None:

@@ -1,4 +1,5 @@
-"""CheckPublisher (callbacks/publish.py): what a check hands to the loggers and the margin file, and when."""
+"""CheckPublisher (callbacks/publish.py): what a check hands to the loggers and the margin file, and when; the
+scalars, the constants and the cost in the same pass."""
 
 from __future__ import annotations
 
@@ -11,10 +12,12 @@ import torch
 from torch.utils.data import TensorDataset
 
 from lightning_stability import loggers
+from lightning_stability.assess import InstabilityHistory
 from lightning_stability.callbacks import blame_pictures
 from lightning_stability.callbacks import publish as publish_module
 from lightning_stability.callbacks.blame_pictures import BlamePictures
-from lightning_stability.callbacks.publish import CheckPublisher
+from lightning_stability.callbacks.check_cost import CheckCost
+from lightning_stability.callbacks.publish import CheckPublisher, Publication
 from lightning_stability.figures.blame_grid import blame_layout
 from lightning_stability.files import margin_file_name
 from lightning_stability.records import BlameSets, MarginPass
@@ -62,9 +65,38 @@ def result(exact: bool = True, event: bool = False, blame: BlameSets | None = No
     )
 
 
+SUMMARY = {"text": ""}
+SCALARS: list[tuple] = []
+
+
+def publish(publisher: CheckPublisher, run, checked, summary: str, step: int, dataset, margins_dir, cost=None):
+    """``publisher.publish`` of one `Publication` of ``checked`` whose summary text is ``summary``."""
+    SUMMARY["text"] = summary
+    publication = Publication(
+        result=checked,
+        metrics={"stability/accuracy": 0.5},
+        history=InstabilityHistory(),
+        step=step,
+        in_epoch_end=False,
+        constants=None,
+        dataset=dataset,
+        margins_dir=margins_dir,
+        approximate=False,
+        full_checks=False,
+        scope="",
+        clock=(0.0, 0.0, 0.0),
+    )
+    return publisher.publish(run, None, publication, cost or CheckCost(False))
+
+
 @pytest.fixture
 def logged(monkeypatch: pytest.MonkeyPatch) -> list[tuple]:
     calls: list[tuple] = []
+    SCALARS.clear()
+    monkeypatch.setattr(publish_module, "check_texts", lambda *args: (SUMMARY["text"], "the console line"))
+    monkeypatch.setattr(
+        publish_module, "log_check_scalars", lambda t, m, metrics, **kwargs: SCALARS.append((metrics, kwargs))
+    )
     monkeypatch.setattr(publish_module, "log_text", lambda t, tag, text, step: calls.append(("text", tag, text, step)))
     monkeypatch.setattr(
         publish_module, "log_histogram", lambda t, tag, values, step: calls.append(("histogram", tag, values, step))
@@ -76,20 +108,19 @@ def logged(monkeypatch: pytest.MonkeyPatch) -> list[tuple]:
 
 
 def trainer(global_zero: bool = True) -> SimpleNamespace:
-    return SimpleNamespace(is_global_zero=global_zero, global_step=17)
+    return SimpleNamespace(is_global_zero=global_zero, global_step=17, world_size=1)
 
 
 def test_subset_check_logs_only_the_summary(logged: list, tmp_path: Path) -> None:
     pictures = Pictures()
-    CheckPublisher(True, True, pictures).publish(
-        trainer(), result(exact=False, event=True, blame=BLAME), "s", 9, None, tmp_path
-    )
+    checked = result(exact=False, event=True, blame=BLAME)
+    publish(CheckPublisher(True, True, pictures), trainer(), checked, "s", 9, None, tmp_path)
     assert logged == [("text", "stability/summary", "s", 9)]
     assert pictures.calls == [] and list(tmp_path.iterdir()) == []
 
 
 def test_exact_check_logs_summary_histogram_and_figure(logged: list) -> None:
-    CheckPublisher(True, True, Pictures()).publish(trainer(), result(), "summary", 3, None, None)
+    publish(CheckPublisher(True, True, Pictures()), trainer(), result(), "summary", 3, None, None)
     assert [call[:2] for call in logged] == [
         ("text", "stability/summary"),
         ("histogram", "stability/margins"),
@@ -99,28 +130,47 @@ def test_exact_check_logs_summary_histogram_and_figure(logged: list) -> None:
     assert callable(logged[2][2]) and logged[2][3] == 3  # drawn only by a logger that shows figures
 
 
+def test_scalars_first_then_the_cost_after_everything(logged: list) -> None:
+    """The check's scalars go out before anything else, at its step; its cost, measured after everything else,
+    last, to the loggers only; the console line comes back."""
+    cost, line = publish(
+        CheckPublisher(True, False, Pictures()), trainer(), result(), "s", 3, None, None, CheckCost(True)
+    )
+    assert set(cost) == {
+        "stability_cost/pass_seconds",
+        "stability_cost/theory_seconds",
+        "stability_cost/publish_seconds",
+        "stability_cost/total_seconds",
+    }
+    assert line == "the console line"
+    assert [metrics for metrics, _ in SCALARS] == [{"stability/accuracy": 0.5}, cost]
+    assert SCALARS[0][1] == dict(step=3, epoch=4, in_epoch_end=False, logger_only=())
+    assert SCALARS[1][1] == dict(step=3, epoch=4, in_epoch_end=False)
+    assert cost["stability_cost/total_seconds"] >= cost["stability_cost/publish_seconds"] >= 0
+
+
 @pytest.mark.parametrize(
     ("histogram", "figure", "kinds"), [(False, False, []), (True, False, ["histogram"]), (False, True, ["figure"])]
 )
 def test_histogram_and_figure_switches(logged: list, histogram: bool, figure: bool, kinds: list[str]) -> None:
-    CheckPublisher(histogram, figure, Pictures()).publish(trainer(), result(), "x", 0, None, None)
+    publish(CheckPublisher(histogram, figure, Pictures()), trainer(), result(), "x", 0, None, None)
     assert [call[0] for call in logged] == ["text", *kinds]
 
 
 def test_blame_grid_only_at_an_event(logged: list) -> None:
     pictures = Pictures()
     publisher = CheckPublisher(False, False, pictures)
-    publisher.publish(trainer(), result(event=False, blame=BLAME), "x", 5, None, None)
+    publish(publisher, trainer(), result(event=False, blame=BLAME), "x", 5, None, None)
     assert pictures.calls == []
-    publisher.publish(trainer(), result(event=True, blame=BLAME), "x", 6, None, None)
+    publish(publisher, trainer(), result(event=True, blame=BLAME), "x", 6, None, None)
     assert pictures.calls == [("grid", 4, 6)]
-    publisher.publish(trainer(), result(event=True, blame=None), "x", 7, None, None)
+    publish(publisher, trainer(), result(event=True, blame=None), "x", 7, None, None)
     assert pictures.calls == [("grid", 4, 6)]
 
 
 def test_margin_file_written_with_the_blame(logged: list, tmp_path: Path) -> None:
     pictures = Pictures()
-    CheckPublisher(False, False, pictures).publish(trainer(), result(event=True, blame=BLAME), "x", 6, None, tmp_path)
+    publish(CheckPublisher(False, False, pictures), trainer(), result(event=True, blame=BLAME), "x", 6, None, tmp_path)
     assert pictures.calls == [("grid", 4, 6), ("file", ["row"])]  # the grid's rows reused
     path = tmp_path / margin_file_name(4, 6)  # the loggers' step of the check, not the trainer's global step (17)
     content = torch.load(path, weights_only=False)
@@ -133,16 +183,16 @@ def test_margin_file_written_with_the_blame(logged: list, tmp_path: Path) -> Non
 
 def test_margin_file_without_event_has_no_grid_rows(logged: list, tmp_path: Path) -> None:
     pictures = Pictures()
-    CheckPublisher(False, False, pictures).publish(trainer(), result(event=False, blame=BLAME), "x", 6, None, tmp_path)
+    publish(CheckPublisher(False, False, pictures), trainer(), result(event=False, blame=BLAME), "x", 6, None, tmp_path)
     assert pictures.calls == [("file", None)]
     assert [p.name for p in tmp_path.iterdir()] == [margin_file_name(4, 6)]
 
 
 def test_no_margin_file_off_rank_zero_or_without_blame_or_directory(logged: list, tmp_path: Path) -> None:
     publisher = CheckPublisher(False, False, Pictures())
-    publisher.publish(trainer(global_zero=False), result(blame=BLAME), "x", 1, None, tmp_path)
-    publisher.publish(trainer(), result(blame=None), "x", 1, None, tmp_path)
-    publisher.publish(trainer(), result(blame=BLAME), "x", 1, None, None)
+    publish(publisher, trainer(global_zero=False), result(blame=BLAME), "x", 1, None, tmp_path)
+    publish(publisher, trainer(), result(blame=None), "x", 1, None, tmp_path)
+    publish(publisher, trainer(), result(blame=BLAME), "x", 1, None, None)
     assert list(tmp_path.iterdir()) == []
 
 
@@ -155,7 +205,7 @@ def test_margin_file_holds_the_blamed_samples_results_not_the_dataset(
     features = torch.rand(3, 784)
     dataset = TensorDataset(features, MARGIN_PASS.targets)
     publisher = CheckPublisher(False, False, BlamePictures(blame_size=1, to_image=None))
-    publisher.publish(trainer(), result(event=True, blame=BLAME), "x", 6, dataset, tmp_path)
+    publish(publisher, trainer(), result(event=True, blame=BLAME), "x", 6, dataset, tmp_path)
     assert [call[1] for call in logged if call[0] == "figure"] == ["stability/blame"]  # the live grid
     path = tmp_path / margin_file_name(4, 6)
     assert path.stat().st_size < features.numel() * features.element_size()  # 9,408 bytes of inputs

@@ -213,7 +213,7 @@ def test_instability_counters_survive_resume(tmp_path) -> None:
     with pytest.warns(UserWarning, match="instability at epoch 4"):
         trainer, script, recorder = fit_scripted(resumed, ckpt_path=tmp_path / "full" / "epoch=3.ckpt")
     assert script.epochs == [4] and trainer.should_stop
-    assert resumed.state_dict()["consecutive_instabilities"] == 2
+    assert resumed.state_dict()["stop_rule"]["consecutive"] == 2
     assert (resumed.instability_count, resumed.stop_reason) == (monitor.instability_count, monitor.stop_reason)
     assert recorder.records[0]["metrics"] == pytest.approx(monitor.last_metrics, abs=0)
 

@@ -224,7 +224,7 @@ def test_options_land_in_their_parts(tmp_path: Path) -> None:
     monitor = StabilityMonitor(**options)
     assert (monitor.source.batch_size, monitor.source.num_workers) == (7, 2)
     assert monitor.source.forward_fn is forward and monitor.source.dataset is DATASET
-    assert (monitor.settings.tol, monitor.settings.confidence, monitor.settings.blame_size) == (0.125, 0.8, 5)
+    assert (monitor.tol, monitor.confidence, monitor.blame_size) == (0.125, 0.8, 5)  # each check's CheckSettings
     assert (monitor.draw.size, monitor.draw.full_every_n_epochs, monitor.draw.seed) == (3, 2, 11)
     assert (monitor.stop_rule.patience, monitor.stop_rule.stop) == (4, True)
     assert monitor.outputs.save_margins == tmp_path / "margins" and monitor.outputs.data_check is True

@@ -93,9 +93,9 @@ def assert_same_end_state(resumed_monitor: StabilityMonitor, monitor: StabilityM
     assert resumed_monitor.state_dict().keys() == monitor.state_dict().keys()
     for key in ("checks_done", "last_checked_epoch", "instability_count", "consecutive_instabilities", "stop_reason"):
         assert getattr(resumed_monitor, key) == getattr(monitor, key), key
-    assert resumed_monitor.previous["loss"] == monitor.previous["loss"]
-    assert resumed_monitor.previous["accuracy"] == monitor.previous["accuracy"]
-    assert torch.equal(resumed_monitor.previous["margins"], monitor.previous["margins"])
+    assert resumed_monitor.history.previous.loss == monitor.history.previous.loss
+    assert resumed_monitor.history.previous.accuracy == monitor.history.previous.accuracy
+    assert torch.equal(resumed_monitor.history.previous.margins, monitor.history.previous.margins)
 
 
 def assert_same_csv(resumed_trainer: pl.Trainer, expected: list[dict], full_csv: dict) -> None:

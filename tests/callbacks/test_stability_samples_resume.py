@@ -52,7 +52,7 @@ def assert_same(monitor: StabilityMonitor, csv_path: Path, full_monitor: Stabili
     rows = load_samples_csv(csv_path)
     assert len(rows) == 300 and rows.checks.tolist() == [MAX_EPOCHS + 1] * 300
     assert int(rows.forgetting_events.sum()) > 0  # the run forgets samples, so the counts carried over matter
-    state, full_state = monitor.sample_state, full_monitor.sample_state
+    state, full_state = monitor.statistics.state_dict(), full_monitor.statistics.state_dict()
     assert state.keys() == full_state.keys()
     for key, value in full_state.items():
         if isinstance(value, torch.Tensor):
@@ -67,7 +67,7 @@ def assert_same(monitor: StabilityMonitor, csv_path: Path, full_monitor: Stabili
 def test_resume_from_an_epoch_checkpoint_writes_the_same_samples_csv(uninterrupted) -> None:
     tmp_path, full_monitor, full_csv = uninterrupted
     checkpoint = tmp_path / "full" / "checkpoints" / "epoch=0.ckpt"
-    saved = torch.load(checkpoint, weights_only=False)["callbacks"][full_monitor.state_key]["sample_state"]
+    saved = torch.load(checkpoint, weights_only=False)["callbacks"][full_monitor.state_key]["statistics"]
     assert saved["checks"] == 2  # the check before training and epoch 0's
     monitor, csv_path = run(tmp_path, "resumed", ckpt_path=checkpoint)
     assert_same(monitor, csv_path, full_monitor, full_csv)

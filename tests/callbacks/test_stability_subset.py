@@ -15,7 +15,7 @@ from scipy.stats import beta
 from torch.utils.data import Subset
 
 from lightning_stability import StabilityMonitor
-from lightning_stability.callbacks.stability import PROBE_SIZE
+from lightning_stability.callbacks.data_probe import PROBE_SIZE
 from lightning_stability.distributions import MisconfigurationError
 
 from ..helpers import MLP, SMALL_GRID, Recorder, csv_rows, epoch_checkpoints, fit, hand_margin_pass, make_dataset
