@@ -11,33 +11,27 @@ from torch.utils.data import DataLoader, Dataset
 
 from .. import theory
 from ..assess import (
-    CheckResult,
     CheckSettings,
     InstabilityHistory,
     Patience,
-    assess_exact,
-    assess_subset,
-    sample_weights,
 )
-from ..assess.names import run_constants, subset_constants
+from ..assess.names import run_constants
 from ..data_check import check_data_settings, run_data_check
 from ..dynamics.samples import SampleDynamics, SampleStatistics
 from ..records import MarginPass
-from ..summaries import instability_reason
 from .base import EpochMonitor
 from .blame_pictures import BlamePictures
 from .check_cost import CheckCost
+from .check_runner import CheckRequest, CheckRunner
 from .collect import MarginSource
 from .margin_pass import ForwardFn, default_forward
-from .publish import CheckPublisher, Publication
+from .publish import CheckPublisher
 from .run_outputs import RunOutputs
 from .setup_checks import (
     check_setup,
-    no_certificate_reason,
     same_kind_monitors,
     schedule_never_checks,
     smoke_test_note,
-    ties_note,
 )
 from .stability_options import upgraded_state, validate_stability_options
 from .subset_draw import SubsetDraw
@@ -205,6 +199,8 @@ class StabilityMonitor(EpochMonitor):
         self.history = InstabilityHistory()
         self.stop_rule = Patience(self.patience, self.stop_on_instability)
         self.cost = CheckCost(self.log_cost)
+        parts = (self.source, self.draw, self.statistics, self.history, self.stop_rule, self.cost, self.outputs)
+        self.runner = CheckRunner(*parts, self.publisher)
         self.resolved_weights: str | Tensor = "uniform"
         self.weights_source = "uniform"
         self.approximate = False
@@ -213,9 +209,7 @@ class StabilityMonitor(EpochMonitor):
         self.last_estimate: theory.SubsetEstimate | None = None
         self.last_pass: MarginPass | None = None
         self.last_cost: dict[str, float] = {}
-        self._constants_logged: set[bool] = set()  # which kinds of check (exact: True) logged their constants
         self._no_certificate = False  # a check found non-finite outputs (or nothing to certify) and stopped
-        self._ties_noted = False
 
     # ------------------------------------------------------------------ what users and readers see
 
@@ -319,7 +313,6 @@ class StabilityMonitor(EpochMonitor):
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self.publisher.start_run(trainer)
-        self._constants_logged = set()
         if self.check_data and self.data_report is None and trainer.current_epoch == 0:
             data = self.source.training_data(trainer)
             settings = self.check_data if isinstance(self.check_data, dict) else {}
@@ -362,100 +355,39 @@ class StabilityMonitor(EpochMonitor):
     # ------------------------------------------------------------------ the check: collect → assess → publish → decide
 
     def run_check(self, trainer: pl.Trainer, pl_module: pl.LightningModule, epoch: int, in_epoch_end: bool) -> None:
-        exact = self.subset_size is None or self.draw.is_full(epoch)
-        started = self.cost.clock()
-        drawn = None
-        if not exact:
-            drawn, _ = self.draw.draw(self.source.num_samples(trainer), self.source.draw_weights(self.resolved_weights))
-        margin_pass = self.source.run(trainer, pl_module, drawn)  # collect
-        passed = self.cost.clock()
-        if margin_pass.non_finite.numel() or not margin_pass.indices.numel():
-            self._stop_without_certificate(trainer, margin_pass, epoch)
-            return
-        forgotten = self.statistics.update(  # assess
-            margin_pass.indices, margin_pass.targets, margin_pass.margins, margin_pass.losses, margin_pass.predicted
+        """One check (`lightning_stability.callbacks.check_runner.CheckRunner`); keep its results, warn its notes,
+        decide (a check without certificate stops training as ``EarlyStopping(check_finite=True)`` does)."""
+        request = CheckRequest(
+            epoch=epoch,
+            in_epoch_end=in_epoch_end,
+            exact=self.subset_size is None or self.draw.is_full(epoch),
+            settings=CheckSettings(self.tol, self.grid, self.quantiles, self.confidence, self.blame_size),
+            weights=self.resolved_weights,
+            weights_source=self.weights_source,
+            user_loader=self.dataloader is not None,
+            checks_done=self.checks_done,
+            step=self.log_step(trainer),
+            data_cluster=None if self.data_report is None else self.data_report.witness_indices,
+            approximate=self.approximate,
+            every_n_epochs=self.every_n_epochs,
+            full_every_n_epochs=self.full_every_n_epochs,
         )
-        settings = CheckSettings(self.tol, self.grid, self.quantiles, self.confidence, self.blame_size)
-        history = self.history
-        result: CheckResult
-        if exact:
-            weights = sample_weights(self.resolved_weights, margin_pass, self.dataloader is not None)
-            cluster = None if self.data_report is None else self.data_report.witness_indices
-            blame = self.outputs.margins_dir(trainer) is not None
-            result = assess_exact(margin_pass, weights, settings, epoch=epoch, previous=history.previous,
-                                  instability_count=history.count, checks_done=self.checks_done,
-                                  forgotten=forgotten, blame=blame, data_cluster=cluster)  # fmt: skip
+        outcome = self.runner.run(trainer, pl_module, request)
+        result = outcome.result
+        if result is None:
+            self._no_certificate = True
         else:
-            counts = self.draw.counts_of(margin_pass.indices)
-            result = assess_subset(margin_pass, counts, settings, epoch=epoch, previous=history.subset_previous,
-                                   instability_count=history.subset_count)  # fmt: skip
-        assessed = self.cost.clock()
-        stop = self.stop_rule.update(result.comparison.event)
-        reason = self._record(trainer, result)
-        self._publish(trainer, pl_module, result, in_epoch_end, (started, passed, assessed))
-        self.decide_stop(trainer, stop, reason)  # decide
-
-    def _stop_without_certificate(self, trainer: pl.Trainer, margin_pass: MarginPass, epoch: int) -> None:
-        """No certificate (non-finite scores, or nothing to certify): stop as ``EarlyStopping(check_finite=True)``."""
-        reason = no_certificate_reason(margin_pass, epoch, self.ignore_index)
-        self.warn(trainer, reason)
-        self._no_certificate = True
-        self.decide_stop(trainer, True, reason)
-
-    def _record(self, trainer: pl.Trainer, result: CheckResult) -> str | None:
-        """Take the check into the history; warn what changed. Returns the stop reason of an event."""
-        if result.exact:
-            if result.comparison.samples_changed:
-                self.warn(trainer, "the certified samples changed since the previous check; flip masses skipped.")
-            self.history.record_exact(result)
-            checked = result.margin_pass
-            ties = None if self._ties_noted else ties_note(checked.margins, checked.targets, checked.predicted)
-            if ties is not None:
-                self._ties_noted = True
-                self.warn(trainer, ties)
-        else:
-            self.history.record_subset(result)
-        if not result.comparison.event:
-            return None
-        reason = instability_reason(result, self.stop_rule.consecutive, self.patience, self.tol)
-        self.warn(trainer, reason)
-        return reason
+            self.finish_check(outcome.metrics, epoch)
+            self.last_pass, self.last_cost = outcome.margin_pass, outcome.cost
+            if result.exact:
+                self.last_report = result.report
+            else:
+                self.last_estimate = result.estimate
+        for note in outcome.notes:
+            self.warn(trainer, note)
+        if result is not None:
+            self.info(trainer, outcome.line)
+        self.decide_stop(trainer, outcome.stop, outcome.reason)
 
     def _constants(self, report: theory.StabilityReport) -> dict[str, Any]:
         return run_constants(report, self.every_n_epochs, self.weights_source, self.tol, self.approximate)
-
-    def _publish(
-        self,
-        trainer: pl.Trainer,
-        pl_module: pl.LightningModule,
-        result: CheckResult,
-        in_epoch_end: bool,
-        clock: tuple[float, float, float],
-    ) -> None:
-        """Count the check, keep its results, and hand it to the publish step in one `Publication`."""
-        metrics = result.metrics if result.exact else self.same_on_every_rank(trainer, result.metrics)
-        self.finish_check(metrics, result.epoch)
-        self.last_pass = result.margin_pass
-        if result.exact:
-            self.last_report = result.report
-            constants = self._constants(result.report)
-        else:
-            self.last_estimate = result.estimate
-            constants = subset_constants(result.estimate, self.full_every_n_epochs)
-        publication = Publication(
-            result=result,
-            metrics=metrics,
-            history=self.history,
-            step=self.log_step(trainer),
-            in_epoch_end=in_epoch_end,
-            constants=None if result.exact in self._constants_logged else constants,
-            dataset=self.source.samples_by_index(trainer),
-            margins_dir=self.outputs.margins_dir(trainer),
-            approximate=self.approximate,
-            full_checks=self.full_every_n_epochs is not None,
-            scope=self.source.scope(result.margin_pass.ignored, self.weights_source),
-            clock=clock,
-        )
-        self._constants_logged.add(result.exact)
-        self.last_cost, line = self.publisher.publish(trainer, pl_module, publication, self.cost)
-        self.info(trainer, line)
