@@ -34,8 +34,9 @@ from typing import Any
 import torch
 from torch.utils.data import TensorDataset
 
+from lightning_stability.callbacks.forward_output import default_forward
 from lightning_stability.callbacks.margin_loader import margin_dataloader
-from lightning_stability.callbacks.margin_pass import MarginCollector, default_forward, run_margin_pass
+from lightning_stability.callbacks.margin_pass import MarginCollector, run_margin_pass
 
 CLOCK: Callable[[], float] = time.perf_counter
 """The clock of `check_cost` and `fit_overhead`: wall time, or the process's CPU time (``--clock cpu``)."""
@@ -291,7 +292,8 @@ _MEMORY_SNIPPET = """
 import json, resource, sys, torch
 from torch.utils.data import TensorDataset
 from lightning_stability.callbacks.margin_loader import margin_dataloader
-from lightning_stability.callbacks.margin_pass import MarginCollector, default_forward, run_margin_pass
+from lightning_stability.callbacks.forward_output import default_forward
+from lightning_stability.callbacks.margin_pass import MarginCollector, run_margin_pass
 size = int(sys.argv[1])
 torch.manual_seed(0)
 data = TensorDataset(torch.randn(size, 8), torch.randint(0, 10, (size,)))

@@ -174,7 +174,8 @@ def bare_pass(model, loader, device, precision: str = "32") -> float:
 def margin_pass(model, loader, device, precision: str = "32") -> tuple[float, Any]:
     import torch
 
-    from lightning_stability.callbacks.margin_pass import MarginCollector, default_forward, run_margin_pass
+    from lightning_stability.callbacks.forward_output import default_forward
+    from lightning_stability.callbacks.margin_pass import MarginCollector, run_margin_pass
 
     collector = MarginCollector().to(device)
 

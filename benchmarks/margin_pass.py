@@ -18,8 +18,9 @@ import torch
 from torch.utils.data import TensorDataset
 
 from lightning_stability import theory
+from lightning_stability.callbacks.forward_output import default_forward
 from lightning_stability.callbacks.margin_loader import margin_dataloader
-from lightning_stability.callbacks.margin_pass import MarginCollector, default_forward, run_margin_pass
+from lightning_stability.callbacks.margin_pass import MarginCollector, run_margin_pass
 from lightning_stability.example import AbsMLP, MNISTDataModule
 
 

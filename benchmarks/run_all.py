@@ -39,13 +39,9 @@ from check_cost import check_cost, fit_overhead, memory, use_clock  # noqa: E402
 from margin_pass import bare_pass  # noqa: E402
 
 from lightning_stability import theory  # noqa: E402
+from lightning_stability.callbacks.forward_output import default_forward  # noqa: E402
 from lightning_stability.callbacks.margin_loader import margin_dataloader  # noqa: E402
-from lightning_stability.callbacks.margin_pass import (  # noqa: E402
-    MarginCollector,
-    MarginRecorder,
-    default_forward,
-    run_margin_pass,
-)
+from lightning_stability.callbacks.margin_pass import MarginCollector, MarginRecorder, run_margin_pass  # noqa: E402
 
 
 def summary(values: list[float], digits: int = 3) -> str:

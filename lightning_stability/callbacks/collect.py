@@ -20,8 +20,9 @@ from torch.utils.data import DataLoader, Dataset
 from ..distributions import MisconfigurationError
 from ..records import MarginPass
 from ..summaries import scope_sentence
+from .forward_output import ForwardFn
 from .margin_loader import margin_dataloader, positioned_loader
-from .margin_pass import ForwardFn, MarginCollector, run_margin_pass
+from .margin_pass import MarginCollector, run_margin_pass
 from .training_data import (
     TrainingData,
     device_transfer,

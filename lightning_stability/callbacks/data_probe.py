@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import Tensor
 
-from .margin_pass import ForwardFn, check_forward_output, forward_batch
+from .forward_output import ForwardFn, check_forward_output, forward_batch
 from .training_data import device_transfer, untouched_training
 
 if TYPE_CHECKING:

@@ -24,7 +24,7 @@ from .blame_pictures import BlamePictures
 from .check_cost import CheckCost
 from .check_runner import CheckRequest, CheckRunner
 from .collect import MarginSource
-from .margin_pass import ForwardFn, default_forward
+from .forward_output import ForwardFn, default_forward
 from .publish import CheckPublisher
 from .run_outputs import RunOutputs
 from .setup_checks import (

@@ -4,7 +4,7 @@
 independently with replacement from ``μ`` (`lightning_stability.theory.draw_subset`, its own seeded generator),
 and at every check of an epoch that is not a full one evaluates only the distinct drawn samples — ``n / N`` of
 the cost of a full pass. What such a check logs under ``stability_estimate/`` (docs/theory.md §11) is assessed by
-`lightning_stability.assess.check.assess_check`, like the exact check.
+`lightning_stability.assess.check.assess_subset`.
 """
 
 from __future__ import annotations

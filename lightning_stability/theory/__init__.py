@@ -3,7 +3,7 @@
 Nothing here knows about Lightning. All results are float64; weights default to uniform ``1/N``.
 """
 
-from .certificate import CertificateGrid, certify, theorem_a_floor, theorem_b_floor
+from .certificate import CertificateGrid, certify
 from .clusters import data_clusters
 from .condition_a import condition_a_constant, condition_a_envelope
 from .condition_b import condition_b_constant, condition_b_envelope
@@ -19,6 +19,7 @@ from .distribution import (
 )
 from .envelope import envelope_loss_bound
 from .estimates import clopper_pearson_lower, dkw_epsilon, draw_subset, quantile_band, subset_estimate
+from .floors import theorem_a_floor, theorem_b_floor
 from .loss import (
     binary_margin_loss,
     loss_bounds,

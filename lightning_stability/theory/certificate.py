@@ -1,4 +1,5 @@
-"""Theorems A and B as floors, and the best certificate of an epoch (docs/theory.md §5–§7)."""
+"""The best certificate of an epoch (docs/theory.md §7): `certify` searches the grid of `CertificateGrid` for the
+highest Theorem A and B floors (`lightning_stability.theory.floors`) and reports them with the Theorem 0 floor."""
 
 from __future__ import annotations
 
@@ -10,28 +11,15 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .condition_a import condition_a_constants, condition_a_envelope_values
-from .condition_b import condition_b_constant, condition_b_envelope_values
+from .condition_a import condition_a_constants
+from .condition_b import condition_b_constant
 from .distribution import SortedMargins
-from .envelope import DEFAULT_PARTITION_SIZE, slope_integrals, upper_sums, upper_sums_from_slopes
+from .floors import SEARCH_PARTITION_SIZE, floor_of_bound, theorem_a_bounds, theorem_b_bounds
 from .loss import loss_bounds, loss_floor
 from .results import StabilityReport, TheoremAFloor, TheoremBFloor
-from .validation import check_finite_number, check_num_classes, check_positive, check_values, float64
+from .validation import check_finite_number, check_num_classes, check_values, float64
 
-__all__ = [
-    "SEARCH_PARTITION_SIZE",
-    "CertificateGrid",
-    "certify",
-    "theorem_a_floor",
-    "theorem_b_floor",
-]
-
-_LOG2 = math.log(2.0)
-
-SEARCH_PARTITION_SIZE = DEFAULT_PARTITION_SIZE
-"""Pieces of the upper sums of ``Φ`` in `certify` and the ``theorem_*_floor`` functions (the same, so that
-their floors reproduce each other): 4096, within 1e-3 relative of ``Φ`` (1024 was measured at 1.1e-3 for
-``γ = 0.5``)."""
+__all__ = ["CertificateGrid", "certify"]
 
 
 @dataclass(frozen=True)
@@ -93,167 +81,6 @@ class CertificateGrid:
         for name in ("partition_size", "search_partition_size"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"grid `{name}` must be a positive integer, got {getattr(self, name)}.")
-
-
-def _check_window(eta: float, eta0: float, sorted_margins: SortedMargins) -> tuple[float, float, float]:
-    eta = check_finite_number(eta, "eta")
-    eta0 = check_finite_number(eta0, "eta0")
-    if not -eta < eta0:
-        raise ValueError(f"need −eta < eta0, got eta={eta}, eta0={eta0}.")
-    if sorted_margins.minimum < -eta:
-        raise ValueError(
-            f"the bad set B_eta is not empty: min margin {sorted_margins.minimum:.6g} < −eta = {-eta:.6g}; "
-            "choose eta >= −min(margins)."
-        )
-    zeta = float(sorted_margins.cdf(float64(eta0))[0])
-    return eta, eta0, zeta
-
-
-def _floor(bound: float) -> float:
-    return min(1.0, max(0.0, 1.0 - bound / _LOG2))
-
-
-def _partition(size: int) -> int:
-    if int(size) < 1:
-        raise ValueError(f"`partition_size` must be a positive integer, got {size}.")
-    return int(size)
-
-
-def _uniform_partitions(etas: Tensor, eta0s: Tensor, size: int, knots: Tensor | None = None) -> Tensor:
-    """``[B, size + 1]`` partitions ``0 = a_0 < … < a_size = D`` of every row's ``[0, η + η0]``.
-
-    Uniform, or, where a row's ``knot`` lies inside ``(0, D)`` (``λ0`` of Theorem A, where ``U_A`` jumps to ``ζ``),
-    uniform on ``[0, knot]`` and on ``[knot, D]`` with the knot as a partition point.
-    """
-    spans = etas + eta0s
-    steps = torch.arange(size + 1, dtype=torch.float64)
-    partitions = spans.unsqueeze(1) * (steps / size)
-    if knots is not None:
-        inside = (knots > 0) & (knots < spans)
-        if bool(inside.any()):  # certify's λ0 = D puts no knot inside: nothing to split
-            left = (size * knots / spans).round().clamp(1, size - 1) if size > 1 else torch.ones_like(spans)
-            split = torch.where(
-                steps <= left.unsqueeze(1),
-                knots.unsqueeze(1) * steps / left.unsqueeze(1),
-                knots.unsqueeze(1)
-                + (spans - knots).unsqueeze(1) * (steps - left.unsqueeze(1)) / (size - left).unsqueeze(1),
-            )
-            partitions = torch.where(inside.unsqueeze(1) & (size > 1), split, partitions)
-    partitions[:, -1] = spans
-    return partitions
-
-
-def _theorem_a_bounds(rows: list[dict[str, float]], num_classes: int, size: int) -> Tensor:
-    """``Φ(U_A)`` (§4 upper sums on uniform partitions) for every row of Theorem A parameters, in one batch."""
-    column = {key: float64([row[key] for row in rows]) for key in rows[0]}
-    # the partition and its slope integrals depend on the window (η, η0, λ0) only: once per window, not per γ
-    windows, row_window = torch.unique(
-        torch.stack([column["eta"], column["eta0"], column["lam0"]], dim=1), dim=0, return_inverse=True
-    )
-    partitions = _uniform_partitions(windows[:, 0], windows[:, 1], size, knots=windows[:, 2])
-    slopes = slope_integrals(partitions, windows[:, 0], num_classes)[row_window]
-    values = condition_a_envelope_values(
-        partitions[row_window, 1:], column["condition_a_constant"], column["gamma"], column["lam0"], column["zeta"]
-    )
-    return upper_sums_from_slopes(values, slopes, column["eta0"], num_classes)
-
-
-def _theorem_b_bounds(rows: list[dict[str, float]], num_classes: int, size: int) -> Tensor:
-    """``Φ(U_B)`` (§4 upper sums on uniform partitions, ``U_B`` with ``κ_lo``) for every row, in one batch."""
-    column = {key: float64([row[key] for row in rows]) for key in rows[0]}
-    partitions = _uniform_partitions(column["eta"], column["eta0"], size)
-    spans = column["eta"] + column["eta0"]
-    values = condition_b_envelope_values(
-        partitions[:, 1:],
-        column["kappa_lower"],
-        rows[0]["dilation"],
-        column["zeta"],
-        column["min_cluster_mass"],
-        column["min_width"],
-        spans,
-    )
-    return upper_sums(values, partitions, column["eta"], column["eta0"], num_classes)
-
-
-def theorem_a_floor(
-    margins: Tensor,
-    num_classes: int,
-    eta: float,
-    eta0: float,
-    gamma: float,
-    *,
-    lam0: float | None = None,
-    weights: Tensor | None = None,
-    partition_size: int = SEARCH_PARTITION_SIZE,
-) -> TheoremAFloor:
-    r"""Theorem A floor ``1 − Φ(U_A)/log 2`` for given parameters (docs/theory.md §5).
-
-    ``ζ = F(η0)``, ``C = C_A(η, γ, λ0)`` exact, ``U_A(λ) = min(ζ, C λ^γ)`` on ``(0, λ0]`` and ``ζ`` beyond,
-    ``Φ(U) = f_K(η0) + ∫_0^D U(λ) φ_K(λ − η) dλ`` as a rigorous upper sum; ``λ0`` defaults to ``D = η + η0``.
-    Requires ``B_η = ∅`` (``min δ ≥ −η``) and ``−η < η0``.
-    """
-    num_classes = check_num_classes(num_classes)
-    sorted_margins = SortedMargins(margins, weights)
-    eta, eta0, zeta = _check_window(eta, eta0, sorted_margins)
-    gamma = check_positive(gamma, "gamma")
-    lam0 = eta + eta0 if lam0 is None else check_positive(lam0, "lam0")
-    constant = float(condition_a_constants(sorted_margins, eta, float64(gamma), float64(lam0))[0, 0])
-    row = dict(eta=eta, eta0=eta0, zeta=zeta, gamma=gamma, lam0=lam0, condition_a_constant=constant)
-    bound = float(_theorem_a_bounds([row], num_classes, _partition(partition_size))[0])
-    return TheoremAFloor(floor=_floor(bound), envelope_bound=bound, **row)
-
-
-def theorem_b_floor(
-    margins: Tensor,
-    num_classes: int,
-    eta: float,
-    eta0: float,
-    *,
-    dilation: float = 2.0,
-    min_width: float | None = None,
-    min_cluster_mass: float | None = None,
-    weights: Tensor | None = None,
-    radius_ratio: float = 1.05,
-    centre_spacing: float | None = None,
-    partition_size: int = SEARCH_PARTITION_SIZE,
-) -> TheoremBFloor:
-    r"""Theorem B floor ``1 − Φ(U_B)/log 2`` for given parameters (docs/theory.md §6).
-
-    Condition B is bracketed on the margins with window ``w = η0``, cap ``m = ζ = F(η0)``, resolution ``h``
-    (default ``(η0 − min δ)/8``) and cluster mass ``m_min`` (default ``ζ/20``); the envelope of Lemma 3 uses
-    the certified ``κ_lo`` (a constant with which Condition B provably holds).
-    """
-    num_classes = check_num_classes(num_classes)
-    sorted_margins = SortedMargins(margins, weights)
-    eta, eta0, zeta = _check_window(eta, eta0, sorted_margins)
-    span = eta + eta0
-    if min_width is None:
-        min_width = (eta0 - sorted_margins.minimum) / 8 or span / 8
-    if min_cluster_mass is None:
-        min_cluster_mass = zeta / 20
-    bracket = condition_b_constant(
-        sorted_margins,
-        dilation,
-        max_mass=max(zeta, 1e-300),
-        min_width=min_width,
-        min_cluster_mass=min_cluster_mass,
-        window_end=eta0,
-        radius_ratio=radius_ratio,
-        centre_spacing=centre_spacing,
-    )
-    row = dict(
-        eta=eta,
-        eta0=eta0,
-        zeta=zeta,
-        dilation=float(dilation),
-        max_mass=zeta,
-        min_cluster_mass=min_cluster_mass,
-        min_width=min_width,
-        kappa_lower=bracket.lower,
-        kappa_upper=bracket.upper,
-    )
-    bound = float(_theorem_b_bounds([row], num_classes, _partition(partition_size))[0])
-    return TheoremBFloor(floor=_floor(bound), envelope_bound=bound, **row)
 
 
 def certify(
@@ -382,12 +209,12 @@ def _best_floors(
     size, search_size = int(grid.partition_size), int(grid.search_partition_size)
     b_bounds = _theorem_b_search(sorted_margins, num_classes, grid, b_candidates, search_size)
     # rank every candidate with the coarse upper sums, then recompute the winner's bound with the fine one
-    best = int(torch.argmin(_theorem_a_bounds(a_candidates, num_classes, search_size)))
-    bound = float(_theorem_a_bounds([a_candidates[best]], num_classes, size)[0])
-    best_a = TheoremAFloor(floor=_floor(bound), envelope_bound=bound, **a_candidates[best])
+    best = int(torch.argmin(theorem_a_bounds(a_candidates, num_classes, search_size)))
+    bound = float(theorem_a_bounds([a_candidates[best]], num_classes, size)[0])
+    best_a = TheoremAFloor(floor=floor_of_bound(bound), envelope_bound=bound, **a_candidates[best])
     best = int(torch.argmin(b_bounds))
-    bound = float(_theorem_b_bounds([b_candidates[best]], num_classes, size)[0])
-    best_b = TheoremBFloor(floor=_floor(bound), envelope_bound=bound, **b_candidates[best])
+    bound = float(theorem_b_bounds([b_candidates[best]], num_classes, size)[0])
+    best_b = TheoremBFloor(floor=floor_of_bound(bound), envelope_bound=bound, **b_candidates[best])
     assert best_a is not None and best_b is not None  # the grids are non-empty
     return best_a, best_b
 
@@ -408,7 +235,7 @@ def _theorem_b_search(
     cannot contain the minimum and is skipped (its candidates keep ``+inf``). The minimum, and the first
     candidate attaining it, are those of the exhaustive search.
     """
-    optimistic = _theorem_b_bounds(candidates, num_classes, search_size)
+    optimistic = theorem_b_bounds(candidates, num_classes, search_size)
     bounds = torch.full_like(optimistic, math.inf)
     windows: dict[tuple[float, float, float], list[int]] = {}
     for index, row in enumerate(candidates):
@@ -433,6 +260,6 @@ def _theorem_b_search(
         )
         for index in members:
             candidates[index]["kappa_lower"], candidates[index]["kappa_upper"] = bracket.lower, bracket.upper
-        bounds[members] = _theorem_b_bounds([candidates[index] for index in members], num_classes, search_size)
+        bounds[members] = theorem_b_bounds([candidates[index] for index in members], num_classes, search_size)
         best = min(best, float(bounds[members].min()))
     return bounds

@@ -11,7 +11,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from lightning_stability.callbacks.collect import MarginSource
-from lightning_stability.callbacks.margin_pass import default_forward
+from lightning_stability.callbacks.forward_output import default_forward
 from lightning_stability.distributions import MisconfigurationError
 from tests.helpers import trainer_kwargs
 

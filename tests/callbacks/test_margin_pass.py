@@ -41,8 +41,9 @@ def test_run_margin_pass_records_the_predicted_class_per_sample() -> None:
     between the label and another class gives margin 0 (an error) even when the label comes first."""
     from torch import nn
 
+    from lightning_stability.callbacks.forward_output import default_forward
     from lightning_stability.callbacks.margin_loader import margin_dataloader
-    from lightning_stability.callbacks.margin_pass import default_forward, run_margin_pass
+    from lightning_stability.callbacks.margin_pass import run_margin_pass
 
     generator = torch.Generator().manual_seed(1)
     x = torch.randn(50, 4, generator=generator)
