@@ -1,5 +1,7 @@
 """The margin pass's loaders: every sample keeps its dataset index through a sequential (DDP-sharded) loader, or
-its position in a loader of the user's."""
+its position in a loader of the user's. A batch is fetched in one call where the dataset allows it: its own
+``__getitems__`` (the fast path of torch's DataLoader), or one indexing of the tensors of a ``TensorDataset``, also
+behind ``Subset``s, instead of one ``__getitem__`` per sample."""
 
 from __future__ import annotations
 
@@ -8,17 +10,51 @@ from typing import Any, cast
 
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset, DistributedSampler, IterableDataset, SequentialSampler
+from torch.utils.data import (
+    DataLoader,
+    Dataset,
+    DistributedSampler,
+    IterableDataset,
+    SequentialSampler,
+    Subset,
+    TensorDataset,
+)
 
 from ..distributions import MisconfigurationError
 
-__all__ = ["IndexedCollate", "IndexedDataset", "margin_dataloader", "positioned_loader"]
+__all__ = ["GatheredRows", "IndexedCollate", "IndexedDataset", "gather_rows", "margin_dataloader", "positioned_loader"]
+
+
+def gather_rows(dataset: Dataset, indices: list[int]) -> list[Tensor] | None:
+    """The items ``indices`` of a ``TensorDataset`` (also behind ``Subset``s) as one tensor per field, each the rows
+    ``tensor[indices]`` — what ``default_collate`` makes of those items (a list for tuple items) — or ``None`` for
+    any other dataset (a subclass may override ``__getitem__``, so only these exact classes)."""
+    while type(dataset) is Subset:
+        indices = [int(dataset.indices[index]) for index in indices]
+        dataset = dataset.dataset
+    if type(dataset) is not TensorDataset:
+        return None
+    rows = torch.as_tensor(indices, dtype=torch.long)
+    return [tensor[rows] for tensor in dataset.tensors]
+
+
+class GatheredRows:
+    """A batch fetched in one call (`IndexedDataset.__getitems__`): its indices and its collated fields."""
+
+    def __init__(self, indices: list[int], fields: list[Tensor]) -> None:
+        self.indices, self.fields = indices, fields
 
 
 class IndexedDataset(Dataset):
-    """Map-style view of a dataset that yields ``(index, item)`` so every sample keeps its identity."""
+    """Map-style view of a dataset that yields ``(index, item)`` so every sample keeps its identity.
 
-    def __init__(self, dataset: Dataset) -> None:
+    Args:
+        dataset: the samples.
+        gather: the loader collates with ``default_collate``, so a ``TensorDataset``'s batch may be gathered as
+            rows in one call (`gather_rows`) instead of collated item by item.
+    """
+
+    def __init__(self, dataset: Dataset, gather: bool = False) -> None:
         if isinstance(dataset, IterableDataset):
             raise MisconfigurationError(
                 "StabilityMonitor needs a map-style dataset (with `__len__` and `__getitem__`) to compute every "
@@ -35,13 +71,23 @@ class IndexedDataset(Dataset):
             ) from None
         if self.length == 0:
             raise MisconfigurationError("StabilityMonitor got an empty training dataset; nothing to certify.")
-        self.dataset = dataset
+        self.dataset, self.gather = dataset, gather
 
     def __len__(self) -> int:
         return self.length
 
     def __getitem__(self, index: int) -> tuple[int, Any]:
         return index, self.dataset[index]
+
+    def __getitems__(self, indices: list[int]) -> list[tuple[int, Any]] | GatheredRows:
+        """A batch in one call: the dataset's own ``__getitems__``, the rows of a ``TensorDataset`` (with
+        ``gather``), else item by item."""
+        fields = gather_rows(self.dataset, indices) if self.gather else None
+        if fields is not None:
+            return GatheredRows(indices, fields)
+        batched = getattr(self.dataset, "__getitems__", None)
+        items = batched(indices) if callable(batched) else [self.dataset[index] for index in indices]
+        return list(zip(indices, items, strict=True))
 
 
 class IndexedCollate:
@@ -50,7 +96,9 @@ class IndexedCollate:
     def __init__(self, collate_fn: Callable[[list[Any]], Any] | None) -> None:
         self.collate_fn = collate_fn or torch.utils.data.default_collate
 
-    def __call__(self, pairs: list[tuple[int, Any]]) -> tuple[Tensor, Any]:
+    def __call__(self, pairs: list[tuple[int, Any]] | GatheredRows) -> tuple[Tensor, Any]:
+        if isinstance(pairs, GatheredRows):  # already collated, by default_collate's rule
+            return torch.tensor(pairs.indices, dtype=torch.long), pairs.fields
         indices = torch.tensor([index for index, _ in pairs], dtype=torch.long)
         return indices, self.collate_fn([item for _, item in pairs])
 
@@ -74,7 +122,8 @@ def margin_dataloader(
     the global RNG (a DataLoader iterator takes its base seed from its generator, or from the global RNG when it
     has none).
     """
-    indexed = IndexedDataset(dataset)
+    default = collate_fn is None or collate_fn is torch.utils.data.default_collate
+    indexed = IndexedDataset(dataset, gather=default)
     if indices is not None:
         sampler: Any = indices[rank::world_size].tolist()
     elif world_size > 1:
