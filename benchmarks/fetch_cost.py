@@ -6,12 +6,16 @@ samples of a TensorDataset behind a Subset (as ``random_split`` gives), an MLP 7
     python benchmarks/fetch_cost.py
 """
 
-import time, statistics, torch
+import statistics
+import time
+
+import torch
 from torch import nn
-from torch.utils.data import TensorDataset, Subset, default_collate
+from torch.utils.data import Subset, TensorDataset, default_collate
+
+from lightning_stability.callbacks.forward_output import default_forward
 from lightning_stability.callbacks.margin_loader import margin_dataloader
 from lightning_stability.callbacks.margin_pass import MarginCollector, run_margin_pass
-from lightning_stability.callbacks.forward_output import default_forward
 
 torch.manual_seed(0)
 torch.set_num_threads(2)

@@ -10,7 +10,8 @@ from importlib.metadata import version
 import pytest
 
 import lightning_stability
-from lightning_stability.cli import choose_distribution, main
+from lightning_stability.cli import main
+from lightning_stability.cli.distribution import choose_distribution
 
 from .helpers import REPO_ROOT, SMALL_GRID
 

@@ -17,7 +17,8 @@ import pytest
 import yaml
 
 from lightning_stability import StabilityMonitor
-from lightning_stability.cli import _lightning_cli, choose_distribution
+from lightning_stability.cli import _lightning_cli
+from lightning_stability.cli.distribution import choose_distribution
 
 from .helpers import CONFIGS_DIR
 

@@ -42,7 +42,7 @@ def test_wheel_and_sdist_hold_the_package_and_its_type_marker(distributions: tup
     for module in (
         "__init__.py",
         "py.typed",
-        "cli.py",
+        "cli/__init__.py",
         "theory/certificate.py",
         "callbacks/base.py",
         "example/data.py",

@@ -19,7 +19,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.data import Dataset
 
 from lightning_stability import SharpnessMonitor
-from lightning_stability.callbacks.sharpness import BINARY_LOSS_EXAMPLE, cross_entropy_loss
+from lightning_stability.callbacks.sharpness_loss import BINARY_LOSS_EXAMPLE, cross_entropy_loss
 
 from .. import helpers
 from ..helpers import (
