@@ -124,21 +124,18 @@ class LinearClassifier(_Classifier):
         super().__init__(num_classes, optimizer, lr, momentum, weight_decay)
         self.save_hyperparameters()
         self.linear = nn.Linear(input_dim, num_classes)
-        with torch.no_grad():
-            if initial_weight is not None:
-                weight = torch.tensor(initial_weight, dtype=torch.float32)
-                if weight.shape != self.linear.weight.shape:
-                    raise ValueError(
-                        f"`initial_weight` must have shape {tuple(self.linear.weight.shape)}, got {tuple(weight.shape)}."
-                    )
-                self.linear.weight.copy_(weight)
-            if initial_bias is not None:
-                bias = torch.tensor(initial_bias, dtype=torch.float32)
-                if bias.shape != self.linear.bias.shape:
-                    raise ValueError(
-                        f"`initial_bias` must have shape {tuple(self.linear.bias.shape)}, got {tuple(bias.shape)}."
-                    )
-                self.linear.bias.copy_(bias)
+        for name, values in (("weight", initial_weight), ("bias", initial_bias)):
+            if values is not None:
+                _set_parameter(getattr(self.linear, name), values, f"initial_{name}")
 
     def forward(self, inputs: Tensor) -> Tensor:
         return self.linear(inputs.flatten(1))
+
+
+def _set_parameter(parameter: nn.Parameter, values: Any, option: str) -> None:
+    """Copy ``values`` into ``parameter``; a ``ValueError`` naming ``option`` if the shapes differ."""
+    tensor = torch.tensor(values, dtype=torch.float32)
+    if tensor.shape != parameter.shape:
+        raise ValueError(f"`{option}` must have shape {tuple(parameter.shape)}, got {tuple(tensor.shape)}.")
+    with torch.no_grad():
+        parameter.copy_(tensor)

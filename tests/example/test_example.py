@@ -322,3 +322,14 @@ def test_check_data_with_a_config_adds_the_first_layer_rows(tmp_path, capsys, mo
     # the extra directions are the (normalised) rows of the first layer of the model the config builds
     first = _lightning_cli()(args=["--config", "small.yaml"], run=False).model.net[0].weight.detach().double()
     assert torch.allclose(report.directions[2:], first / first.norm(dim=1, keepdim=True), rtol=0, atol=1e-12)
+
+
+def test_linear_classifier_sets_and_checks_its_initial_parameters() -> None:
+    from lightning_stability.example import LinearClassifier
+
+    model = LinearClassifier(input_dim=1, num_classes=2, initial_weight=[[-1.5], [1.5]], initial_bias=[0.25, 0.0])
+    assert model.linear.weight.tolist() == [[-1.5], [1.5]] and model.linear.bias.tolist() == [0.25, 0.0]
+    with pytest.raises(ValueError, match=r"`initial_weight` must have shape \(2, 1\), got \(1, 1\)"):
+        LinearClassifier(input_dim=1, num_classes=2, initial_weight=[[1.0]])
+    with pytest.raises(ValueError, match=r"`initial_bias` must have shape \(2,\), got \(3,\)"):
+        LinearClassifier(input_dim=1, num_classes=2, initial_bias=[0.0, 0.0, 0.0])
