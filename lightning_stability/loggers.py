@@ -32,6 +32,7 @@ from torch import Tensor
 from .distributions import rank_zero_warn
 from .figures.render import RenderedFigure, render
 from .lightning_internals import tensorboard_file_writer
+from .tensorboard_hparams import session_end, session_start
 
 if TYPE_CHECKING:
     import pytorch_lightning as pl
@@ -177,17 +178,13 @@ class TensorBoardAdapter(LoggerAdapter):
             self.logger.experiment.add_text("stability/constants", f"| constant | value |\n|---|---|\n{rows}", 0)
         else:  # their own tags, one point each; HParams shows each metric's last value (see `declare_final`)
             self.logger.log_metrics(final, step=trainer.global_step)
+            stopped = final.get("stability_final/stopped", 0.0) == 1.0
+            tensorboard_file_writer(self.logger.experiment).add_summary(session_end(stopped), trainer.global_step)
 
     def declare_final(self, trainer: pl.Trainer, params: dict[str, Any], names: list[str]) -> None:
-        from torch.utils.tensorboard.summary import hparams
-
-        plain = {
-            name: value if isinstance(value, bool | int | float | str) else str(value) for name, value in params.items()
-        }
-        experiment, session_start, _ = hparams(plain, {name: 0.0 for name in [*names, "hp_metric"]})
         writer = tensorboard_file_writer(self.logger.experiment)
-        writer.add_summary(experiment, 0)
-        writer.add_summary(session_start, 0)
+        for summary in session_start(params, names):
+            writer.add_summary(summary, 0)
 
     def layout(self, trainer: pl.Trainer, layout: dict[str, dict[str, list[str]]]) -> None:
         scalars = {

@@ -18,6 +18,7 @@ __all__ = [
     "flip_sentence",
     "instability_reason",
     "scope_sentence",
+    "stop_sentence",
     "subset_summary",
 ]
 
@@ -182,3 +183,10 @@ def instability_reason(result: CheckResult, consecutive: int, patience: int, tol
         f"{result.loss:.6g}) while the training accuracy fell ({comparison.previous_accuracy:.6g} -> "
         f"{result.report.accuracy:.6g}, tol {tol:g}); {counted}"
     )
+
+
+def stop_sentence(epoch: int, consecutive: int, patience: int) -> str:
+    """What the summary and the console say of a check that stops training on instability."""
+    when = "before training" if epoch < 0 else f"at epoch {epoch}"
+    events = f"{consecutive} consecutive event{'s' if consecutive != 1 else ''}"
+    return f"Training stopped {when}: instability ({events}, patience {patience})."

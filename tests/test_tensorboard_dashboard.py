@@ -40,6 +40,8 @@ FINAL = [
     "stability_final/theorem_a_floor",
     "stability_final/theorem_b_floor",
     "stability_final/instability_count",
+    "stability_final/stopped",
+    "stability_final/max_accuracy_drop",
 ]
 RUN = "run/version_0"
 
@@ -180,6 +182,8 @@ def test_hparams_lists_the_run_and_its_constants(tensorboard: TensorBoard) -> No
         {"startIndex": 0, "sliceSize": 10, "allowedStatuses": ["STATUS_UNKNOWN", "STATUS_SUCCESS"]},
     )
     assert [group["name"] for group in groups["sessionGroups"]] == [RUN]
+    (session,) = groups["sessionGroups"][0]["sessions"]
+    assert session["status"] == "STATUS_SUCCESS"  # a run that finished; a stopped one ends STATUS_FAILURE
 
 
 def test_hparams_lists_the_final_floors_as_metrics(tensorboard: TensorBoard) -> None:

@@ -9,12 +9,23 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ..theory import StabilityReport, SubsetEstimate
 
-__all__ = ["CONSTANTS", "DASHBOARD", "EVENTS", "FINAL", "HEADLINE", "logged_name", "run_constants", "subset_constants"]
+__all__ = [
+    "CONSTANTS",
+    "DASHBOARD",
+    "EVENTS",
+    "FINAL",
+    "HEADLINE",
+    "final_values",
+    "logged_name",
+    "run_constants",
+    "subset_constants",
+]
 
 DASHBOARD = {
     "stability": {
@@ -45,9 +56,29 @@ FINAL = (
     "stability_final/theorem_a_floor",
     "stability_final/theorem_b_floor",
     "stability_final/instability_count",
+    "stability_final/stopped",
+    "stability_final/max_accuracy_drop",
 )
 """The last check's values, logged at fit end to compare runs (TensorBoard's HParams metrics): one point each,
-kept out of the ``stability/`` headline."""
+kept out of the ``stability/`` headline; ``stopped`` (1: the monitor stopped training) and ``max_accuracy_drop``
+(the largest fall of the accuracy between two consecutive exact checks: one flipped sample or a collapse) with
+them (`final_values`)."""
+
+
+def final_values(
+    report: StabilityReport,
+    instability_count: int,
+    checks: list[tuple[int, float, float, float, float, bool]],
+    stopped: bool,
+) -> dict[str, float]:
+    """The `FINAL` values: the last exact check's accuracy and floors (``report``), the events, whether the monitor
+    stopped training, and ``max(0, max_i (a_{i−1} − a_i))`` over the consecutive exact checks' accuracies ``a_i``
+    (``checks``: `lightning_stability.assess.InstabilityHistory.checks`, accuracy second)."""
+    accuracies = [check[1] for check in checks]
+    drop = max((before - after for before, after in itertools.pairwise(accuracies)), default=0.0)
+    values = (report.accuracy, report.loss_floor, report.theorem_a.floor, report.theorem_b.floor)
+    return dict(zip(FINAL, (*values, float(instability_count), float(stopped), max(drop, 0.0)), strict=True))
+
 
 HEADLINE = frozenset({"accuracy", "loss", "loss_floor", "theorem_a/floor", "theorem_b/floor", "instability_count"})
 """Values logged under ``stability/``: the answer to "is my accuracy stable, and when was it not?"."""

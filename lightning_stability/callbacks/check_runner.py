@@ -16,7 +16,7 @@ from ..assess import sample_weights as weights_of
 from ..assess.names import run_constants, subset_constants
 from ..dynamics.samples import SampleStatistics
 from ..records import MarginPass
-from ..summaries import instability_reason
+from ..summaries import instability_reason, stop_sentence
 from .base import same_on_every_rank
 from .check_cost import CheckCost
 from .collect import MarginSource
@@ -136,6 +136,7 @@ class CheckRunner:
             full_checks=check.full_every_n_epochs is not None,
             scope=self.source.scope(margin_pass.ignored, check.weights_source),
             clock=(started, passed, assessed),
+            stopping=stop_sentence(check.epoch, self.stop_rule.consecutive, self.stop_rule.patience) if stop else None,
         )
         self.constants_logged.add(result.exact)
         cost, line = self.publisher.publish(trainer, pl_module, publication, self.cost)

@@ -17,7 +17,7 @@ from torch.utils.data import Dataset
 
 from ..assess import CheckResult, ExactCheck, InstabilityHistory
 from ..assess.envelopes import envelope_curves
-from ..assess.names import DASHBOARD, FINAL
+from ..assess.names import DASHBOARD, FINAL, final_values
 from ..dynamics.samples import SampleStatistics
 from ..figures.envelope import envelope_figure
 from ..figures.headline import CheckPoint, headline_picture
@@ -53,6 +53,7 @@ class Publication:
         approximate: the training data is random (every text says so); ``full_checks``: the statistical mode
             has full checks scheduled; ``scope``: what the certified set is, where it is not every sample.
         clock: when the check started, when its pass ended and when its assessment ended (`CheckCost.clock`).
+        stopping: the sentence that says this check stops training (``None``: it does not).
     """
 
     result: CheckResult
@@ -67,6 +68,7 @@ class Publication:
     full_checks: bool
     scope: str
     clock: tuple[float, float, float]
+    stopping: str | None = None
 
 
 class CheckPublisher:
@@ -100,17 +102,24 @@ class CheckPublisher:
         samples_dir: Path | None,
         report: StabilityReport | None,
         constants: dict[str, Any],
-        instability_count: int,
+        history: InstabilityHistory,
+        stop_reason: str | None,
     ) -> Path | None:
         """At fit end: ``samples.csv`` into ``samples_dir`` (rank zero, after a check) and the run's constants with
-        its final values (the last exact check's accuracy and floors, the events); returns the file written."""
+        its final values (`lightning_stability.assess.names.final_values`: the last exact check's accuracy and
+        floors, the events, whether the monitor stopped training and the largest accuracy drop); returns the file
+        written."""
         path = None
         if samples_dir is not None and trainer.is_global_zero and statistics.checks:
             path = save_samples_csv(Path(samples_dir) / SAMPLES_FILE, statistics.result())
         if report is not None:
-            values = (report.accuracy, report.loss_floor, report.theorem_a.floor, report.theorem_b.floor)
-            log_final(trainer, constants, dict(zip(FINAL, (*values, float(instability_count)), strict=True)))
+            final = final_values(report, history.count, history.checks, stop_reason is not None)
+            log_final(trainer, constants, final)
         return path
+
+    def publish_stop(self, trainer: pl.Trainer, reason: str, step: int) -> None:
+        """A check that stopped training without a certificate (non-finite outputs): the text summary says so."""
+        log_text(trainer, "stability/summary", f"**Training stopped**: {reason}", step)
 
     def publish(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, publication: Publication, cost: CheckCost
@@ -133,6 +142,8 @@ class CheckPublisher:
         summary, line = check_texts(
             result, history.epochs, history.count, publication.approximate, publication.full_checks, publication.scope
         )
+        if publication.stopping is not None:
+            summary, line = f"{summary} **{publication.stopping}**", f"{line}; {publication.stopping}"
         log_text(trainer, "stability/summary", summary, step)
         if result.exact:
             self._exact_check(trainer, publication, result)

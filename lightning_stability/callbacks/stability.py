@@ -309,7 +309,10 @@ class StabilityMonitor(EpochMonitor):
         weights = "sampler or uniform" if self.weights is None else self.weights
         ours: dict[str, Any] = {"stability/every_n_epochs": self.every_n_epochs, "stability/tol": self.tol}
         ours["stability/weights"] = weights if isinstance(weights, str) else "tensor"
-        self.publisher.declare_run(trainer, {**dict(getattr(pl_module, "hparams_initial", {}) or {}), **ours})
+        model = {
+            k: v for k, v in dict(getattr(pl_module, "hparams_initial", {}) or {}).items() if not k.startswith("_")
+        }
+        self.publisher.declare_run(trainer, {**model, **ours})  # without LightningCLI's `_class_path`, `_instantiator`
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self.publisher.start_run(trainer)
@@ -330,7 +333,8 @@ class StabilityMonitor(EpochMonitor):
             self.run_check(trainer, pl_module, finished, in_epoch_end=False)
         samples_dir, report = self.outputs.samples_dir(trainer), self.last_report
         constants = {} if report is None else self._constants(report)
-        path = self.publisher.finish_run(trainer, self.statistics, samples_dir, report, constants, self.history.count)
+        history, why = self.history, self.stop_reason
+        path = self.publisher.finish_run(trainer, self.statistics, samples_dir, report, constants, history, why)
         if path is not None:
             self.info(trainer, f"per-sample dynamics: {path}")
 
@@ -376,6 +380,7 @@ class StabilityMonitor(EpochMonitor):
         result = outcome.result
         if result is None:
             self._no_certificate = True
+            self.publisher.publish_stop(trainer, str(outcome.reason), request.step)
         else:
             self.finish_check(outcome.metrics, epoch)
             self.last_pass, self.last_cost = outcome.margin_pass, outcome.cost

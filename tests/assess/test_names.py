@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from types import SimpleNamespace
 
 import pytest
 
@@ -12,6 +13,7 @@ from lightning_stability.assess.names import (
     DASHBOARD,
     FINAL,
     HEADLINE,
+    final_values,
     logged_name,
     run_constants,
     subset_constants,
@@ -81,7 +83,22 @@ def test_name_sets_and_final_names() -> None:
         "stability_final/theorem_a_floor",
         "stability_final/theorem_b_floor",
         "stability_final/instability_count",
+        "stability_final/stopped",
+        "stability_final/max_accuracy_drop",
     )
+
+
+def test_final_values_tell_a_stop_and_a_collapse_from_a_flip() -> None:
+    report = SimpleNamespace(
+        accuracy=0.5, loss_floor=0.25, theorem_a=SimpleNamespace(floor=0.125), theorem_b=SimpleNamespace(floor=0.0625)
+    )
+    checks = [(-1, 0.75, 0, 0, 0, False), (0, 1.0, 0, 0, 0, False), (1, 0.5, 0, 0, 0, True), (2, 0.4375, 0, 0, 0, True)]
+    values = final_values(report, 2, checks, stopped=True)
+    assert list(values) == list(FINAL)
+    assert list(values.values()) == [0.5, 0.25, 0.125, 0.0625, 2.0, 1.0, 0.5]  # the 1.0 -> 0.5 fall
+    rising = [(-1, 0.5, 0, 0, 0, False), (0, 0.75, 0, 0, 0, False)]
+    assert final_values(report, 0, rising, stopped=False)["stability_final/max_accuracy_drop"] == 0.0
+    assert final_values(report, 0, rising[:1], stopped=False)["stability_final/stopped"] == 0.0
 
 
 ALL_LOGGED = [

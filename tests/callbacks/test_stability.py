@@ -269,3 +269,26 @@ def test_tensorboard_events_contain_scalars_histogram_and_figure(tb_logger) -> N
         assert value.sum == pytest.approx(float(margins.sum()), abs=1e-6)
     assert "stability/envelopes" in tags["images"]
     assert len(events.Images("stability/envelopes")) == 3
+
+
+def test_the_hyperparameters_hold_no_lightning_cli_internals(monkeypatch: pytest.MonkeyPatch) -> None:
+    """LightningCLI adds ``_class_path`` and ``_instantiator`` to a module's hyperparameters; the monitor's HParams
+    summary (declared at fit start) keeps the model's own and its settings, not those."""
+    from lightning_stability.callbacks import publish as publish_module
+
+    declared: list[dict] = []
+    monkeypatch.setattr(publish_module, "declare_final", lambda trainer, params, names: declared.append(params))
+
+    class CLIModule(MLP):
+        def __init__(self, width: int = 8) -> None:
+            super().__init__()
+            self.save_hyperparameters({"width": width, "_class_path": "x.CLIModule", "_instantiator": "y"})
+
+    fit([StabilityMonitor(grid=SMALL_GRID)], CLIModule(), max_epochs=1)
+    (params,) = declared
+    assert params == {
+        "width": 8,
+        "stability/every_n_epochs": 1,
+        "stability/tol": 0.0,
+        "stability/weights": "sampler or uniform",
+    }

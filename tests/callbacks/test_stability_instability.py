@@ -231,3 +231,26 @@ def test_instability_counters_survive_resume(tmp_path) -> None:
     assert script.epochs == [4] and trainer.should_stop
     assert (caught_up.instability_count, caught_up.stop_reason) == (monitor.instability_count, monitor.stop_reason)
     assert not math.isnan(canonical(recorder.records[0]["metrics"])["flip_forgotten"])
+
+
+def test_a_stop_is_said_in_the_summary_the_console_and_the_final_values(caplog, tmp_path) -> None:
+    """The check that stops training says so in its text summary and console line; the final values tell a stop
+    (``stability_final/stopped``) and how far the accuracy fell between two checks (``max_accuracy_drop``)."""
+    import yaml
+    from pytorch_lightning.loggers import CSVLogger
+
+    monitor = StabilityMonitor(grid=SMALL_GRID, stop_on_instability=True, patience=1, verbose=True)
+    logger = CSVLogger(tmp_path, name="run", version=0)
+    script, recorder = Script(), Recorder(monitor)
+    callbacks: list[pl.Callback] = [script, monitor, recorder, AssertScripted()]
+    with caplog.at_level(logging.INFO), pytest.warns(UserWarning, match="StabilityMonitor: instability"):
+        fit(callbacks, ScriptedClassifier(), dataset(), batch_size=25, max_epochs=MAX_EPOCHS, logger=logger)
+    said = "Training stopped at epoch 1: instability (1 consecutive event, patience 1)."
+    assert f"; {said}" in caplog.text  # the console line of the stopping check
+    summaries = (tmp_path / "run" / "version_0" / "text" / "stability" / "summary.md").read_text().split("## step ")
+    assert summaries[-1].rstrip().endswith(f"**{said}**") and said not in "".join(summaries[:-1])
+    final = yaml.safe_load((tmp_path / "run" / "version_0" / "hparams.yaml").read_text())
+    assert final["stability_final/stopped"] == 1.0
+    _, first = scripted_loss_and_accuracy(0)
+    _, second = scripted_loss_and_accuracy(1)
+    assert final["stability_final/max_accuracy_drop"] == pytest.approx(first - second, abs=1e-12)  # 0.8 -> 0.4
