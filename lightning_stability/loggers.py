@@ -242,6 +242,9 @@ class MLflowAdapter(LoggerAdapter):
         client, run_id = self.logger.experiment, self.logger.run_id
         client.log_text(run_id, text, self._artifact("text", tag, step, ".md"))
 
+    def page(self, trainer: pl.Trainer, name: str, page: str) -> None:  # the Stability page, an artifact <name>.html
+        self.logger.experiment.log_text(self.logger.run_id, page, f"{name}.html")
+
     def constants(self, trainer: pl.Trainer, values: dict[str, Any], final: dict[str, float] | None) -> None:
         if final is None:
             self.logger.log_hyperparams(values)
@@ -274,6 +277,11 @@ class WandbAdapter(LoggerAdapter):
         import wandb
 
         self._log(tag, wandb.Html(f"<pre>{html.escape(text)}</pre>"), step)
+
+    def page(self, trainer: pl.Trainer, name: str, page: str) -> None:  # the Stability page, as it is (no wandb CSS)
+        import wandb
+
+        self._log(name, wandb.Html(page, inject=False), trainer.global_step)
 
     def constants(self, trainer: pl.Trainer, values: dict[str, Any], final: dict[str, float] | None) -> None:
         if final is None:

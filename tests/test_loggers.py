@@ -5,6 +5,8 @@ warning that names what it cannot show."""
 from __future__ import annotations
 
 import csv
+import json
+import re
 import warnings
 from pathlib import Path
 from typing import Any
@@ -96,7 +98,7 @@ def test_mlflow_logger_gets_unchanged_names_and_artifacts(tmp_path: Path, monkey
     logger = MLFlowLogger(experiment_name="stability", tracking_uri=f"file:{tmp_path / 'mlruns'}")
     with warnings.catch_warnings():
         warnings.simplefilter("error", category=RuntimeWarning)  # MLflow's renaming warning would fail the test
-        monitor = fit(logger)
+        monitor = fit(logger, save_margins=str(tmp_path / "margins"))
     client, run_id = logger.experiment, logger.run_id
     run = client.get_run(run_id)
     for name in (
@@ -114,6 +116,11 @@ def test_mlflow_logger_gets_unchanged_names_and_artifacts(tmp_path: Path, monkey
     histograms = {item.path for item in client.list_artifacts(run_id, "histograms/stability/margins")}
     assert "histograms/stability/margins/step_00000006.csv" in histograms
     assert len(client.list_artifacts(run_id, "text/stability/summary")) == 3
+    # the Stability page of the run at fit end (docs/dashboard.md): the run's checks as inert data
+    page = Path(client.download_artifacts(run_id, "stability.html", str(tmp_path))).read_text(encoding="utf-8")
+    (data,) = re.findall(r'<script type="application/json"[^>]*>(.*?)</script>', page, flags=re.S)
+    (view,) = json.loads(data)["runs"]
+    assert len(view["checks"]) == 3 and view["checks"][-1]["accuracy"] == pytest.approx(monitor.last_report.accuracy)
 
 
 def test_wandb_offline_gets_histograms_images_and_text(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -126,13 +133,14 @@ def test_wandb_offline_gets_histograms_images_and_text(tmp_path: Path, monkeypat
     logged: list[dict[str, Any]] = []
     original = logger.experiment.log
     monkeypatch.setattr(logger.experiment, "log", lambda data, *a, **k: (logged.append(data), original(data, *a, **k)))
-    monitor = fit(logger)
+    monitor = fit(logger, save_margins=str(tmp_path / "margins"))
     import wandb
 
     kinds = {key: type(value) for entry in logged for key, value in entry.items()}
     assert kinds["stability/margins"] is wandb.Histogram
     assert kinds["stability/envelopes"] is wandb.Image
     assert kinds["stability/summary"] is wandb.Html
+    assert kinds["stability"] is wandb.Html  # the Stability page at fit end
     assert "stability/accuracy" in kinds
     assert logger.experiment.config["stability/num_samples"] == 96
     assert logger.experiment.summary["stability_final/accuracy"] == pytest.approx(monitor.last_report.accuracy)

@@ -22,8 +22,23 @@ from ..dynamics.samples import SampleStatistics
 from ..figures.envelope import envelope_figure
 from ..figures.headline import CheckPoint, headline_picture
 from ..files import save_margin_file, save_samples_csv
-from ..loggers import declare_final, log_constants, log_figure, log_final, log_histogram, log_layout, log_text
+from ..loggers import (
+    MLflowAdapter,
+    WandbAdapter,
+    adapter_for,
+    declare_final,
+    log_constants,
+    log_figure,
+    log_final,
+    log_histogram,
+    log_layout,
+    log_text,
+)
 from ..scalars import log_check_scalars
+from ..stability_tab.page import page_html
+from ..stability_tab.sources import run_margin_files
+from ..stability_tab.verdict import stop_line
+from ..stability_tab.view import STOP_TAG, run_view
 from ..summaries import check_texts
 from ..theory import StabilityReport
 from .base import same_on_every_rank
@@ -120,6 +135,35 @@ class CheckPublisher:
     def publish_stop(self, trainer: pl.Trainer, reason: str, step: int) -> None:
         """A check that stopped training without a certificate (non-finite outputs): the text summary says so."""
         log_text(trainer, "stability/summary", f"**Training stopped**: {reason}", step)
+
+    def publish_page(
+        self, trainer: pl.Trainer, stop_reason: str | None, patience: int, margins_dir: Path | None
+    ) -> str | None:
+        """At fit end, after `finish_run`: why training stopped (if it did), as the text ``stability/stop`` that the
+        Stability tab shows (its first line `lightning_stability.stability_tab.verdict.stop_line`, then
+        ``stop_reason``), and the Stability page of the run's margin files in ``margins_dir`` as an artifact
+        ``stability.html`` of MLflow and a ``wandb.Html`` on W&B (TensorBoard has the tab; the ``fit`` command
+        writes the page beside ``report.png``). Returns the page; ``None`` without an MLflow or W&B logger, without
+        margin files, and off rank zero (the page is built only for them)."""
+        stop = None
+        if stop_reason:
+            stop = f"{stop_line(stop_reason, trainer.current_epoch - 1, patience)}\n{stop_reason}"
+            log_text(trainer, STOP_TAG, stop, trainer.global_step)
+        targets = [
+            adapter
+            for adapter in map(adapter_for, trainer.loggers)
+            if isinstance(adapter, MLflowAdapter | WandbAdapter)
+        ]
+        if not targets or margins_dir is None or not margins_dir.is_dir() or not trainer.is_global_zero:
+            return None
+        files = run_margin_files(margins_dir, margins_dir)
+        if not files:
+            return None
+        name = margins_dir.parent.name if margins_dir.name == "margins" else margins_dir.name
+        page = page_html([run_view(name, {}, {STOP_TAG: [(0, stop)]} if stop else {}, files)], f"Stability: {name}")
+        for adapter in targets:
+            adapter.page(trainer, "stability", page)
+        return page
 
     def publish(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, publication: Publication, cost: CheckCost

@@ -335,6 +335,7 @@ class StabilityMonitor(EpochMonitor):
         constants = {} if report is None else self._constants(report)
         history, why = self.history, self.stop_reason
         path = self.publisher.finish_run(trainer, self.statistics, samples_dir, report, constants, history, why)
+        self.publisher.publish_page(trainer, why, self.patience, self.margins_dir(trainer))
         if path is not None:
             self.info(trainer, f"per-sample dynamics: {path}")
 

@@ -6,6 +6,7 @@ one's options):
 * ``fit``, ``validate``, ``test``, ``predict`` — Lightning's `LightningCLI`; after
   ``fit`` it prints where the logs are and the last check, and draws the report next to the logs;
 * ``report`` — redraw the report PNG of a run from its saved margin files, with the data map and the blame grid;
+  with ``-o FILE.html``, the Stability tab of every run under the folder as one self-contained page;
 * ``samples`` — print the samples most likely mislabelled (docs/samples.md), with their statistics;
 * ``check-data`` — look for small isolated clusters in the training inputs before training (docs/theory.md §9).
 
@@ -86,8 +87,22 @@ def _lightning_cli(distribution: str = "pytorch_lightning") -> Any:
                     print(f"[lightning-stability] report: {output}")
                     for picture in make_sample_report(directory, output):
                         print(f"[lightning-stability] samples: {picture}")
+            if monitors and monitors[0].last_report is not None:
+                _write_page(trainer, monitors[0], log_dir, view)
 
     return StabilityCLI
+
+
+def _write_page(trainer: Any, monitor: Any, log_dir: Path, view: str) -> None:
+    """After ``fit``: the Stability tab's page beside ``report.png`` (``stability.html``), and where the tab is."""
+    from ..stability_tab.page import write_page
+    from ..stability_tab.verdict import stop_line
+
+    stop = None
+    if monitor.stop_reason:
+        stop = f"{stop_line(monitor.stop_reason, trainer.current_epoch - 1, monitor.patience)}\n{monitor.stop_reason}"
+    page = write_page(log_dir, log_dir / "stability.html", stop=stop)
+    print(f"[lightning-stability] page: {page}  (the Stability tab: {view}, then open http://localhost:6006/#stability)")
 
 
 def _internal_class_paths() -> frozenset[str]:
@@ -117,7 +132,11 @@ def _add_report_options(parser: argparse.ArgumentParser) -> None:
         "(version_0, version_1, ...) gets one report per run, named after it (report_version_0.png, ...)",
     )
     parser.add_argument(
-        "-o", "--output", default=None, help="PNG to write (default: LOG_DIR/report.png; OUTPUT_<run>.png per run)"
+        "-o",
+        "--output",
+        default=None,
+        help="PNG to write (default: LOG_DIR/report.png; OUTPUT_<run>.png per run), or FILE.html: the Stability "
+        "tab as one self-contained page of every run under LOG_DIR (from its TensorBoard events or margin files)",
     )
 
 
@@ -199,6 +218,12 @@ def _report(args: argparse.Namespace) -> int:
     from ..figures.sample_report import make_sample_report
     from ..run_folders import find_runs
 
+    if args.output and Path(args.output).suffix.lower() in (".html", ".htm"):
+        from ..stability_tab.page import write_page
+
+        # the Stability tab as one page: every run under LOG_DIR (a selector), from its events or margin files
+        print(f"[lightning-stability] page of {args.log_dir}: {write_page(args.log_dir, args.output)}")
+        return 0
     runs = find_runs(args.log_dir, need_margins=True)
     output = Path(args.output) if args.output else Path(args.log_dir) / "report.png"
     for run in runs:
