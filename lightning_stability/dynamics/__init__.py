@@ -1,6 +1,8 @@
 """Training-dynamics kernels without Lightning (docs/dynamics.md), one module per monitor.
 
 * `sharpness` — ``λ_max`` of the loss Hessian from Hessian-vector products (D1, ``SharpnessMonitor``);
+  `optimizer_preconditioner` (an optimizer's ``P⁻¹`` and threshold ``T``), `sharpness_edge` (the edge ratio and
+  its verdict), `sharpness_check` (the eigen-solves of one check);
 * `parametrization` — dead, unbalanced, redundant and disconnected hidden units (D2,
   ``ParametrizationMonitor``);
 * `gradient_flow` — per-layer gradient norms and the first/last ratio (D3, ``GradientFlowMonitor``);
@@ -9,6 +11,7 @@
 """
 
 from .gradient_flow import depth_layers, first_last_ratio, layer_norms
+from .optimizer_preconditioner import OptimizerPreconditioner, UnreadableOptimizer, read_preconditioner
 from .parametrization import (
     ActivationKind,
     HiddenLayer,
@@ -22,9 +25,12 @@ from .samples import SAMPLE_COLUMNS, SampleDynamics, SampleStatistics, worst_mar
 from .sharpness import (
     HessianVectorProduct,
     lanczos_top_eigenvalue,
+    lanczos_top_eigenvalues,
     power_iteration,
     top_hessian_eigenvalue,
 )
+from .sharpness_check import SharpnessEstimates, estimate_sharpness
+from .sharpness_edge import edge_operator, edge_verdict, warm_start
 
 __all__ = [
     "SAMPLE_COLUMNS",
@@ -32,18 +38,27 @@ __all__ = [
     "EigenEstimate",
     "HessianVectorProduct",
     "HiddenLayer",
+    "OptimizerPreconditioner",
     "ParametrizationStats",
     "SampleDynamics",
     "SampleStatistics",
+    "SharpnessEstimates",
+    "UnreadableOptimizer",
     "activation_kind",
     "dead_units",
     "depth_layers",
+    "edge_operator",
+    "edge_verdict",
+    "estimate_sharpness",
     "find_hidden_layers",
     "first_last_ratio",
     "lanczos_top_eigenvalue",
+    "lanczos_top_eigenvalues",
     "layer_norms",
     "parametrization_statistics",
     "power_iteration",
+    "read_preconditioner",
     "top_hessian_eigenvalue",
+    "warm_start",
     "worst_margin_samples",
 ]

@@ -7,7 +7,8 @@ Gradient descent ``θ ← θ − η ∇L(θ)`` linearised around a minimiser ``�
 
 * `HessianVectorProduct`: ``v ↦ H v = ∇_θ (∇_θ L(θ) · v)`` for ``L = Σ_c w_c L_c`` (chunks of data);
 * `power_iteration`: ``v ← (H + s I) v / ‖(H + s I) v‖`` with the Rayleigh quotient ``ρ = vᵀ H v``;
-* `lanczos_top_eigenvalue`: Lanczos with full reorthogonalisation, the largest Ritz value of ``T_k``;
+* `lanczos_top_eigenvalues`: Lanczos with full reorthogonalisation, the largest Ritz values of ``T_k`` (residual
+  stopping rule), `lanczos_top_eigenvalue` the top one;
 * `top_hessian_eigenvalue`: the two combined into ``λ_max`` (power iteration shifts when the dominant
   eigenvalue is negative);
 * `twice_differentiable_attention`: the attention kernel under which products run (the fused ones have no
@@ -31,6 +32,7 @@ from .results import EigenEstimate
 __all__ = [
     "HessianVectorProduct",
     "lanczos_top_eigenvalue",
+    "lanczos_top_eigenvalues",
     "power_iteration",
     "top_hessian_eigenvalue",
     "twice_differentiable_attention",
@@ -102,7 +104,16 @@ class HessianVectorProduct:
         self.dtype = self.params[0].dtype
         self.device = self.params[0].device
         self._kept: Tensor | None = None
+        self._loss_values: dict[int, float] = {}
         self.products = 0
+
+    @property
+    def loss(self) -> float:
+        """``L(θ) = Σ_c w_c L_c(θ)`` as evaluated by the products (each closure's latest value); ``nan`` before the
+        first product."""
+        if len(self._loss_values) != len(self.losses):
+            return math.nan
+        return sum(weight * self._loss_values[index] for index, weight in enumerate(self.weights))
 
     def _flat_gradient(self, index: int) -> Tensor:
         with torch.enable_grad(), twice_differentiable_attention():
@@ -114,6 +125,7 @@ class HessianVectorProduct:
                     f"the loss is {loss.item()} (not finite); the Hessian is undefined. Lower the learning rate "
                     "or check the model's outputs."
                 )
+            self._loss_values[index] = float(loss.detach())
             grads = torch.autograd.grad(loss, self.params, create_graph=True, allow_unused=True)
         return torch.cat(
             [(g if g is not None else torch.zeros_like(p)).reshape(-1) for g, p in zip(grads, self.params, strict=True)]
@@ -199,22 +211,27 @@ def power_iteration(
     raise AssertionError("unreachable: the loop returns at products == max_iter")
 
 
-def lanczos_top_eigenvalue(matvec: MatVec, start: Tensor, *, tol: float = 1e-3, max_iter: int = 100) -> EigenEstimate:
-    r"""Lanczos with full reorthogonalisation: the largest algebraic Ritz value of the tridiagonal ``T_k``.
+def lanczos_top_eigenvalues(
+    matvec: MatVec, start: Tensor, *, k: int = 1, tol: float = 1e-3, max_iter: int = 100
+) -> list[EigenEstimate]:
+    r"""Lanczos with full reorthogonalisation: the ``k`` largest algebraic Ritz values of the tridiagonal ``T_m``.
 
-    ``q_1 = v / ‖v‖``; ``r = H q_k − β_{k−1} q_{k−1}``, ``α_k = q_kᵀ r``, ``r ← r − α_k q_k`` then re-orthogonalised
-    against every ``q_j``, ``β_k = ‖r‖``, ``q_{k+1} = r / β_k``. With ``T_k = S Θ Sᵀ`` the Ritz pair
-    ``(θ, y = Q_k s)`` of the largest ``θ`` has residual ``‖H y − θ y‖ = β_k |s_k|``; stops when that is
-    ``≤ tol · |θ|``, when ``β_k`` vanishes (an invariant subspace: exact) or after ``max_iter`` products.
-    Memory: ``max_iter`` vectors of the parameters' length (float64).
+    ``q_1 = v / ‖v‖``; ``r = H q_m − β_{m−1} q_{m−1}``, ``α_m = q_mᵀ r``, ``r ← r − α_m q_m`` then re-orthogonalised
+    against every ``q_j``, ``β_m = ‖r‖``, ``q_{m+1} = r / β_m``. With ``T_m = S Θ Sᵀ`` the Ritz pair
+    ``(θ_i, y_i = Q_m s_i)`` has residual ``‖H y_i − θ_i y_i‖ = β_m |s_{m,i}|``; stops when the top one's is
+    ``≤ tol · |θ_1|`` and each of the next ``k − 1`` is ``≤ tol · |θ_1|`` (D1), when ``β_m`` vanishes (an
+    invariant subspace: exact) or after ``max_iter`` products. Returns ``min(k, m)`` estimates, largest first,
+    each with the products of the whole run. Memory: ``max_iter`` vectors of the parameters' length (float64).
     """
     _check_settings(tol, max_iter)
+    if not isinstance(k, int) or isinstance(k, bool) or k < 1:
+        raise ValueError(f"`k` must be a positive integer (how many top eigenvalues), got {k!r}.")
     q = _unit(start)
     basis: list[Tensor] = []
     alphas: list[float] = []
     betas: list[float] = []
     beta, previous_q = 0.0, torch.zeros_like(q)
-    theta, ritz_vector, residual, converged = 0.0, q, math.inf, False
+    converged = False
     for _ in range(max_iter):
         basis.append(q)
         r = _finite(matvec(q)) - beta * previous_q
@@ -230,16 +247,29 @@ def lanczos_top_eigenvalue(matvec: MatVec, start: Tensor, *, tol: float = 1e-3, 
             off = torch.tensor(betas, dtype=torch.float64)
             tridiagonal += torch.diag(off, 1) + torch.diag(off, -1)
         values, vectors = torch.linalg.eigh(tridiagonal)
-        theta, s = float(values[-1]), vectors[:, -1]
-        residual_norm = beta * abs(float(s[-1]))
-        residual = residual_norm / abs(theta) if theta != 0 else (0.0 if residual_norm == 0 else math.inf)
-        if beta <= 1e-12 * max(abs(theta), 1e-300) or residual_norm <= tol * abs(theta):
+        count = min(k, len(alphas))
+        top = abs(float(values[-1]))
+        residual_norms = [beta * abs(float(vectors[-1, -1 - i])) for i in range(count)]
+        if beta <= 1e-12 * max(top, 1e-300) or (count == k and all(norm <= tol * top for norm in residual_norms)):
             converged = True
             break
         betas.append(beta)
         previous_q, q = q, r / beta
-    ritz_vector = torch.stack(basis).T @ s.to(basis[0].device)
-    return EigenEstimate(theta, ritz_vector, len(basis), converged, residual)
+    basis_matrix = torch.stack(basis).T
+    estimates = []
+    for i in range(min(k, len(alphas))):
+        theta = float(values[-1 - i])
+        norm = beta * abs(float(vectors[-1, -1 - i]))
+        residual = norm / abs(theta) if theta != 0 else (0.0 if norm == 0 else math.inf)
+        ritz_vector = basis_matrix @ vectors[:, -1 - i].to(basis[0].device)
+        estimates.append(EigenEstimate(theta, ritz_vector, len(basis), converged, residual))
+    return estimates
+
+
+def lanczos_top_eigenvalue(matvec: MatVec, start: Tensor, *, tol: float = 1e-3, max_iter: int = 100) -> EigenEstimate:
+    r"""The largest algebraic eigenvalue by `lanczos_top_eigenvalues` with ``k = 1``: stops when the top Ritz pair's
+    residual ``‖H y − θ y‖ = β_m |s_m|`` is ``≤ tol · |θ|`` (D1)."""
+    return lanczos_top_eigenvalues(matvec, start, k=1, tol=tol, max_iter=max_iter)[0]
 
 
 def top_hessian_eigenvalue(

@@ -55,6 +55,9 @@ SAVED_VALUES: dict[str, Any] = {
     "consecutive_unstable": 2,
     "indices": torch.tensor([4, 0, 9]),
     "last_logged_step": 16,
+    "previous_loss": 0.375,
+    "warm_start": torch.tensor([0.5, -0.25, 0.125], dtype=torch.float64),
+    "edge_warm_start": torch.tensor([0.0, 1.0], dtype=torch.float64),
     "sample_state": {  # SampleStatistics.state_dict of two samples after two checks
         "target": torch.tensor([1, 0]),
         "seen": torch.tensor([2, 1]),

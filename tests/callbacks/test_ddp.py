@@ -142,7 +142,7 @@ def test_ddp_two_processes_log_the_same_values(run_ddp) -> None:
     assert all(torch.equal(v, one["final_state"][k]) for k, v in zero["final_state"].items())
     assert not torch.equal(zero["final_state"]["net.0.weight"], zero["initial_state"]["net.0.weight"])
 
-    # equal to one process on the final weights: λ_max (same algorithm, and the explicit Hessian to 1 %) …
+    # equal to one process on the final weights: λ_max (a converged Lanczos, and the explicit Hessian to 1 %) …
     model = MLP(hidden=12, dropout=0.2)
     model.load_state_dict(zero["final_state"])
     model.eval()
@@ -150,9 +150,11 @@ def test_ddp_two_processes_log_the_same_values(run_ddp) -> None:
     operator = HessianVectorProduct(
         list(model.parameters()), [lambda: nn.functional.cross_entropy(model(inputs), targets)]
     )
-    single = top_hessian_eigenvalue(operator, operator.dim)
+    single = top_hessian_eigenvalue(operator, operator.dim, method="lanczos", tol=1e-6, max_iter=operator.dim)
     logged = zero["records"]["SharpnessMonitor"][-1]["stability/sharpness/lambda_max"]
-    assert logged == pytest.approx(single.value, rel=1e-5)
+    # the monitor's Lanczos stops at a relative residual of 1e-3 (warm-started from its previous check): its
+    # eigenvalue is within that of a converged one
+    assert logged == pytest.approx(single.value, rel=2e-3)
     explicit = float(torch.linalg.eigvalsh(explicit_hessian(model, inputs, targets).double())[-1])
     assert logged == pytest.approx(explicit, rel=0.01)
     # … and the parametrization statistics on the same probe samples
