@@ -2,12 +2,13 @@
 
 At an instability event the `StabilityMonitor` logs the blame sets (`lightning_stability.records.BlameSets`) as an
 image grid with labels and predictions, or as a table (index, label, prediction, margin, why) when the inputs are
-no pictures: one image composed without matplotlib (`lightning_stability.figures.blame_grid`), handed rendered to
-every logger (`lightning_stability.loggers.log_figure`). A set larger than ``blame_size`` is cut to its
-``blame_size`` smallest margins (the most wrong first, `lightning_stability.dynamics.samples.smallest_margins_first`),
-and its title says so ("16 of 1,227 shown: the 16 smallest margins"). The per-check margin file holds the blamed
-samples' results (`blamed_samples`: index, label, prediction, margin, which set), never their inputs. Only global
-rank zero reads the blamed samples' inputs.
+no pictures, the causes first — the smallest margins, the Condition B witness, the data cluster — then the samples
+that flipped to wrong (`PICTURE_SETS`, `blame_title`): one image composed without matplotlib
+(`lightning_stability.figures.blame_grid`), handed rendered to every logger (`lightning_stability.loggers.log_figure`).
+A set larger than ``blame_size`` is cut to its ``blame_size`` smallest margins (the most wrong first,
+`lightning_stability.dynamics.samples.smallest_margins_first`), and its title says so ("16 of 1,227 shown: the 16
+smallest margins"). The per-check margin file holds the blamed samples' results (`blamed_samples`: index, label,
+prediction, margin, which set), never their inputs. Only global rank zero reads the blamed samples' inputs.
 """
 
 from __future__ import annotations
@@ -29,10 +30,34 @@ from ..records import BLAME_SETS, SMALLEST_MARGINS, BlameSets, MarginPass
 if TYPE_CHECKING:
     import pytorch_lightning as pl
 
-__all__ = ["WHY", "BlamePictures", "blamed_samples"]
+__all__ = ["PICTURE_SETS", "WHY", "BlamePictures", "blame_title", "blamed_samples"]
 
-WHY = {"forgotten": "forgotten", "worst": "worst margin", "witness": "B witness", "data_cluster": "data cluster"}
-"""The short reason of each blame set (`BLAME_SETS`' keys), in the table's ``why blamed`` column."""
+PICTURE_SETS = {
+    "worst": "cause: smallest margins",
+    "witness": "cause: Condition B witness interval",
+    "data_cluster": "cause: isolated input cluster (data check)",
+    "forgotten": "flipped to wrong since the previous check",
+}
+"""The blame sets (`BLAME_SETS`' keys) in the order the grid shows them, with their titles there: the samples that
+cause an instability first, then those it cost (the margin file keeps `BLAME_SETS`' keys and titles)."""
+
+WHY = {"worst": "worst margin", "witness": "B witness", "data_cluster": "data cluster", "forgotten": "flipped"}
+"""The short reason of each blame set, in the table's ``why blamed`` column."""
+
+_CAUSES = {"worst": "smallest margins", "witness": "B witness", "data_cluster": "data cluster"}
+
+
+def blame_title(epoch: int, shown: list[str], pictures: bool) -> str:
+    """The grid's title, naming the sets ``shown`` (keys of `PICTURE_SETS` with a cell): "instability at epoch 8:
+    causes (smallest margins, B witness), then the samples that flipped (label -> prediction)" (the last part for
+    ``pictures``, whose captions it explains)."""
+    causes = [name for key, name in _CAUSES.items() if key in shown]
+    parts = [f"causes ({', '.join(causes)})"] if causes else []
+    if "forgotten" in shown:
+        parts.append("then the samples that flipped" if causes else "the samples that flipped")
+    return f"instability at epoch {epoch}: {', '.join(parts) or 'no sample to blame'}" + (
+        " (label -> prediction)" if pictures and parts else ""
+    )
 
 
 def blamed_samples(blame: BlameSets, margin_pass: MarginPass, size: int) -> dict[str, dict[str, Any]]:
@@ -93,8 +118,9 @@ class BlamePictures:
     def cells(
         self, trainer: pl.Trainer, dataset: Dataset | None, blame: BlameSets, margin_pass: MarginPass
     ) -> list[tuple[str, list[BlameCell]]]:
-        """The rows of ``blame``: per set its `row_title` ("forgotten since the previous check: 16 of 1,227 shown: the
-        16 smallest margins" when cut) and its ``blame_size`` samples of smallest margin, smallest first, each with
+        """The rows of ``blame``, in `PICTURE_SETS`' order (the causes first): per set its `row_title` ("flipped to
+        wrong since the previous check: 16 of 1,227 shown: the 16 smallest margins" when cut; all four sets, empty
+        ones too) and its ``blame_size`` samples of smallest margin, smallest first, each with
         its label, prediction and margin (`blamed_samples`) and its picture read from ``dataset`` (rank zero). If
         any input is no picture, no cell has one (and a short vector its values): the sets are drawn as a table.
         Empty, with one warning for the run, without a dataset."""
@@ -109,7 +135,7 @@ class BlamePictures:
         entries = blamed_samples(blame, margin_pass, self.blame_size)
         rows: list[tuple[str, list[BlameCell]]] = []
         inputs = []
-        for key, title in BLAME_SETS.items():
+        for key, title in PICTURE_SETS.items():
             entry = entries[key]
             cells = []
             for index, target, predicted, margin in zip(
@@ -149,7 +175,9 @@ class BlamePictures:
             return []
         rows = self.cells(trainer, dataset, blame, margin_pass)
         if rows:
-            title = f"instability at epoch {epoch}: samples to blame (label -> prediction)"
+            shown = [key for key, (_, cells) in zip(PICTURE_SETS, rows, strict=True) if cells]
+            pictures = all(cell.picture is not None for _, cells in rows for cell in cells)
+            title = blame_title(epoch, shown, pictures)
             log_figure(trainer, "stability/blame", lambda: blame_figure(rows, title), step)
         return rows
 

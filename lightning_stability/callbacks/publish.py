@@ -203,7 +203,9 @@ class CheckPublisher:
         step = publication.step
         if publication.history.checks:
             points = [CheckPoint(int(c[0]), (c[1], c[2], c[3], c[4]), bool(c[5])) for c in publication.history.checks]
-            log_figure(trainer, "stability/accuracy_and_floors", lambda: headline_picture(points), step)
+            stopped_at = result.epoch if publication.stopping is not None else None
+            picture = lambda: headline_picture(points, stopped_at=stopped_at)  # noqa: E731 (drawn if shown)
+            log_figure(trainer, "stability/accuracy_and_floors", picture, step)
         margin_pass, report = result.margin_pass, result.report
         if self.histogram:
             log_histogram(trainer, "stability/margins", margin_pass.margins, step)
@@ -218,5 +220,6 @@ class CheckPublisher:
         if publication.margins_dir is not None and blame is not None and trainer.is_global_zero:
             blamed = self.pictures.file_entries(trainer, publication.dataset, blame, margin_pass, rows)
             event = {"instability": float(result.comparison.event)}  # the monitor's own verdict, with its tol
-            extra = {**blamed, **event}
+            stopping = {} if publication.stopping is None else {"stopping": publication.stopping}
+            extra = {**blamed, **event, **stopping}  # the file says that this check stopped training
             save_margin_file(publication.margins_dir, result.epoch, step, margin_pass, report, extra=extra)

@@ -1,5 +1,6 @@
-"""The blame grid (docs/samples.md): the samples a check blames, one titled set per blame set (forgotten, worst
-margins, Condition B witness, data cluster), drawn straight into pixels — no matplotlib.
+"""The blame grid (docs/samples.md): the samples a check blames, one titled set per blame set in the order given
+(the monitor's: worst margins, Condition B witness, data cluster, then the flipped), drawn straight into pixels — no
+matplotlib.
 
 * `blame_figure` — the rendered picture of `BlameCell` rows: a grid of the samples' pictures when every input is
   a picture, else a table (index, label, prediction, margin, why blamed);
@@ -9,16 +10,16 @@ margins, Condition B witness, data cluster), drawn straight into pixels — no m
 * `row_title` — a set's title, saying "16 of 1,227 shown: the 16 smallest margins" when it is cut;
 * `default_to_image` — the input of a dataset item.
 
-Sized for TensorBoard's image card (about 350 px wide, where a wider image is scaled down and its text with
-it): each picture is resized (nearest) to a `CELL_PX` square, a set wraps into lines of `COLUMNS` cells, so a
-grid is at most ``COLUMNS·pitch + 2·PAD`` ≈ 348 px wide (a longer title or set title wraps) and its 10-px text is
-shown 1:1. Text is drawn with
-Pillow's built-in font (``PIL.ImageFont.load_default``), which has no "→": captions say ``label -> prediction``.
+Sized for TensorBoard's Time Series image card (`lightning_stability.figures.headline.CARD`: at most 324 pixels
+wide at a 1280 × 800 window): a picture is at most `MAX_WIDTH` wide, so the card's "actual image size" button
+shows it 1:1 without a sideways scroll, its 11-px text (12-px title) readable; a set wraps into lines of at most
+`COLUMNS` cells, a title into lines. The card fits a taller picture into its box (215 pixels high), shrinking it:
+the causes come first, at the top. Text is drawn with Pillow's built-in font, its words spaced
+(`lightning_stability.figures.headline.draw_text`); the font has no "→": captions say ``label -> prediction``.
 """
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -28,12 +29,14 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .headline import draw_text, pillow_font, text_width, wrap_text
 from .render import RenderedFigure
 
 __all__ = [
     "CELL_PX",
     "COLUMNS",
     "MAX_VALUES_SHOWN",
+    "MAX_WIDTH",
     "BlameCell",
     "BlameLayout",
     "as_picture",
@@ -51,8 +54,14 @@ MAX_VALUES_SHOWN = 6
 CELL_PX = 32
 """The side of a cell's picture, in pixels (every picture is resized to fit it, nearest neighbour)."""
 
-COLUMNS = 8
-"""Cells per line of the grid; a longer set wraps onto more lines."""
+MAX_WIDTH = 320
+"""The widest a blame picture is drawn (TensorBoard's Time Series card is 324 pixels wide at 1280 × 800)."""
+
+COLUMNS = 6
+"""Cells per line of the grid at most (fewer when a caption is wider than a sixth of `MAX_WIDTH`); a longer set
+wraps onto more lines."""
+
+FONT_PX, TITLE_PX = 11, 12
 
 MIN_PICTURE_SIDE = 8
 """A flattened vector is a picture if it is a square of at least this side (64 values: not 16 tokens)."""
@@ -170,20 +179,17 @@ def row_title(title: str, shown: int, total: int, smallest_margins: bool = True)
 # ---------------------------------------------------------------------------------------------------- pixels
 
 
-@functools.cache
-def _font() -> Any:
-    from PIL import ImageFont
-
-    return ImageFont.load_default()
+def _face(kind: str = "") -> Any:
+    """The font of a `Text` of ``kind``: `TITLE_PX` for the title, `FONT_PX` for the rest."""
+    return pillow_font(TITLE_PX if kind == "title" else FONT_PX)
 
 
-def _width(text: str) -> int:
-    return math.ceil(_font().getlength(text))
+def _width(text: str, kind: str = "") -> int:
+    return text_width(text, _face(kind))
 
 
-@functools.cache
-def _line_height() -> int:
-    return int(_font().getbbox("Ag#(8")[3]) + 2
+def _line_height(kind: str = "") -> int:
+    return int(_face(kind).getbbox("Ag#(8")[3]) + 3
 
 
 def _resized(picture: Tensor) -> np.ndarray:
@@ -203,32 +209,17 @@ def _resized(picture: Tensor) -> np.ndarray:
     return np.repeat(out[..., None], 3, axis=2) if out.ndim == 2 else np.ascontiguousarray(out)
 
 
-def _wrapped(text: str, width: int) -> list[str]:
-    lines: list[str] = []
-    for word in text.split(" "):
-        if lines and _width(f"{lines[-1]} {word}") <= width:
-            lines[-1] = f"{lines[-1]} {word}"
-        else:
-            lines.append(word)
-    return lines
+def _text_width(title: str, rows: Sequence[tuple[str, Sequence[BlameCell]]]) -> int:
+    """The widest of the title and the set titles on one line, at most `MAX_WIDTH` (beyond it they wrap)."""
+    return min(MAX_WIDTH - 2 * PAD, max(_width(title, "title"), *(_width(name) for name, _ in rows)))
 
 
-def _title_width(title: str) -> int:
-    """The title on one line if it fits the card (``COLUMNS`` cells wide), else that width (it wraps)."""
-    return max(200, _row_width(title))
-
-
-def _row_width(name: str) -> int:
-    """A set's title on one line if it fits the card (``COLUMNS`` cells wide), else that width (it wraps)."""
-    return min(_width(name), COLUMNS * (CELL_PX + 2 + GAP * 2))
-
-
-def _row_name(layout: BlameLayout, name: str, y: int, line: int) -> int:
-    """Place a set's title at ``y``, wrapped to the layout's width (one ``row`` string per line); returns the
-    ``y`` below it."""
-    for text in _wrapped(name, layout.width - 2 * PAD):
-        layout.texts.append(Text(PAD, y, text, "row"))
-        y += line
+def _lines(layout: BlameLayout, text: str, kind: str, y: int) -> int:
+    """Place ``text`` at ``y``, wrapped to the layout's width (one string of ``kind`` per line); returns the ``y``
+    below it."""
+    for line in wrap_text(text, layout.width - 2 * PAD, _face(kind)):
+        layout.texts.append(Text(PAD, y, line, kind))
+        y += _line_height(kind)
     return y
 
 
@@ -239,17 +230,13 @@ def _number(value: int) -> str:
 def _grid_layout(rows: list[tuple[str, Sequence[BlameCell]]], title: str) -> BlameLayout:
     line = _line_height()
     captions = [(f"#{c.index}", f"{_number(c.target)} -> {_number(c.predicted)}") for _, cs in rows for c in cs]
-    pitch = max([CELL_PX + 2 + GAP * 2, *(_width(text) + GAP for pair in captions for text in pair)])
-    columns = min(COLUMNS, max(len(cells) for _, cells in rows))
-    width = max(columns * pitch, *(_row_width(name) for name, _ in rows), _title_width(title)) + 2 * PAD
-    layout = BlameLayout(width, 0)
-    y = PAD
-    for text in _wrapped(title, width - 2 * PAD):
-        layout.texts.append(Text(PAD, y, text, "title"))
-        y += line
+    room = MAX_WIDTH - 2 * PAD
+    pitch = max([CELL_PX + 2 + GAP * 2, room // COLUMNS, *(_width(text) + GAP for pair in captions for text in pair)])
+    columns = max(1, min(room // pitch, max(len(cells) for _, cells in rows)))
+    layout = BlameLayout(max(columns * pitch, _text_width(title, rows)) + 2 * PAD, 0)
+    y = _lines(layout, title, "title", PAD)
     for name, cells in rows:
-        y += GAP
-        y = _row_name(layout, name, y, line) + 1
+        y = _lines(layout, name, "row", y + GAP) + 1
         for start in range(0, len(cells), columns):
             for column, cell in enumerate(cells[start : start + columns]):
                 assert cell.picture is not None
@@ -260,7 +247,7 @@ def _grid_layout(rows: list[tuple[str, Sequence[BlameCell]]], title: str) -> Bla
                 layout.pictures.append((top_x, top_y, pixels))
                 wrong = cell.target != cell.predicted
                 layout.frames.append((x - 1, y, x + CELL_PX, y + CELL_PX + 1, RED if wrong else GREY))
-                for row, text in enumerate((f"#{cell.index}", f"{_number(cell.target)} -> {_number(cell.predicted)}")):
+                for row, text in enumerate(captions[len(layout.pictures) - 1]):
                     centred = left + (pitch - _width(text)) // 2
                     layout.texts.append(
                         Text(centred, y + CELL_PX + 3 + row * line, text, "caption", RED if wrong else BLACK)
@@ -275,7 +262,9 @@ def _margin(value: float) -> str:
 
 
 def _table_layout(rows: list[tuple[str, Sequence[BlameCell]]], title: str) -> BlameLayout:
-    line = _line_height()
+    """The sets as a table at most `MAX_WIDTH` wide: a short vector's values (the last column) wrap onto more
+    lines of its row."""
+    line, gap = _line_height(), 2 * GAP
     with_values = any(cell.values for _, cells in rows for cell in cells)
     header = ("index", "label", "prediction", "margin", "why blamed", *(("input",) if with_values else ()))
     table = [
@@ -291,41 +280,46 @@ def _table_layout(rows: list[tuple[str, Sequence[BlameCell]]], title: str) -> Bl
         for cell in cells
     ]
     widths = [max(_width(entry[k]) for entry in [header, *table]) for k in range(len(header))]
-    lefts = [PAD + sum(widths[:k]) + 3 * GAP * k for k in range(len(header))]
-    width = max(lefts[-1] + widths[-1] - PAD, *(_row_width(name) for name, _ in rows), _title_width(title)) + 2 * PAD
-    layout = BlameLayout(width, 0, table=table)
-    y = PAD
-    for text in _wrapped(title, width - 2 * PAD):
-        layout.texts.append(Text(PAD, y, text, "title"))
-        y += line
-    y += GAP
-    for left, text in zip(lefts, header, strict=True):
+    lefts = [PAD + sum(widths[:k]) + gap * k for k in range(len(header))]
+    under = False  # the values beside the row, in the room left; under it when their longest number has no room
+    if with_values:
+        room = MAX_WIDTH - PAD - lefts[-1]
+        under = room < max(_width(word) for entry in table for word in f"input: {entry[-1]}".split(" "))
+        lefts[-1], widths[-1] = (lefts[1], MAX_WIDTH - PAD - lefts[1]) if under else (lefts[-1], min(widths[-1], room))
+    cells_width = lefts[-1] + widths[-1] - PAD
+    layout = BlameLayout(max(cells_width, _text_width(title, rows)) + 2 * PAD, 0, table=table)
+    y = _lines(layout, title, "title", PAD) + GAP
+    for left, text in zip(lefts, header[:-1] if under else header, strict=False):
         layout.texts.append(Text(left, y, text, "header"))
     y += line
-    layout.frames.append((PAD, y, width - PAD, y, BLACK))
+    layout.frames.append((PAD, y, layout.width - PAD, y, BLACK))
     entries = iter(zip(table, (cell for _, cells in rows for cell in cells), strict=True))
     for name, cells in rows:
-        y += GAP
-        y = _row_name(layout, name, y, line)
+        y = _lines(layout, name, "row", y + GAP)
         for entry, cell in (next(entries) for _ in cells):
             colour = RED if cell.target != cell.predicted else BLACK
+            below = 1
             for k, (left, text) in enumerate(zip(lefts, entry, strict=True)):
-                right_aligned = k < 4  # numbers line up on their last digit
-                x = left + widths[k] - _width(text) if right_aligned else left
-                layout.texts.append(Text(x, y, text, "cell", colour))
-            y += line
+                values = with_values and k == len(entry) - 1
+                parts = wrap_text(f"input: {text}" if under else text, widths[k], _face()) if values else [text]
+                top = y + line if values and under else y
+                below = max(below, len(parts) + (top - y) // line)
+                for part, line_y in zip(parts, range(top, top + line * len(parts), line), strict=True):
+                    right_aligned = k < 4  # numbers line up on their last digit
+                    x = left + widths[k] - _width(part) if right_aligned else left
+                    layout.texts.append(Text(x, line_y, part, "cell", colour))
+            y += line * below
     layout.height = y + PAD
     return layout
 
 
 def blame_layout(rows: Sequence[tuple[str, Sequence[BlameCell]]], title: str) -> BlameLayout:
     """Where everything of `blame_figure` goes: the non-empty ``(name, cells)`` sets as a grid if every cell has
-    a picture, else as a table; ``"no sample to blame"`` if no set has a cell."""
+    a picture, else as a table; ``"no sample to blame"`` if no set has a cell. At most `MAX_WIDTH` wide."""
     kept = [(name, cells) for name, cells in rows if cells]
     if not kept:
-        layout = BlameLayout(220, 2 * PAD + 2 * _line_height())
-        layout.texts += [Text(PAD, PAD, title, "title"), Text(PAD, PAD + _line_height(), "no sample to blame", "row")]
-        layout.width = max(layout.width, _width(title) + 2 * PAD)
+        layout = BlameLayout(max(220, _text_width(title, [("no sample to blame", [])]) + 2 * PAD), 0)
+        layout.height = _lines(layout, "no sample to blame", "row", _lines(layout, title, "title", PAD)) + PAD
         return layout
     if all(cell.picture is not None for _, cells in kept for cell in cells):
         return _grid_layout(kept, title)
@@ -334,7 +328,7 @@ def blame_layout(rows: Sequence[tuple[str, Sequence[BlameCell]]], title: str) ->
 
 def draw(layout: BlameLayout) -> np.ndarray:
     """The ``[height, width, 3]`` ``uint8`` pixels of ``layout`` (white, pictures pasted, frames and text drawn
-    with Pillow's built-in font; the same pixels every time)."""
+    with Pillow's built-in font, words spaced; the same pixels every time)."""
     from PIL import Image, ImageDraw
 
     canvas = np.full((layout.height, layout.width, 3), 255, dtype=np.uint8)
@@ -346,9 +340,8 @@ def draw(layout: BlameLayout) -> np.ndarray:
         canvas[y : y + pixels.shape[0], x : x + pixels.shape[1]] = pixels
     image = Image.fromarray(canvas)
     pen = ImageDraw.Draw(image)
-    font = _font()
     for text in layout.texts:
-        pen.text((text.x, text.y), text.text, fill=text.colour, font=font)
+        draw_text(pen, (text.x, text.y), text.text, _face(text.kind), text.colour)
     return np.asarray(image).copy()
 
 

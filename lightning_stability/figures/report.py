@@ -14,6 +14,7 @@ drawn without a display (``Agg``).
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Callable, Sequence
@@ -38,6 +39,7 @@ __all__ = [
     "make_report",
     "read_dynamics_scalars",
     "report_figure",
+    "stop_note",
 ]
 
 
@@ -90,13 +92,56 @@ def read_dynamics_scalars(events_dir: str | Path) -> dict[str, list[tuple[int, f
     """``{tag: [(step, value), ...]}`` of the scalars the report plots, read with TensorBoard's EventAccumulator
     from every directory under ``events_dir`` (recursively) that holds event files.
 
-    Read: the tags of `DYNAMICS_PANELS` and the check epochs (``stability/check_epoch`` or
-    ``stability_diagnostics/check_epoch``, which place the other monitors' steps on the checks' epoch axis).
+    Read: the tags of `DYNAMICS_PANELS`, the check epochs (``stability/check_epoch`` or
+    ``stability_diagnostics/check_epoch``, which place the other monitors' steps on the checks' epoch axis) and
+    `STOPPED_TAG` (whether the monitor stopped training).
     Returns ``{}`` when there are no event files (or no TensorBoard).
     """
     patterns = [re.compile(panel.pattern) for panel in DYNAMICS_PANELS]
-    patterns += [re.compile(re.escape(tag)) for tag in CHECK_EPOCH_TAGS]
+    patterns += [re.compile(re.escape(tag)) for tag in (*CHECK_EPOCH_TAGS, STOPPED_TAG)]
     return read_scalars(events_dir, patterns)
+
+
+STOPPED_TAG = "stability_final/stopped"  # 1: the StabilityMonitor stopped training (a final value, at fit end)
+
+
+def stop_note(checks: Sequence[dict[str, Any]], scalars: dict[str, list[tuple[int, float]]]) -> str | None:
+    """What the run's records say of a stop by the monitor, ``None`` if nothing: the ``stopping`` sentence of the
+    margin file of the check that stopped training ("Training stopped at epoch 10: instability (1 consecutive event,
+    patience 1)."), else, from the event files, `STOPPED_TAG` at 1 — which records the stop but not its check."""
+    for check in reversed(checks):
+        if check.get("stopping"):
+            return str(check["stopping"])
+    stopped = scalars.get(STOPPED_TAG)
+    if stopped and stopped[-1][1] >= 0.5:
+        return f"Training stopped by the StabilityMonitor ({STOPPED_TAG} = 1; the files do not say at which check)."
+    return None
+
+
+FLOOR_LINES = (
+    ("loss_floor", "s-", 6.0, 1.8, "tab:blue", "loss floor (Theorem 0)", 3.0),
+    ("theorem_a/floor", "^--", 4.5, 1.5, "tab:orange", "Theorem A floor", 3.5),
+    ("theorem_b/floor", "v-", 10.0, 2.6, "tab:green", "Theorem B floor", 2.0),
+)
+"""The floors' lines (in the legend's order): key, style, marker size, line width, colour, label and z-order, each
+smaller one drawn over the larger (floors of one value — all 0 before training — all show), the accuracy over all."""
+
+CONSTANT_LINES = (
+    ("theorem_a/condition_a_constant", "^-", 6.0, 1.5, "tab:orange"),
+    ("theorem_b/kappa_lower", "v-", 9.0, 2.6, "tab:green"),
+    ("theorem_b/kappa_upper", "v--", 4.5, 1.2, "tab:olive"),
+)
+CONSTANT_LABELS = {
+    "theorem_a/condition_a_constant": "C_A: Condition A's least constant: mass below −η + λ ≤ C_A·λ^γ (Theorem A; "
+    "smaller: a thinner bad tail)",
+    "theorem_b/kappa_lower": "κ_lo: certified lower bound of Condition B's constant κ_B (Theorem B; > 1: B holds)",
+    "theorem_b/kappa_upper": "κ_hi: upper bound of κ_B (near 1: an isolated margin cluster, the B witness)",
+}
+"""The condition constants' lines (key, style, marker size, line width, colour) and what each constant is."""
+
+
+def _series(reports: Sequence[dict[str, float]], key: str) -> list[float]:
+    return [report.get(key, math.nan) for report in reports]
 
 
 def _mark_events(axes: Axes, epochs: Sequence[float]) -> None:
@@ -111,30 +156,20 @@ def _mark_events(axes: Axes, epochs: Sequence[float]) -> None:
 def _floors_panel(axes: Axes, checks: Sequence[dict[str, Any]], events: list[int], recomputed: bool) -> None:
     epochs = [check["epoch"] for check in checks]
     reports = [check["report"] for check in checks]
-
-    def series(key: str) -> list[float]:
-        return [report.get(key, math.nan) for report in reports]
+    series = functools.partial(_series, reports)
 
     accuracy = series("accuracy")
-    axes.plot(epochs, accuracy, "o-", color="black", lw=2, label="training accuracy", zorder=4)
-    axes.plot(epochs, series("loss_floor"), "s-", color="tab:blue", label="loss floor (Theorem 0)")
-    axes.plot(epochs, series("theorem_a/floor"), "^-", color="tab:orange", label="Theorem A floor")
-    axes.plot(epochs, series("theorem_b/floor"), "v-", color="tab:green", label="Theorem B floor")
+    axes.plot(epochs, accuracy, "o-", color="black", lw=2, label="training accuracy", zorder=4)  # over the floors
+    # equal floors (all 0 early in training) stay apart: the larger marker and the thicker line under the smaller
+    for key, style, size, width, colour, label, z in FLOOR_LINES:
+        axes.plot(epochs, series(key), style, ms=size, lw=width, color=colour, label=label, zorder=z)
     how = "\n(recomputed with tol 0)" if recomputed else ""
     label = f"instability event:\n{EVENT_LABEL}{how}" if events else f"instability events: none\n({EVENT_LABEL}){how}"
-    axes.plot(
-        [epochs[i] for i in events],
-        [accuracy[i] for i in events],
-        linestyle="none",
-        marker="X",
-        markersize=13,
-        color="red",
-        markeredgecolor="darkred",
-        label=label,
-        gid="instability_events",
-        zorder=5,
-    )
+    marker: dict[str, Any] = {"marker": "X", "markersize": 13, "color": "red", "markeredgecolor": "darkred"}
+    at = ([epochs[i] for i in events], [accuracy[i] for i in events])
+    axes.plot(*at, linestyle="none", label=label, gid="instability_events", zorder=5, **marker)
     _mark_events(axes, [epochs[i] for i in events])
+    text: dict[str, Any] = {"ha": "center", "va": "bottom", "fontsize": 7.5, "color": "darkred"}
     for position, i in enumerate(events[:6]):  # the numbers, low in the panel (floors are high late in training)
         (a0, l0), (a1, l1) = (
             (report.get("accuracy", math.nan), report.get("loss", math.nan)) for report in reports[i - 1 : i + 1]
@@ -143,10 +178,7 @@ def _floors_panel(axes: Axes, checks: Sequence[dict[str, Any]], events: list[int
             f"epoch {epochs[i]}\naccuracy {a0:.4g} → {a1:.4g}\nloss {l0:.3g} → {l1:.3g}",
             (epochs[i], accuracy[i]),
             xytext=(epochs[i], 0.03 + 0.14 * (position % 3)),
-            ha="center",
-            va="bottom",
-            fontsize=7.5,
-            color="darkred",
+            **text,
             arrowprops={"arrowstyle": "-", "color": "darkred", "lw": 0.6, "alpha": 0.6},
             bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": "darkred", "lw": 0.6, "alpha": 0.85},
             zorder=6,
@@ -159,17 +191,15 @@ def _floors_panel(axes: Axes, checks: Sequence[dict[str, Any]], events: list[int
 def _constants_panel(axes: Axes, checks: Sequence[dict[str, Any]], event_epochs: list[float]) -> None:
     epochs = [check["epoch"] for check in checks]
     reports = [check["report"] for check in checks]
+    series = functools.partial(_series, reports)
 
-    def series(key: str) -> list[float]:
-        return [report.get(key, math.nan) for report in reports]
-
-    axes.semilogy(epochs, series("theorem_a/condition_a_constant"), "^-", color="tab:orange", label="C_A (Theorem A)")
-    axes.semilogy(epochs, series("theorem_b/kappa_lower"), "v-", color="tab:green", label="κ_lo (Theorem B)")
-    axes.semilogy(epochs, series("theorem_b/kappa_upper"), "v--", color="tab:olive", label="κ_hi ≥ κ_B")
-    axes.axhline(1.0, color="grey", lw=0.8)
+    for key, style, size, width, colour in CONSTANT_LINES:  # the smaller drawn over the larger: κ_hi = κ_lo shows both
+        label = CONSTANT_LABELS[key]
+        axes.semilogy(epochs, series(key), style, ms=size, lw=width, color=colour, label=label, zorder=2 + 1 / size)
+    axes.axhline(1.0, color="grey", lw=0.8, label="1: κ_B = 1 is an isolated cluster")
     _mark_events(axes, event_epochs)
-    axes.set(xlabel="epoch", title="condition constants of the best floors")
-    axes.legend(fontsize=8)
+    axes.set(xlabel="epoch", ylabel="constant (log scale)", title="condition constants of the best floors")
+    axes.legend(fontsize=7.5, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=1)  # below: hides no point
 
 
 def _density(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
@@ -219,37 +249,27 @@ def _margins_panel(figure: Figure, axes: Axes, checks: Sequence[dict[str, Any]])
             axes.plot(centres, density, color="grey", ls="--", lw=1.4, zorder=2, gid="margin_density_start")
             continue
         is_last = check is last_check
-        axes.plot(
-            centres,
-            density,
-            color=colormap(norm(check["epoch"])),
-            lw=2.6 if is_last else 1.2,
-            zorder=3 if is_last else 2,
-            label=f"last check (epoch {check['epoch']})" if is_last else None,
-            gid="margin_density",
-        )
+        label = f"last check (epoch {check['epoch']})" if is_last else None
+        style: dict[str, Any] = {"color": colormap(norm(check["epoch"])), "lw": 2.6 if is_last else 1.2}
+        style["zorder"] = 3 if is_last else 2
+        axes.plot(centres, density, label=label, gid="margin_density", **style)
         top = max(top, float(density.max()))
     if top == 0.0:
         top = start_peak or 1.0
     axes.set_ylim(0, top * 1.12)
     if start_peak is not None:
         clipped = start_peak > top * 1.12
-        axes.plot(
-            [],
-            [],
-            color="grey",
-            ls="--",
-            label=f"before training (peak {start_peak:.2g}, off scale)" if clipped else "before training",
-        )
+        label = f"before training (peak {start_peak:.2g}, off scale)" if clipped else "before training"
+        axes.plot([], [], color="grey", ls="--", label=label)
     axes.axvspan(low, 0.0, color="red", alpha=0.06, lw=0)
     axes.axvline(0.0, color="red", lw=1.0, label="δ = 0 (left: misclassified)")
     axes.set_xlim(low, high)
     axes.set(
         xlabel="margin δ (range: 0.5–99.5 % of the trained checks)",
-        ylabel="density (samples per unit δ, smoothed)",
+        ylabel="fraction of the samples per unit of δ (smoothed)",
         title="margin distribution per check",
     )
-    axes.legend(fontsize=8, loc="upper right")
+    axes.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2)  # below: hides no peak
     colorbar = figure.colorbar(ScalarMappable(norm=norm, cmap=colormap), ax=axes, pad=0.01, fraction=0.06)
     colorbar.set_label("epoch of the check")
 
@@ -312,7 +332,8 @@ def report_figure(
     0.5–99.5 % range, coloured by epoch (colour bar), the check before training dashed. A second row holds one
     panel per `DYNAMICS_PANELS` entry whose scalars the TensorBoard event files under ``events_dir`` hold (none
     if ``events_dir`` is ``None`` or has no such scalars). Instability events are dotted red lines in every
-    panel with an epoch axis.
+    panel with an epoch axis. The title's last line says when the monitor stopped training, where the run records
+    it (`stop_note`).
 
     Args:
         checks: the content of the margin files (`lightning_stability.files.load_margin_files`), in check order.
@@ -326,12 +347,8 @@ def report_figure(
     events, recomputed = instability_events(checks)
     event_epochs = [float(checks[i]["epoch"]) for i in events]
     scalars = read_dynamics_scalars(events_dir) if events_dir is not None else {}
-    panels = []
-    for panel in DYNAMICS_PANELS:
-        pattern = re.compile(panel.pattern)
-        matching = {tag: values for tag, values in scalars.items() if pattern.fullmatch(tag) and values}
-        if matching:
-            panels.append((panel, matching))
+    found = ((p, {t: v for t, v in scalars.items() if re.fullmatch(p.pattern, t) and v}) for p in DYNAMICS_PANELS)
+    panels = [(panel, matching) for panel, matching in found if matching]
 
     rows = 2 if panels else 1
     figure = Figure(figsize=(18, 5.0 * rows + 0.4), layout="constrained")
@@ -347,7 +364,9 @@ def report_figure(
         for column, (panel, matching) in enumerate(panels):
             axes = figure.add_subplot(grid[1, column], sharex=floors)
             _dynamics_panel(axes, panel, matching, to_epoch, event_epochs)
-    figure.suptitle(f"{title or 'lightning-stability report'}\n{_headline(checks, events, recomputed)}", fontsize=12)
+    stop = stop_note(checks, scalars)
+    lines = [title or "lightning-stability report", _headline(checks, events, recomputed), *([stop] if stop else [])]
+    figure.suptitle("\n".join(lines), fontsize=12)
     return figure
 
 

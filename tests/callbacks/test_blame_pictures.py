@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import torch
 from torch.utils.data import TensorDataset
 
-from lightning_stability.callbacks.blame_pictures import BlamePictures, blamed_samples
+from lightning_stability.callbacks.blame_pictures import PICTURE_SETS, WHY, BlamePictures, blame_title, blamed_samples
 from lightning_stability.dynamics.samples import smallest_margins_first
 from lightning_stability.records import BLAME_SETS, BlameSets, MarginPass
 
@@ -74,20 +74,39 @@ def test_members_without_a_margin_come_last_and_a_short_set_is_shown_whole() -> 
     assert cell["index"].tolist() == expected[:3] and cell["target"].tolist()[2] == -1 and math.isnan(cell["margin"][2])
 
 
-def test_the_live_grid_titles_a_cut_set_by_its_smallest_margins() -> None:
+def test_the_live_grid_shows_the_causes_first_and_titles_a_cut_set_by_its_smallest_margins() -> None:
     many, blame = hundred_classes()
     trainer = SimpleNamespace(is_global_zero=True)
     dataset = TensorDataset(torch.rand(3 * N, 4), torch.zeros(3 * N, dtype=torch.long))  # features: a table
     rows = BlamePictures(blame_size=SIZE, to_image=None).cells(trainer, dataset, blame, many)
+    assert list(PICTURE_SETS) == ["worst", "witness", "data_cluster", "forgotten"]  # causes, then the flipped
     assert [name for name, _ in rows] == [
-        "forgotten since the previous check: 16 of 1,227 shown: the 16 smallest margins",
-        "worst margins (16)",
-        "Condition B witness interval: 16 of 40 shown: the 16 smallest margins",
-        "isolated input cluster (data check): 16 of 32 shown: the 16 smallest margins",
+        "cause: smallest margins (16)",
+        "cause: Condition B witness interval: 16 of 40 shown: the 16 smallest margins",
+        "cause: isolated input cluster (data check): 16 of 32 shown: the 16 smallest margins",
+        "flipped to wrong since the previous check: 16 of 1,227 shown: the 16 smallest margins",
     ]
-    for (_, cells), key in zip(rows, BLAME_SETS, strict=True):
+    assert set(PICTURE_SETS) == set(BLAME_SETS)
+    for (_, cells), key in zip(rows, PICTURE_SETS, strict=True):
         members = getattr(blame, key)
         assert [cell.index for cell in cells] == smallest(members, many, SIZE), key
+        assert {cell.why for cell in cells} == {WHY[key]}
         margins = [cell.margin for cell in cells]
         assert margins == sorted(margins)
-    assert rows[1][1][0].margin == many.margins.min().item()
+    assert rows[0][1][0].margin == many.margins.min().item()
+    assert WHY["forgotten"] == "flipped"
+
+
+def test_the_title_names_the_causes_shown_then_the_flipped() -> None:
+    assert blame_title(8, ["worst", "witness", "forgotten"], pictures=True) == (
+        "instability at epoch 8: causes (smallest margins, B witness), then the samples that flipped "
+        "(label -> prediction)"
+    )
+    assert blame_title(8, ["worst", "witness", "data_cluster", "forgotten"], pictures=False) == (
+        "instability at epoch 8: causes (smallest margins, B witness, data cluster), then the samples that flipped"
+    )
+    assert blame_title(3, ["worst"], pictures=False) == "instability at epoch 3: causes (smallest margins)"
+    assert blame_title(3, ["forgotten"], pictures=True) == (
+        "instability at epoch 3: the samples that flipped (label -> prediction)"
+    )
+    assert blame_title(3, [], pictures=True) == "instability at epoch 3: no sample to blame"

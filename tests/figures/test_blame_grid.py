@@ -15,6 +15,7 @@ from lightning_stability.figures.blame_grid import (
     COLUMNS,
     GREY,
     MAX_VALUES_SHOWN,
+    MAX_WIDTH,
     RED,
     BlameCell,
     as_picture,
@@ -25,6 +26,7 @@ from lightning_stability.figures.blame_grid import (
     row_title,
     short_values,
 )
+from lightning_stability.figures.headline import CARD
 from lightning_stability.records import BLAME_SETS
 
 
@@ -93,16 +95,16 @@ def test_row_title_says_how_many_are_shown_of_a_cut_set_and_which() -> None:
 
 @pytest.mark.parametrize("pictures", [True, False], ids=["grid", "table"])
 def test_a_long_set_title_wraps_within_tensorboards_card(pictures: bool) -> None:
-    title = row_title(BLAME_SETS["data_cluster"], 16, 1227)  # about 356 px on one line
+    title = row_title(BLAME_SETS["data_cluster"], 16, 1227)  # about 420 px on one line
     cells = [BlameCell(i, 0, 1, torch.rand(28, 28) if pictures else None, -0.5, "data cluster") for i in range(16)]
     layout = blame_layout([(title, cells), ("worst margins (1)", cells[:1])], "t")
     lines = layout.strings("row")
     assert len(lines) == 3 and " ".join(lines[:2]) == title and lines[2] == "worst margins (1)"
-    assert layout.width <= 350
+    assert layout.width <= MAX_WIDTH <= CARD[0]
     below = [y for _, y, _ in layout.pictures] if pictures else [t.y for t in layout.texts if t.kind == "cell"]
     second_line = [t.y for t in layout.texts if t.kind == "row"][1]
     assert min(below) > second_line  # the cells start under the whole title
-    assert blame_figure([(title, cells)], "t").rgb.shape[1] <= 350
+    assert blame_figure([(title, cells)], "t").rgb.shape[1] <= MAX_WIDTH
 
 
 def grid_rows(sets: int = 3, size: int = 16) -> list[tuple[str, list[BlameCell]]]:
@@ -119,15 +121,21 @@ def grid_rows(sets: int = 3, size: int = 16) -> list[tuple[str, list[BlameCell]]
     ]
 
 
-def test_a_grid_of_16_x_3_cells_fits_tensorboards_card_in_lines_of_8() -> None:
+TITLE = (
+    "instability at epoch 7: causes (smallest margins, B witness), then the samples that flipped (label -> prediction)"
+)
+
+
+def test_a_grid_of_16_x_3_cells_fits_tensorboards_card_in_lines_of_6() -> None:
     rows = grid_rows()
-    layout = blame_layout(rows, "instability at epoch 7: samples to blame (label -> prediction)")
-    figure = blame_figure(rows, "instability at epoch 7: samples to blame (label -> prediction)")
+    layout = blame_layout(rows, TITLE)
+    figure = blame_figure(rows, TITLE)
     assert figure.rgb.shape == (layout.height, layout.width, 3) and figure.rgb.dtype == np.uint8
-    assert layout.width <= 350 and COLUMNS * CELL_PX < layout.width
+    assert layout.width <= MAX_WIDTH <= CARD[0] and COLUMNS * CELL_PX < layout.width
     tops = sorted({y for _, y, _ in layout.pictures})
-    assert len(layout.pictures) == 48 and len(tops) == 6  # 3 sets of 16, each on 2 lines of 8
+    assert COLUMNS == 6 and len(layout.pictures) == 48 and len(tops) == 9  # 3 sets of 16, each on lines of 6, 6, 4
     assert len({x for x, _, _ in layout.pictures}) == COLUMNS
+    assert len(layout.strings("title")) == 3  # the title wraps within the width
     # a few cells are a narrow image: fewer columns, and every caption still fits
     small = blame_layout([("few", rows[0][1][:3])], "t")
     assert len({x for x, _, _ in small.pictures}) == 3 and small.width < layout.width
@@ -196,3 +204,56 @@ def test_non_pictures_are_a_table_of_the_blamed_samples() -> None:
     mixed = [("s", [BlameCell(1, 0, 0, torch.rand(8, 8)), BlameCell(2, 0, 1, None, 0.5, "w", (0.5, 1.5))])]
     table = blame_layout(mixed, "t")
     assert table.strings("header")[-1] == "input" and table.table[1][-1] == "0.5, 1.5" and table.table[0][-1] == ""
+
+
+def text_width_of(text) -> int:
+    from lightning_stability.figures.blame_grid import _face
+    from lightning_stability.figures.headline import text_width
+
+    return text_width(text.text, _face(text.kind))
+
+
+def boxes_overlap(layout) -> list[tuple[str, str]]:
+    """The pairs of strings of ``layout`` whose boxes (their width at their font, a line high) overlap."""
+    from lightning_stability.figures.blame_grid import _face, _line_height
+    from lightning_stability.figures.headline import text_width
+
+    boxes = [
+        (t.x, t.y, t.x + text_width(t.text, _face(t.kind)), t.y + _line_height(t.kind) - 1, t.text)
+        for t in layout.texts
+    ]
+    return [
+        (a[4], b[4])
+        for i, a in enumerate(boxes)
+        for b in boxes[i + 1 :]
+        if a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+    ]
+
+
+def test_a_table_of_long_inputs_wraps_them_within_the_card() -> None:
+    values = (-12345.6, 0.000123, 98765.4, -1.5, 2.25, 1e-9)  # six values: the most that are printed
+    cells = [BlameCell(100000 + i, 10 * i, 10 * i + 1, None, -0.0123 * i, "data cluster", values) for i in range(3)]
+    rows = [(row_title("cause: isolated input cluster (data check)", 3, 40), cells), ("flipped (1)", cells[:1])]
+    layout = blame_layout(rows, TITLE)
+    assert layout.width <= MAX_WIDTH <= CARD[0]
+    assert blame_figure(rows, TITLE).rgb.shape == (layout.height, layout.width, 3)
+    assert all(t.x + text_width_of(t) <= layout.width for t in layout.texts)
+    printed = ", ".join(f"{v:.3g}" for v in values)
+    assert [entry[-1] for entry in layout.table] == [printed] * 4
+    # no room beside the six columns: the values go under their row, wrapped, after "input:"
+    cells = " ".join(t.text for t in layout.texts if t.kind == "cell")
+    assert cells.count(f"input: {printed.split(' ')[0]}") == 4 and cells.count("1e-09") == 4
+    assert "input" not in layout.strings("header")
+    short = blame_layout([("s", [BlameCell(7, 1, 2, None, -0.25, "w", (0.5, 1.5))])], "t")
+    assert short.strings("header")[-1] == "input" and short.table[0][-1] == "0.5, 1.5"  # beside, where it fits
+    assert boxes_overlap(layout) == []
+
+
+def test_no_text_overlaps_and_the_title_is_12_pixels() -> None:
+    for rows in (grid_rows(), [("worst margins (2)", [BlameCell(7, 1, 2, None, -0.25, "worst margin")] * 2)]):
+        layout = blame_layout(rows, TITLE)
+        assert boxes_overlap(layout) == []
+        pixels = draw(layout)
+        first = next(t for t in layout.texts if t.kind == "title")
+        band = (pixels[first.y : first.y + 18].min(axis=2) < 160).any(axis=1)
+        assert np.ptp(np.flatnonzero(band)) + 1 >= 12  # "instability ... epoch": ascenders to descenders

@@ -16,7 +16,7 @@ from torch.utils.tensorboard import SummaryWriter
 
 from lightning_stability import SharpnessMonitor, StabilityMonitor, theory
 from lightning_stability.check_events import EVENT_LABEL, instability_events
-from lightning_stability.figures.report import make_report, report_figure
+from lightning_stability.figures.report import STOPPED_TAG, make_report, report_figure, stop_note
 from lightning_stability.files import load_margin_files, save_margin_file
 from lightning_stability.records import MarginPass
 
@@ -247,3 +247,60 @@ def test_no_event_files_no_dynamics_panels(hand_run: Path, tmp_path: Path) -> No
     checks = load_margin_files(hand_run)
     assert len(panels(report_figure(checks, tmp_path / "does-not-exist"))) == 3
     assert len(panels(report_figure(checks, tmp_path))) == 3
+
+
+# ---------------------------------------------------------------------------------------------------- legibility
+
+
+def drawn(figure):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    FigureCanvasAgg(figure)
+    figure.draw_without_rendering()
+    return figure
+
+
+def test_legends_are_outside_the_data_and_axes_say_what_they_show(hand_run: Path) -> None:
+    figure = drawn(report_figure(load_margin_files(hand_run)))
+    for title in ("accuracy", "condition constants", "margin distribution"):
+        axes = panel(figure, title)
+        legend, box = axes.get_legend().get_window_extent(), axes.get_window_extent()
+        assert legend.y1 < box.y0, title  # under the panel: it covers no peak, no point and not δ = 0
+    margins = panel(figure, "margin distribution")
+    assert margins.get_ylabel().startswith("fraction of the samples per unit of δ")
+    constants = panel(figure, "condition constants")
+    assert constants.get_ylabel() == "constant (log scale)"
+    texts = legend_texts(constants)
+    assert texts[0].startswith("C_A: Condition A's least constant") and "Theorem A" in texts[0]
+    assert texts[1].startswith("κ_lo: certified lower bound of Condition B's constant κ_B")
+    assert texts[2].startswith("κ_hi: upper bound of κ_B") and texts[3].startswith("1: κ_B = 1")
+
+
+def test_floors_of_one_value_all_show(hand_run: Path) -> None:
+    """All three floors are 0 at the check before training: each smaller marker is drawn over the larger."""
+    figure = report_figure(load_margin_files(hand_run))
+    floors = panel(figure, "accuracy")
+    lines = {line.get_label(): line for line in floors.get_lines()}
+    a, b, loss = lines["Theorem A floor"], lines["Theorem B floor"], lines["loss floor (Theorem 0)"]
+    assert list(a.get_ydata())[0] == list(b.get_ydata())[0] == list(loss.get_ydata())[0] == 0.0
+    assert b.get_zorder() < loss.get_zorder() < a.get_zorder() < lines["training accuracy"].get_zorder()
+    assert b.get_markersize() > loss.get_markersize() > a.get_markersize()
+    assert a.get_linestyle() != b.get_linestyle() and a.get_marker() != b.get_marker()
+
+
+def test_the_title_says_the_stop_where_the_run_records_it(hand_run: Path, tmp_path: Path) -> None:
+    checks = load_margin_files(hand_run)
+    assert "stopped" not in report_figure(checks).get_suptitle()
+    # the margin file of the check that stopped training holds the monitor's sentence
+    sentence = "Training stopped at epoch 3: instability (1 consecutive event, patience 1)."
+    stopped = [*checks[:-1], {**checks[-1], "stopping": sentence}]
+    assert report_figure(stopped).get_suptitle().split("\n")[-1] == sentence
+    assert stop_note(stopped, {}) == sentence
+    # without it, the event files' final value records that the monitor stopped, not when
+    for value, said in ((1.0, True), (0.0, False)):
+        directory = tmp_path / f"stopped_{value}" / "version_0"
+        with SummaryWriter(str(directory)) as writer:
+            writer.add_scalar(STOPPED_TAG, value, 40)
+        title = report_figure(checks, directory.parent).get_suptitle()
+        assert ("Training stopped by the StabilityMonitor" in title) is said
+        assert ("at which check" in title) is said
