@@ -13,7 +13,13 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-__all__ = ["BLAME_SETS", "SMALLEST_MARGINS", "BlameSets", "MarginPass"]
+__all__ = [
+    "BLAME_SETS",
+    "CAUSES_FIRST",
+    "SMALLEST_MARGINS",
+    "BlameSets",
+    "MarginPass",
+]
 
 
 @dataclass(frozen=True)
@@ -41,7 +47,11 @@ BLAME_SETS = {
     "witness": "Condition B witness interval",
     "data_cluster": "isolated input cluster (data check)",
 }
-"""The blame sets of a check: key in the per-check file -> row title of the grid."""
+"""The blame sets of a check: key in the per-check file -> its title there."""
+
+CAUSES_FIRST = ("worst", "witness", "data_cluster", "forgotten")
+"""The order every view shows the blame sets in: the samples that cause an instability (smallest margins, the
+Condition B witness, the isolated input cluster) before the samples it cost (flipped to wrong)."""
 
 SMALLEST_MARGINS = "smallest margins"
 """The ``picked`` entry of a set's ``blame_cells`` in a per-check file: its cells are the set's ``blame_size``

@@ -25,19 +25,25 @@ from ..distributions import rank_zero_warn
 from ..dynamics.samples import smallest_margins_first
 from ..figures.blame_grid import BlameCell, as_picture, blame_figure, default_to_image, row_title, short_values
 from ..loggers import log_figure
-from ..records import BLAME_SETS, SMALLEST_MARGINS, BlameSets, MarginPass
+from ..records import BLAME_SETS, CAUSES_FIRST, SMALLEST_MARGINS, BlameSets, MarginPass
 
 if TYPE_CHECKING:
     import pytorch_lightning as pl
 
 __all__ = ["PICTURE_SETS", "WHY", "BlamePictures", "blame_title", "blamed_samples"]
 
-PICTURE_SETS = {
-    "worst": "cause: smallest margins",
-    "witness": "cause: Condition B witness interval",
-    "data_cluster": "cause: isolated input cluster (data check)",
-    "forgotten": "flipped to wrong since the previous check",
-}
+PICTURE_SETS = dict(
+    zip(
+        CAUSES_FIRST,
+        (
+            "cause: smallest margins",
+            "cause: Condition B witness interval",
+            "cause: isolated input cluster (data check)",
+            "flipped to wrong since the previous check",
+        ),
+        strict=True,
+    )
+)
 """The blame sets (`BLAME_SETS`' keys) in the order the grid shows them, with their titles there: the samples that
 cause an instability first, then those it cost (the margin file keeps `BLAME_SETS`' keys and titles)."""
 

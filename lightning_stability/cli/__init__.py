@@ -102,7 +102,9 @@ def _write_page(trainer: Any, monitor: Any, log_dir: Path, view: str) -> None:
     if monitor.stop_reason:
         stop = f"{stop_line(monitor.stop_reason, trainer.current_epoch - 1, monitor.patience)}\n{monitor.stop_reason}"
     page = write_page(log_dir, log_dir / "stability.html", stop=stop)
-    print(f"[lightning-stability] page: {page}  (the Stability tab: {view}, then open http://localhost:6006/#stability)")
+    print(
+        f"[lightning-stability] page: {page}  (the Stability tab: {view}, then open http://localhost:6006/#stability)"
+    )
 
 
 def _internal_class_paths() -> frozenset[str]:

@@ -61,12 +61,12 @@ class DynamicsPanel:
 
 DYNAMICS_PANELS: tuple[DynamicsPanel, ...] = (
     DynamicsPanel(
-        "stability/sharpness/lr_lambda_over_2",
-        "step size against sharpness (SharpnessMonitor)",
-        "lr · λ_max / 2",
-        "lr · λ_max / 2",
+        "stability/sharpness/edge_ratio",
+        "edge of stability (SharpnessMonitor)",
+        "edge_ratio",
+        "edge_ratio: λ_max(P^-½ H P^-½) / T",
         reference=1.0,
-        reference_label="1: above it gradient descent cannot settle",
+        reference_label="1: the optimizer's edge of stability",
     ),
     DynamicsPanel(
         r"stability/parametrization/layer(\d+)/dead_fraction",

@@ -25,7 +25,7 @@ import torch
 from ..check_events import instability_events
 from ..dynamics.samples import SampleDynamics, SampleStatistics
 from ..files import load_margin_files, load_samples_csv
-from ..records import BLAME_SETS, SMALLEST_MARGINS
+from ..records import BLAME_SETS, CAUSES_FIRST, SMALLEST_MARGINS
 from .blame_grid import row_title
 from .data_map import data_map_figure
 
@@ -97,7 +97,7 @@ def _margin_of(check: dict[str, Any], index: int) -> float:
 
 
 def blamed_rows(check: dict[str, Any]) -> tuple[list[BlamedSample], list[str]]:
-    """The blame table of one margin file's check: its ``blame_cells`` as rows, in `BLAME_SETS`' order and in the
+    """The blame table of one margin file's check: its ``blame_cells`` as rows, causes first (`CAUSES_FIRST`) and in the
     file's order within a set (smallest margin first), and a note per set the file cut to ``blame_size``
     (`lightning_stability.figures.blame_grid.row_title`: ``"<title>: 16 of 1,227 shown: the 16 smallest
     margins"``). Files of earlier versions are read too: cells without ``picked`` (`SMALLEST_MARGINS`) were a set's
@@ -106,7 +106,8 @@ def blamed_rows(check: dict[str, Any]) -> tuple[list[BlamedSample], list[str]]:
     pictures ignored and their margins looked up in the check's ``margins``."""
     rows: list[BlamedSample] = []
     notes: list[str] = []
-    for key, title in BLAME_SETS.items():
+    for key in CAUSES_FIRST:
+        title = BLAME_SETS[key]
         cells = check.get("blame_cells", {}).get(key)
         if not cells:
             continue

@@ -141,12 +141,12 @@ def test_report_of_a_real_run(real_run: Path, tmp_path: Path) -> None:
     # the sharpness panel: the logged values, at the epochs of the checks
     from tests.helpers import tensorboard_events
 
-    logged = [event.value for event in tensorboard_events(real_run).Scalars("stability/sharpness/lr_lambda_over_2")]
+    logged = [event.value for event in tensorboard_events(real_run).Scalars("stability/sharpness/edge_ratio")]
     sharpness = panel(figure, "SharpnessMonitor")
     (series, reference) = sharpness.get_lines()[:2]
     assert list(series.get_xdata()) == [0.0, 1.0, 2.0]
     assert np.allclose(series.get_ydata(), logged)
-    assert reference.get_ydata()[0] == 1.0 and "lr · λ_max / 2" in legend_texts(sharpness)
+    assert reference.get_ydata()[0] == 1.0 and "edge_ratio: λ_max(P^-½ H P^-½) / T" in legend_texts(sharpness)
 
     # without the event files: the three panels only
     assert len(panels(report_figure(checks))) == 3
@@ -212,7 +212,7 @@ def test_pre_training_check_does_not_squash_the_margin_panel(hand_run: Path) -> 
     [
         (
             [
-                "stability/sharpness/lr_lambda_over_2",
+                "stability/sharpness/edge_ratio",
                 "stability/parametrization/layer0/dead_fraction",
                 "stability/parametrization/layer1/dead_fraction",
                 "stability/gradient_flow/first_last_ratio",

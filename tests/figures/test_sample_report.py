@@ -149,17 +149,17 @@ def test_the_blame_table_is_of_the_last_instability_event(tmp_path: Path, drawn:
 
     ((rows, notes, title, figure),) = drawn["blame"]
     assert title == "epoch 1: samples to blame"
-    # one row per blamed sample, in the schema's order; the worst set was cut to two of its three samples
+    # one row per blamed sample, causes first (records.CAUSES_FIRST); the worst set was cut to two of its three
     assert table_text(figure) == [
         ["index", "label", "prediction", "margin", "why blamed"],
-        ["#1", "0", "1", "-1", "forgotten since the previous check"],
         ["#1", "0", "1", "-1", "worst margins"],
         ["#2", "0", "0", "0.5", "worst margins"],
+        ["#1", "0", "1", "-1", "forgotten since the previous check"],
     ]
     assert notes == [CUT_WORST]
     assert [t.get_text() for t in figure.texts] == ["epoch 1: samples to blame", CUT_WORST]
     (table,) = figure.axes[0].tables
-    assert table[1, 2].get_text().get_color() == "red" and table[3, 2].get_text().get_color() == "black"
+    assert table[1, 2].get_text().get_color() == "red" and table[2, 2].get_text().get_color() == "black"
     width, height = png_size(written[1])
     assert width == 675 and 100 < height < 300  # 7.5 inches wide, a few rows high
 

@@ -79,9 +79,9 @@ def test_run_view_matches_the_margin_files(client: Client, stability_logs: Path)
 def test_other_monitors_panel(client: Client) -> None:
     view = client.get(f"{BASE}/run", query_string={"name": "demo/version_1"}).get_json()
     (panel,) = view["panels"]
-    assert panel["title"] == "step size against sharpness (SharpnessMonitor)" and panel["reference"] == 1.0
+    assert panel["title"] == "edge of stability (SharpnessMonitor)" and panel["reference"] == 1.0
     (series,) = panel["series"]
-    assert series["tag"] == "stability/sharpness/lr_lambda_over_2" and len(series["points"]) >= 2
+    assert series["tag"] == "stability/sharpness/edge_ratio" and len(series["points"]) >= 2
     assert all(isinstance(epoch, float) and value > 0 for epoch, value in series["points"])
 
 
