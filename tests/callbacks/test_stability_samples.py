@@ -199,11 +199,12 @@ def test_dict_batches_of_features_get_a_blame_table(tmp_path: Path) -> None:
         warnings.simplefilter("always")
         rows = monitor.publisher.pictures.log_grid(trainer, DictDataset(120), blame, margin_pass, 1, 1)
     assert [w for w in caught if "StabilityMonitor" in str(w.message)] == []
-    assert [cell.index for cell in rows[1][1]] == blame.worst[:16].tolist()
+    assert rows[0][0].startswith("cause: smallest margins")  # causes first (records.CAUSES_FIRST)
+    assert [cell.index for cell in rows[0][1]] == blame.worst[:16].tolist()
     assert all(cell.picture is None for _, cells in rows for cell in cells)
     worst = files[-1]["blame_cells"]["worst"]
-    assert [cell.margin for cell in rows[1][1]] == worst["margin"].tolist()
-    assert [cell.predicted for cell in rows[1][1]] == worst["predicted"].tolist()
+    assert [cell.margin for cell in rows[0][1]] == worst["margin"].tolist()
+    assert [cell.predicted for cell in rows[0][1]] == worst["predicted"].tolist()
 
 
 def test_a_one_logit_binary_model_has_margins_plus_minus_z(tmp_path: Path) -> None:
