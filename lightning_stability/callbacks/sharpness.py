@@ -2,6 +2,7 @@ r"""SharpnessMonitor: is the training at, below or beyond the edge of stability 
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
@@ -16,8 +17,11 @@ from ..dynamics.optimizer_preconditioner import OptimizerPreconditioner, Unreada
 from ..dynamics.results import EigenEstimate
 from ..dynamics.sharpness_check import SharpnessEstimates, estimate_sharpness
 from ..dynamics.sharpness_edge import edge_verdict
+from ..dynamics.sharpness_groups import group_positions
 from .base import EpochMonitor, check_positive_int
 from .sharpness_loss import cross_entropy_loss
+from .sharpness_metrics import PREFIX, check_extra_options, check_metrics
+from .sharpness_mode import batch_statistics
 from .sharpness_probe import check_loss, default_loss, probe_double_backward, refuse_once_differentiable
 from .training_data import TrainingData, fixed_subset, load_batches, untouched_training
 
@@ -28,8 +32,6 @@ __all__ = ["SharpnessMonitor"]
 
 LossFn = Callable[[nn.Module, Any], Tensor]
 """``loss_fn(pl_module, batch) -> the mean loss of the batch`` (a scalar that autograd can differentiate twice)."""
-
-PREFIX = "stability/sharpness/"
 
 
 class SharpnessMonitor(EpochMonitor):
@@ -48,6 +50,10 @@ class SharpnessMonitor(EpochMonitor):
     * ``stability/sharpness/loss`` — ``L(θ)`` on the subset, whose trend the verdict reads;
     * ``stability/sharpness/lr`` (the largest learning rate of all groups) and ``stability/sharpness/lr_lambda_over_2``
       (``η λ_max / 2``, the ratio of plain gradient descent, kept for comparison);
+    * ``stability/sharpness/trace`` and ``stability/sharpness/trace_stderr`` — ``tr(H)`` by Hutchinson or Hutch++
+      with its standard error (``trace_samples > 0``);
+    * ``stability/sharpness/group<g>/lambda_max`` — ``λ_max`` of the Hessian block of parameter group ``g``
+      (``groups=True``; the optimizers' groups numbered in order);
     * ``stability/sharpness/unstable`` (1 when ``r > unstable_ratio`` and the loss did not fall since the previous
       check), ``stability/sharpness/consecutive_unstable``, ``stability/sharpness/hvp_count`` (products of the
       check) and ``stability/sharpness/converged``.
@@ -56,8 +62,9 @@ class SharpnessMonitor(EpochMonitor):
     — and never stops a run. An optimizer of another class: one warning naming it; ``lambda_max`` is logged, no
     ``edge_ratio`` and no verdict.
 
-    The estimate runs in eval mode (dropout off; batch norm uses its running statistics) with gradients computed
-    by `torch.autograd.grad` only, inside `torch.random.fork_rng`: training's RNG, every parameter's ``.grad``
+    The estimate runs in eval mode (dropout off; batch norm uses its running statistics; ``mode="train"``: batch
+    norm uses the statistics of each batch, its buffers restored) with gradients computed by `torch.autograd.grad`
+    only, inside `torch.random.fork_rng`: training's RNG, every parameter's ``.grad``
     and every submodule's train/eval mode are unchanged afterwards. Under DDP every rank evaluates the same subset
     and rank zero's values are broadcast, so all ranks log and decide alike.
 
@@ -67,7 +74,8 @@ class SharpnessMonitor(EpochMonitor):
         seed: seed of the subset's indices, of the start vector and of random dataset transforms.
         dataset: the samples to draw from; default: the dataset behind ``trainer.train_dataloader``.
         batch_size: chunk size of the loss; default ``num_samples`` (one chunk whose gradient graph is kept across
-            products). Smaller chunks bound memory but recompute each chunk's gradient per product.
+            products; with ``mode="train"`` the training loader's batch size). Smaller chunks bound memory but
+            recompute each chunk's gradient per product.
         loss_fn: ``loss_fn(pl_module, batch) -> mean loss`` of a batch; default `cross_entropy_loss` (cross
             entropy of ``(x, y)`` batches; binary cross entropy with labels 0/1 for a model of one logit).
         method: ``"lanczos"`` (default: residual stopping rule ``‖Hv − θv‖ ≤ tol·|θ|``, warm-started from the
@@ -75,6 +83,14 @@ class SharpnessMonitor(EpochMonitor):
         k: how many top eigenvalues of ``H`` to estimate and log (Lanczos; at least 2 are computed for ``gap``).
         tol: relative tolerance of the eigenvalues.
         max_iter: cap on Hessian-vector products per iteration run.
+        trace_samples: Hessian-vector products spent on ``tr(H)`` per check (0: no trace; else at least 2,
+            Hutch++ at least 4).
+        trace_method: ``"hutchinson"`` (Rademacher probes, ``tr(H) ≈ mean zᵀHz``) or ``"hutch++"`` (exact on a
+            sketched top subspace, Hutchinson on the rest).
+        groups: also estimate ``λ_max`` of each optimizer parameter group's diagonal Hessian block (Lanczos).
+        mode: ``"eval"`` (default; batch norm with running statistics) or ``"train"`` (batch-norm layers use the
+            statistics of each chunk of the subset, the loss the optimizer sees; every buffer is restored after the
+            check; other layers stay in eval mode).
         unstable_ratio: the edge ratio above which a check whose loss did not fall is unstable (default 1.2).
         stop_on_unstable: stop training after ``patience`` consecutive unstable checks.
         patience: consecutive unstable checks that stop training.
@@ -111,6 +127,10 @@ class SharpnessMonitor(EpochMonitor):
         k: int = 1,
         tol: float = 1e-3,
         max_iter: int = 100,
+        trace_samples: int = 0,
+        trace_method: Literal["hutchinson", "hutch++"] = "hutchinson",
+        groups: bool = False,
+        mode: Literal["eval", "train"] = "eval",
         unstable_ratio: float = 1.2,
         stop_on_unstable: bool = False,
         patience: int = 1,
@@ -133,6 +153,7 @@ class SharpnessMonitor(EpochMonitor):
             raise self.error(f"`tol` must be a relative tolerance in (0, 1), got {tol!r}.")
         if not isinstance(max_iter, int) or isinstance(max_iter, bool) or max_iter < 2:
             raise self.error(f"`max_iter` must be an integer >= 2, got {max_iter!r}.")
+        check_extra_options(self.error, trace_samples, trace_method, groups, mode)
         if not (isinstance(unstable_ratio, int | float) and math.isfinite(unstable_ratio) and unstable_ratio >= 1):
             raise self.error(f"`unstable_ratio` must be a number >= 1 (the edge is 1), got {unstable_ratio!r}.")
         if loss_fn is not None and not callable(loss_fn):
@@ -146,6 +167,7 @@ class SharpnessMonitor(EpochMonitor):
         self.k = k
         self.tol = float(tol)
         self.max_iter = max_iter
+        self.trace_samples, self.trace_method, self.groups, self.mode = trace_samples, trace_method, groups, mode
         self.unstable_ratio = float(unstable_ratio)
         self.stop_on_unstable = stop_on_unstable
         self.patience = patience
@@ -203,10 +225,19 @@ class SharpnessMonitor(EpochMonitor):
 
     def estimate(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> EigenEstimate:
         """``λ_max`` of the loss on the fixed subset at the current weights (no logging, no warm start)."""
-        with untouched_training(pl_module), torch.inference_mode(False), torch.enable_grad():
+        with (
+            untouched_training(pl_module),
+            self._statistics(pl_module),
+            torch.inference_mode(False),
+            torch.enable_grad(),
+        ):
             operator = self._operator(trainer, pl_module)
             estimates = self._solve(trainer, operator, None, None, None)
         return estimates.top[0]
+
+    def _statistics(self, pl_module: pl.LightningModule) -> contextlib.AbstractContextManager[object]:
+        """`batch_statistics` with ``mode="train"``; nothing else to do with ``mode="eval"``."""
+        return batch_statistics(pl_module) if self.mode == "train" else contextlib.nullcontext()
 
     def _operator(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> HessianVectorProduct:
         batches = self._subset_batches(trainer, pl_module)
@@ -235,6 +266,9 @@ class SharpnessMonitor(EpochMonitor):
                 preconditioner=preconditioner,
                 previous=previous,
                 previous_edge=previous_edge,
+                trace_products=self.trace_samples,
+                trace_method=self.trace_method,
+                groups=group_positions(trainer.optimizers, operator.params) if self.groups else (),
             )
         except ValueError as error:
             raise ValueError(f"SharpnessMonitor at epoch {trainer.current_epoch}: {error}") from error
@@ -244,9 +278,8 @@ class SharpnessMonitor(EpochMonitor):
         if self._batches is None:
             data = self.training_data(trainer, self.dataset)
             indices = self._subset(data)
-            self._batches = load_batches(
-                trainer, pl_module, data, indices, self.batch_size or indices.numel(), self.seed
-            )
+            size = self.batch_size or (self.mode == "train" and data.batch_size) or indices.numel()
+            self._batches = load_batches(trainer, pl_module, data, indices, size, self.seed)
         return self._batches
 
     def _subset(self, data: TrainingData) -> Tensor:
@@ -304,7 +337,12 @@ class SharpnessMonitor(EpochMonitor):
             return None
 
     def run_check(self, trainer: pl.Trainer, pl_module: pl.LightningModule, epoch: int, in_epoch_end: bool) -> None:
-        with untouched_training(pl_module), torch.inference_mode(False), torch.enable_grad():
+        with (
+            untouched_training(pl_module),
+            self._statistics(pl_module),
+            torch.inference_mode(False),
+            torch.enable_grad(),
+        ):
             operator = self._operator(trainer, pl_module)
             preconditioner = self._preconditioner(trainer, operator.params)
             estimates = self._solve(trainer, operator, preconditioner, self.warm_start, self.edge_warm_start)
@@ -312,21 +350,7 @@ class SharpnessMonitor(EpochMonitor):
         top = estimates.top[0]
         lrs = [group["lr"] for optimizer in trainer.optimizers for group in optimizer.param_groups]
         lr = float(max(lrs)) if lrs else math.nan
-        metrics = {
-            PREFIX + "lambda_max": top.value,
-            PREFIX + "lr": lr,
-            PREFIX + "lr_lambda_over_2": lr * top.value / 2,
-            PREFIX + "loss": loss,
-            PREFIX + "hvp_count": float(estimates.products),
-            PREFIX + "converged": float(estimates.converged),
-        }
-        if estimates.gap is not None:
-            metrics[PREFIX + "gap"] = estimates.gap
-        for i, extra in enumerate(estimates.top[1 : self.k], start=2):
-            metrics[PREFIX + f"lambda_{i}"] = extra.value
-        if estimates.edge_ratio is not None:
-            metrics[PREFIX + "edge_ratio"] = estimates.edge_ratio
-        metrics = self.same_on_every_rank(trainer, metrics)
+        metrics = self.same_on_every_rank(trainer, check_metrics(estimates, loss, lr, self.k))
         self.warm_start = top.vector.detach().cpu()
         self.edge_warm_start = None if estimates.edge is None else estimates.edge.vector.detach().cpu()
         self.last_estimate, self.last_estimates = top, estimates

@@ -2,7 +2,8 @@
 
 * `sharpness` — ``λ_max`` of the loss Hessian from Hessian-vector products (D1, ``SharpnessMonitor``);
   `optimizer_preconditioner` (an optimizer's ``P⁻¹`` and threshold ``T``), `sharpness_edge` (the edge ratio and
-  its verdict), `sharpness_check` (the eigen-solves of one check);
+  its verdict), `sharpness_check` (the eigen-solves of one check), `sharpness_trace` (``tr(H)``: Hutchinson,
+  Hutch++), `sharpness_groups` (``λ_max`` of each parameter group's Hessian block);
 * `parametrization` — dead, unbalanced, redundant and disconnected hidden units (D2,
   ``ParametrizationMonitor``);
 * `gradient_flow` — per-layer gradient norms and the first/last ratio (D3, ``GradientFlowMonitor``);
@@ -31,6 +32,8 @@ from .sharpness import (
 )
 from .sharpness_check import SharpnessEstimates, estimate_sharpness
 from .sharpness_edge import edge_operator, edge_verdict, warm_start
+from .sharpness_groups import block_operator, group_positions, group_top_eigenvalues
+from .sharpness_trace import TraceEstimate, hutch_plus_plus_trace, hutchinson_trace, trace_estimate
 
 __all__ = [
     "SAMPLE_COLUMNS",
@@ -43,8 +46,10 @@ __all__ = [
     "SampleDynamics",
     "SampleStatistics",
     "SharpnessEstimates",
+    "TraceEstimate",
     "UnreadableOptimizer",
     "activation_kind",
+    "block_operator",
     "dead_units",
     "depth_layers",
     "edge_operator",
@@ -52,6 +57,10 @@ __all__ = [
     "estimate_sharpness",
     "find_hidden_layers",
     "first_last_ratio",
+    "group_positions",
+    "group_top_eigenvalues",
+    "hutch_plus_plus_trace",
+    "hutchinson_trace",
     "lanczos_top_eigenvalue",
     "lanczos_top_eigenvalues",
     "layer_norms",
@@ -59,6 +68,7 @@ __all__ = [
     "power_iteration",
     "read_preconditioner",
     "top_hessian_eigenvalue",
+    "trace_estimate",
     "warm_start",
     "worst_margin_samples",
 ]
