@@ -263,28 +263,16 @@ def fit_overhead(repeats: int, quick: bool, device_name: str = "cpu") -> list[st
         "",
         f"{repeats} interleaved rounds of the four setups, each round after a bare `model(x)` pass over the "
         "monitor's loader (batch 512); the monitor also checks once before training. Ratio = fit time with the "
-        "monitor / without it, within a round. Gained / (checks × bare) = (fit with − fit without) / (number of "
-        "checks × the round's bare pass): what the monitor adds per check, in bare inference passes (issue 15's "
-        "goal: ≤ 1.25 for the check after every epoch).",
+        "monitor / without it, within a round. What a check adds in bare passes (the fixed part) is measured by one "
+        'benchmark only, `benchmarks/fixed_part.py` (the section "Fixed part of a check inside a fit").',
         "",
-        "| setup | checks | fit [s] median (min–max) | ratio to no monitor | gained / (checks × bare) |",
-        "|---|---|---|---|---|",
+        "| setup | checks | fit [s] median (min–max) | ratio to no monitor |",
+        "|---|---|---|---|",
     ]
     for name in setups:
         ratio = [t / base for t, base in zip(times[name], times["no monitor"], strict=True)]
         count = int(checks[name][0])
-        gained = (
-            ""
-            if not count
-            else _summary(
-                [
-                    (t - base) / (count * bare)
-                    for t, base, bare in zip(times[name], times["no monitor"], bare_passes, strict=True)
-                ],
-                2,
-            )
-        )
-        lines.append(f"| {name} | {count} | {_summary(times[name], 1)} | {_summary(ratio, 2)} | {gained} |")
+        lines.append(f"| {name} | {count} | {_summary(times[name], 1)} | {_summary(ratio, 2)} |")
     return [*lines, f"Bare pass [s]: {_summary(bare_passes)}.", ""]
 
 

@@ -167,62 +167,6 @@ def run(repeats: int) -> list[str]:
     ]
 
 
-def fixed_part(repeats: int, size: int = 20_000, epochs: int = 3) -> list[str]:
-    """Time gained per check inside a fit (issue 24's goal: ≤ 1.25 bare passes): interleaved fits of the example's
-    AbsMLP on ``size`` tiled digits without and with a StabilityMonitor checking before training and after every
-    epoch (``epochs + 1`` checks), both with a TensorBoard and a CSV logger; per round (fit with − fit without) /
-    (checks × a bare pass over the monitor's loader)."""
-    import pytorch_lightning as pl
-    from check_cost import bare_inference, tiled_digits
-
-    from lightning_stability import StabilityMonitor
-    from lightning_stability.callbacks.margin_loader import margin_dataloader
-    from lightning_stability.example import AbsMLP
-
-    dataset = tiled_digits(size)
-    bare_loader = margin_dataloader(dataset, 512)  # the monitor's batch for training batches of 128
-    model = AbsMLP()
-    bare_inference(model, bare_loader, torch.device("cpu"))  # warm-up
-    gained, ratios = [], []
-    for _ in range(repeats):
-        bare = bare_inference(AbsMLP(), bare_loader, torch.device("cpu"))
-        seconds = {}
-        for monitored in (False, True):
-            pl.seed_everything(0, verbose=False)
-            with tempfile.TemporaryDirectory() as directory:
-                monitors = [StabilityMonitor()] if monitored else []
-                trainer = pl.Trainer(
-                    max_epochs=epochs,
-                    accelerator="cpu",
-                    logger=[
-                        pl.loggers.TensorBoardLogger(directory, name="tb"),
-                        pl.loggers.CSVLogger(directory, name="csv"),
-                    ],
-                    callbacks=monitors,
-                    enable_checkpointing=False,
-                    enable_progress_bar=False,
-                    enable_model_summary=False,
-                    limit_val_batches=0,
-                )
-                start = time.process_time()
-                trainer.fit(AbsMLP(), DataLoader(dataset, batch_size=128, shuffle=True))
-                seconds[monitored] = time.process_time() - start
-                checks = monitors[0].checks_done if monitors else 0
-        gained.append((seconds[True] - seconds[False]) / (checks * bare))
-        ratios.append(seconds[True] / seconds[False])
-
-    def summary(values: list[float]) -> str:
-        return f"{statistics.median(values):.2f} ({min(values):.2f}–{max(values):.2f})"
-
-    return [
-        f"| fit of N = {size:,}, {epochs} epochs, {epochs + 1} checks, TensorBoard + CSV ({repeats} rounds, CPU time) "
-        "| median (min–max) | goal |",
-        "|---|---|---|",
-        f"| fit with the monitor / without | {summary(ratios)} | |",
-        f"| time gained per check / bare pass | {summary(gained)} | ≤ 1.25 |",
-    ]
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
@@ -234,7 +178,9 @@ def main() -> None:
     if args.part in ("event", "both"):
         print("\n".join(run(args.repeats)))
     if args.part in ("fixed", "both"):
-        print("\n".join(fixed_part(args.repeats)))
+        from fixed_part import measure  # the one benchmark of the fixed part (run_all.py's "fixed" section too)
+
+        print("\n".join(measure(args.repeats)))
 
 
 if __name__ == "__main__":

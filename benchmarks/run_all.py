@@ -36,6 +36,7 @@ ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
 from check_cost import check_cost, fit_overhead, memory, use_clock  # noqa: E402
+from fixed_part import measure as fixed_measure  # noqa: E402
 from margin_pass import bare_pass  # noqa: E402
 
 from lightning_stability import theory  # noqa: E402
@@ -394,7 +395,7 @@ def main() -> None:
     parser.add_argument(
         "--sections",
         nargs="+",
-        default=["check", "fit", "memory", "overhead", "scaling", "data", "peer", "ddp"],
+        default=["check", "fit", "fixed", "memory", "overhead", "scaling", "data", "peer", "ddp"],
         help="which sections to run; the others already in RESULTS.md are kept",
     )
     parser.add_argument("--device", default="cpu", help="device of the check/fit sections (cpu or cuda)")
@@ -433,6 +434,14 @@ def main() -> None:
     sections = {
         "check": lambda: check_cost(args.repeats, args.quick, args.device),
         "fit": lambda: fit_overhead(args.repeats, args.quick, args.device),
+        "fixed": lambda: [
+            "## Fixed part of a check inside a fit",
+            "",
+            "`python benchmarks/fixed_part.py` (also `event_cost.py --part fixed`): see its docstring.",
+            "",
+            *fixed_measure(args.repeats),
+            "",
+        ],
         "memory": lambda: memory(args.quick, args.repeats),
         "overhead": lambda: overhead(args.repeats),
         "scaling": lambda: scaling(args.repeats, args.quick),
