@@ -24,7 +24,7 @@ from lightning_stability.files import (
     save_data_check,
     save_margin_file,
 )
-from lightning_stability.records import BLAME_SETS, MarginPass
+from lightning_stability.records import BLAME_SETS, CAUSES_FIRST, MarginPass
 
 from .callbacks.test_stability_instability import SCRIPT, ScriptedClassifier, weight_for
 from .helpers import NUM_CLASSES, SMALL_GRID, make_data
@@ -269,16 +269,16 @@ def test_the_offline_report_tables_the_blamed_samples_of_the_run(big_run, tmp_pa
     assert title == "epoch 4: samples to blame"  # the last of the events at epochs 1, 3 and 4
     content = next(torch.load(p, weights_only=True) for p in paths if "epoch=0004" in p.name)
     margins = {int(i): float(m) for i, m in zip(content["indices"], content["margins"])}
-    expected = [
+    expected = [  # causes first (records.CAUSES_FIRST), each set cut to its 16 smallest margins
         (i, BLAME_SETS[key])
-        for key in BLAME_SETS
+        for key in CAUSES_FIRST
         for i in sorted(content["blame"][key].tolist(), key=lambda i: (margins[i], i))[:16]  # the file's cut
     ]
     assert [(row.index, row.why) for row in rows] == expected
     assert all(row.margin == margins[row.index] for row in rows)
     cut = [
         f"{BLAME_SETS[key]}: 16 of {n:,} shown: the 16 smallest margins"
-        for key in BLAME_SETS
+        for key in CAUSES_FIRST
         if (n := content["blame"][key].numel()) > 16
     ]
     assert notes == cut and cut
