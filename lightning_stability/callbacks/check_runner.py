@@ -117,19 +117,20 @@ class CheckRunner:
         stop = self.stop_rule.update(result.comparison.event)
         notes, reason = self._record(result, check)
         metrics = result.metrics if result.exact else same_on_every_rank(trainer, result.metrics)
-        if result.exact:
-            constants = run_constants(
-                result.report, check.every_n_epochs, check.weights_source, check.settings.tol, check.approximate
-            )
-        else:
-            constants = subset_constants(result.estimate, check.full_every_n_epochs)
+        constants = None  # logged once per kind of check, built only then
+        if result.exact not in self.constants_logged:
+            if result.exact:
+                settings = (check.every_n_epochs, check.weights_source, check.settings.tol, check.approximate)
+                constants = run_constants(result.report, *settings)
+            else:
+                constants = subset_constants(result.estimate, check.full_every_n_epochs)
         publication = Publication(
             result=result,
             metrics=metrics,
             history=self.history,
             step=check.step,
             in_epoch_end=check.in_epoch_end,
-            constants=None if result.exact in self.constants_logged else constants,
+            constants=constants,
             dataset=self.source.samples_by_index(trainer),
             margins_dir=self.outputs.margins_dir(trainer),
             approximate=check.approximate,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, Literal
 
 import torch
@@ -225,19 +225,18 @@ class SharpnessMonitor(EpochMonitor):
 
     def estimate(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> EigenEstimate:
         """``λ_max`` of the loss on the fixed subset at the current weights (no logging, no warm start)."""
-        with (
-            untouched_training(pl_module),
-            self._statistics(pl_module),
-            torch.inference_mode(False),
-            torch.enable_grad(),
-        ):
+        with self._differentiable(pl_module):
             operator = self._operator(trainer, pl_module)
             estimates = self._solve(trainer, operator, None, None, None)
         return estimates.top[0]
 
-    def _statistics(self, pl_module: pl.LightningModule) -> contextlib.AbstractContextManager[object]:
-        """`batch_statistics` with ``mode="train"``; nothing else to do with ``mode="eval"``."""
-        return batch_statistics(pl_module) if self.mode == "train" else contextlib.nullcontext()
+    @contextlib.contextmanager
+    def _differentiable(self, pl_module: pl.LightningModule) -> Iterator[None]:
+        """Where the check's products run: training left untouched, batch norm per ``mode`` (`batch_statistics`
+        with ``mode="train"``), gradients on even inside Lightning's inference mode."""
+        statistics = batch_statistics(pl_module) if self.mode == "train" else contextlib.nullcontext()
+        with untouched_training(pl_module), statistics, torch.inference_mode(False), torch.enable_grad():
+            yield
 
     def _operator(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> HessianVectorProduct:
         batches = self._subset_batches(trainer, pl_module)
@@ -337,12 +336,7 @@ class SharpnessMonitor(EpochMonitor):
             return None
 
     def run_check(self, trainer: pl.Trainer, pl_module: pl.LightningModule, epoch: int, in_epoch_end: bool) -> None:
-        with (
-            untouched_training(pl_module),
-            self._statistics(pl_module),
-            torch.inference_mode(False),
-            torch.enable_grad(),
-        ):
+        with self._differentiable(pl_module):
             operator = self._operator(trainer, pl_module)
             preconditioner = self._preconditioner(trainer, operator.params)
             estimates = self._solve(trainer, operator, preconditioner, self.warm_start, self.edge_warm_start)

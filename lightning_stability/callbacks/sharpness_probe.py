@@ -15,7 +15,7 @@ from ..dynamics import HessianVectorProduct
 from ..lightning_internals import autograd_function_class
 from .sharpness_loss import BINARY_LOSS_EXAMPLE, MULTICLASS_LOSS_EXAMPLE, cross_entropy_loss
 
-__all__ = ["check_loss", "default_loss", "probe_double_backward", "refuse_once_differentiable"]
+__all__ = ["check_loss", "default_loss", "first_line", "probe_double_backward", "refuse_once_differentiable"]
 
 _ONCE_DIFFERENTIABLE_CODE = once_differentiable(lambda ctx: None).__code__
 """The code of the wrapper `torch.autograd.function.once_differentiable` puts around a backward."""
@@ -37,6 +37,12 @@ def _graph_nodes(root: Any) -> Iterator[Any]:
         stack.extend(child for child, _ in node.next_functions)
 
 
+def first_line(failure: BaseException) -> str:
+    """The first line of an exception's message, or its class name when the message is empty."""
+    text = str(failure).strip()
+    return text.splitlines()[0] if text else type(failure).__name__
+
+
 def default_loss(error: Refuse, pl_module: Any, batch: Any) -> Tensor:
     """`cross_entropy_loss` on ``batch``, its errors turned into a `MisconfigurationError` that says what the
     default loss computes and names ``loss_fn=`` with an example (its own such errors pass unchanged)."""
@@ -45,8 +51,7 @@ def default_loss(error: Refuse, pl_module: Any, batch: Any) -> Tensor:
     except (MisconfigurationError, torch.cuda.OutOfMemoryError):
         raise
     except Exception as failure_error:
-        text = str(failure_error).strip()
-        failure = text.splitlines()[0] if text else type(failure_error).__name__
+        failure = first_line(failure_error)
         raise error(
             "the default loss (cross entropy of the model's class scores against `(x, y)` batches' labels; "
             "binary cross entropy with labels 0 or 1 for a model of one logit) fails on one training sample: "
@@ -107,8 +112,7 @@ def probe_double_backward(error: Refuse, params: list[Tensor], closure: Callable
     except torch.cuda.OutOfMemoryError:  # not about differentiability
         raise
     except RuntimeError as failure_error:
-        text = str(failure_error).strip()
-        failure = text.splitlines()[0] if text else type(failure_error).__name__
+        failure = first_line(failure_error)
         raise error(
             "cannot compute a Hessian-vector product (a double backward through the model) on one training "
             f"sample: {failure}. Every operation between the trainable parameters and the loss must be "
